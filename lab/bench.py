@@ -1,0 +1,133 @@
+"""How fast can the probe keep its schedule? Run it against a URL at fixed rates and report.
+
+    python -m lab.bench http://127.0.0.1:8080/ [--mode keepalive|fresh|both] [--seconds 5] [--rates ...]
+
+A rate is sustained when at most 1% of its ticks were late or unsent (client saturation) and no request
+failed: above that the probe would be measuring itself, not the deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from typing import TypedDict
+
+from lab.probe import MODES, ProbeConfig, ProbeProcess
+
+DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
+MAX_LATE_FRACTION = 0.01
+
+
+class Measurement(TypedDict):
+    mode: str
+    rate: float  # the schedule, req/s
+    scheduled: int
+    sent: int
+    late: int  # sent, but later than the probe's lateness threshold
+    saturated: int  # never sent: every worker busy, or the tick was too far overdue
+    failed: int  # server-side failures (refused, reset, timeout, 5xx, other)
+    achieved: float  # requests sent per second of schedule
+    p50_ms: float | None  # latency, sent to finished
+    p99_ms: float | None
+    sustained: bool
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def measure(url: str, mode: str, rate: float, seconds: float) -> Measurement:
+    """Probe `url` at `rate` for `seconds` in its own process and summarise what the probe managed."""
+    with ProbeProcess(ProbeConfig(url=url, rate=rate, mode=mode)) as probe:
+        time.sleep(seconds)
+        samples = probe.stop()
+    sent = [s for s in samples if s.sent is not None]
+    latencies = sorted((s.finished - s.sent) * 1000 for s in sent if s.finished is not None and s.sent)
+    late = sum(s.late for s in samples)
+    saturated = len(samples) - len(sent)
+    failed = sum(s.server_failure for s in samples)
+    span = len(samples) / rate  # the schedule's length: tick n-1 was due (n-1)/rate after tick 0
+    p50, p99 = _quantile(latencies, 0.50), _quantile(latencies, 0.99)
+    return Measurement(
+        mode=mode,
+        rate=rate,
+        scheduled=len(samples),
+        sent=len(sent),
+        late=late,
+        saturated=saturated,
+        failed=failed,
+        achieved=len(sent) / span if span else 0.0,
+        p50_ms=p50,
+        p99_ms=p99,
+        sustained=bool(samples) and failed == 0 and late + saturated <= MAX_LATE_FRACTION * len(samples),
+    )
+
+
+def sustained_rate(
+    url: str, mode: str, rates: Sequence[float] = DEFAULT_RATES, seconds: float = 5
+) -> tuple[float | None, list[Measurement]]:
+    """The highest rate that was sustained, with every lower rate sustained too, and every measurement.
+
+    Rates are tried in increasing order and the search stops at the first one that is not sustained: a
+    pass above a failure would be luck, not a rate to rely on.
+    """
+    best: float | None = None
+    measurements = []
+    for rate in sorted(rates):
+        m = measure(url, mode, rate, seconds)
+        measurements.append(m)
+        if not m["sustained"]:
+            break
+        best = rate
+    return best, measurements
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f} ms" if value < 10 else f"{value:,.0f} ms"
+
+
+def format_table(measurements: Sequence[Measurement]) -> str:
+    head = ("mode", "schedule", "achieved", "sent", "late", "unsent", "failed", "p50", "p99", "")
+    rows = [head]
+    for m in measurements:
+        pct = (m["late"] + m["saturated"]) / m["scheduled"] * 100 if m["scheduled"] else 0.0
+        rows.append(
+            (
+                m["mode"],
+                f"{m['rate']:,.0f} req/s",
+                f"{m['achieved']:,.0f} req/s",
+                f"{m['sent']:,}",
+                f"{m['late']:,}",
+                f"{m['saturated']:,}",
+                f"{m['failed']:,}",
+                _ms(m["p50_ms"]),
+                _ms(m["p99_ms"]),
+                f"ok ({pct:.2f}% late)" if m["sustained"] else f"NOT sustained ({pct:.2f}% late)",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rates", type=float, nargs="+", default=list(DEFAULT_RATES))
+    args = parser.parse_args(argv)
+    modes = MODES if args.mode == "both" else (args.mode,)
+    for mode in modes:
+        best, measurements = sustained_rate(args.url, mode, args.rates, args.seconds)
+        print(format_table(measurements))
+        print(f"{mode}: sustained {best:,.0f} req/s\n" if best else f"{mode}: no rate sustained\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

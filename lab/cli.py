@@ -1,0 +1,276 @@
+"""The `lab` command: a thin layer over the runner, the planner and the runtime."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from lab import strategies
+from lab.errors import BadInput, LabError
+from lab.model import Route, describe, fleet
+from lab.nginx import ProxySettings, render_config
+from lab.plan import PlanError, Topology, walk
+
+DEFAULT_PORT = 8080
+MODES = ("keepalive", "fresh")
+
+# Exit codes: the verdict of a run, so CI can gate on it.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUDGET, EXIT_ROLLED_BACK, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="A laptop lab that deploys a real fleet from v1 to v2 and measures what clients saw.",
+)
+images_app = typer.Typer(help="Build the app and proxy images (offline if no registry is reachable).")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"lab: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"{what} {value!r} is not KEY=VALUE")
+        pairs[key.strip()] = val
+    return pairs
+
+
+def _positive(name: str, value: float, *, low: float = 0, high: float | None = None, zero_ok: bool = False) -> None:
+    if value < low or (value == low and not zero_ok) or (high is not None and value > high):
+        bound = f"between {low:g} and {high:g}" if high is not None else f"above {low:g}"
+        raise BadInput(f"{name} must be {bound}, got {value:g}")
+
+
+def _strategy(name: str) -> strategies.Strategy:
+    try:
+        return strategies.get(name)
+    except strategies.UnknownStrategy as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _params(strategy: strategies.Strategy, values: list[str] | None) -> dict[str, Any]:
+    try:
+        return strategy.coerce(parse_pairs(values, "parameter"))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+FleetOpt = Annotated[int, typer.Option("--fleet", "-n", help="Instances per version.")]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE (see `lab strategies`).")
+]
+
+
+@app.command("strategies")
+def list_strategies() -> None:
+    """List the strategies, one line each, with their parameters."""
+    for s in strategies.REGISTRY.values():
+        params = ", ".join(f"{k}={v}" for k, v in s.defaults().items())
+        out.print(f"{s.name:<12} {s.summary}" + (f"  ({params})" if params else ""), markup=False, soft_wrap=True)
+
+
+@app.command("plan")
+def plan_cmd(
+    strategy: Annotated[str, typer.Argument(help="Strategy name, see `lab strategies`.")],
+    fleet_size: FleetOpt = 4,
+    param: ParamOpt = None,
+    configs: Annotated[bool, typer.Option(help="Print the rendered nginx config of each routing step.")] = True,
+) -> None:
+    """Print a strategy's steps and rendered nginx configs, assuming every health check passes. No Docker."""
+    _positive("--fleet", fleet_size, high=16)
+    chosen = _strategy(strategy)
+    old, new = fleet("v1", fleet_size), fleet("v2", fleet_size)
+    plan = chosen.plan(old, new, **_params(chosen, param))
+    initial = Route.even(old)
+    try:
+        steps = walk(plan, Topology(frozenset(old), initial))
+    except PlanError as exc:
+        raise LabError(f"the plan is impossible: {exc}") from None
+    out.print(f"# {chosen.name}: {chosen.summary}", markup=False)
+    out.print(f"# initial: {describe(initial)}", markup=False)
+    if configs:
+        out.print(render_config(initial, ProxySettings(), generation=0, title="initial"), markup=False)
+    generation = 0
+    for planned in steps:
+        out.print(f"{planned.index:>3}  {describe(planned.step)}", markup=False)
+        if configs and isinstance(planned.step, Route):
+            generation += 1
+            label = f"step {planned.index}: {describe(planned.step)}"
+            out.print(render_config(planned.step, ProxySettings(), generation=generation, title=label), markup=False)
+
+
+@app.command("run")
+def run_cmd(
+    strategy: Annotated[str, typer.Argument(help="Strategy name, see `lab strategies`.")],
+    fleet_size: FleetOpt = 4,
+    rate: Annotated[float, typer.Option(help="Probe requests per second (open loop).")] = 200.0,
+    mode: Annotated[str, typer.Option(help="Probe connections: keepalive (reused) or fresh (one per request).")]
+    = "keepalive",
+    v1_env: Annotated[list[str] | None, typer.Option("--v1-env", help="Env KEY=VALUE for v1 instances.")] = None,
+    v2_env: Annotated[
+        list[str] | None,
+        typer.Option("--v2-env", help="Env KEY=VALUE for v2 instances, e.g. APP_BOOT_DELAY_S=3 or APP_FAIL_RATE=0.2."),
+    ] = None,
+    param: ParamOpt = None,
+    port: Annotated[
+        int | None, typer.Option(help=f"Host port of the proxy (default {DEFAULT_PORT}, or any free port if that is taken).")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder under which the run's folder is written.")]
+    = Path("runs"),
+    keep: Annotated[bool, typer.Option(help="Leave the topology up after the run (remove it with `lab clean`).")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")] = False,
+    baseline: Annotated[float, typer.Option(help="Seconds of probing before the first step.")] = 2.0,
+    settle: Annotated[float, typer.Option(help="Seconds of probing after the last step.")] = 2.0,
+    max_downtime_ms: Annotated[
+        float | None, typer.Option(help="Budget: exit 3 if the longest downtime exceeds it.")
+    ] = None,
+    max_failed: Annotated[int | None, typer.Option(help="Budget: exit 3 if more requests failed.")] = None,
+    next_upstream: Annotated[
+        str, typer.Option(help="nginx proxy_next_upstream: when the proxy tries another instance ('off': never).")
+    ] = "error timeout",
+) -> None:
+    """Deploy v1 -> v2 with STRATEGY on a real fleet while probing, and report what clients saw.
+
+    Exit codes: 0 deployed, 1 lab error, 2 bad input, 3 budget exceeded, 4 rolled back, 130 interrupted.
+    """
+    from lab import report
+    from lab.analysis import summarize
+    from lab.runner import RunConfig, Runner
+    from lab.runtime.docker_local import DockerRuntime, port_is_free
+    from lab.runtime.images import PROXY_IMAGE
+
+    chosen = _strategy(strategy)
+    params = _params(chosen, param)
+    _positive("--fleet", fleet_size, high=16)
+    _positive("--rate", rate, high=5000)
+    _positive("--baseline", baseline, zero_ok=True)
+    _positive("--settle", settle, zero_ok=True)
+    if mode not in MODES:
+        raise BadInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if port is not None:
+        _positive("--port", port, high=65535)
+    config = RunConfig(
+        strategy=chosen.name, params=params, fleet_size=fleet_size, rate=rate, mode=mode,
+        v1_env=parse_pairs(v1_env, "--v1-env"), v2_env=parse_pairs(v2_env, "--v2-env"),
+        port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
+        baseline_s=baseline, settle_s=settle, proxy=ProxySettings(next_upstream=next_upstream),
+    )
+    run_id = secrets.token_hex(3)
+    runtime = DockerRuntime(run_id, proxy_image=PROXY_IMAGE)
+
+    def progress(line: str, _event: object) -> None:
+        if not as_json:
+            err.print(f"[dim]{line}[/dim]")
+
+    runner = Runner(config, runtime, keep=keep, hook=progress)
+    try:
+        record = runner.run()
+    except KeyboardInterrupt:
+        removed = runner.record.removed
+        fail(f"interrupted; removed {removed}" if removed else "interrupted", EXIT_INTERRUPTED)
+    analysis = summarize(record.samples, record.events, target_rate=rate)
+    folder = out_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{chosen.name}-{run_id}"
+    report.write_run(record, analysis, folder)
+    if as_json:
+        print(json.dumps(report.summary(record, analysis, folder)))
+    else:
+        report.print_summary(out, record, analysis, folder)
+        if keep and record.endpoints:
+            out.print(f"kept: proxy at {record.endpoints.url} (remove with `lab clean`)")
+
+    if record.status == "failed":
+        raise typer.Exit(EXIT_ERROR)
+    over = []
+    if max_downtime_ms is not None and analysis.downtime_ms > max_downtime_ms:
+        over.append(f"downtime {analysis.downtime_ms:,.1f} ms > {max_downtime_ms:,.1f} ms")
+    if max_failed is not None and analysis.requests_failed > max_failed:
+        over.append(f"failed requests {analysis.requests_failed:,} > {max_failed:,}")
+    if over:
+        fail("budget exceeded: " + "; ".join(over), EXIT_BUDGET)
+    if record.status == "rolled_back":
+        raise typer.Exit(EXIT_ROLLED_BACK)
+
+
+@images_app.callback(invoke_without_command=True)
+def images_cmd(
+    ctx: typer.Context,
+    rebuild: Annotated[bool, typer.Option(help="Build again even if the images exist.")] = False,
+    base: Annotated[str, typer.Option(help="auto (official if pullable, else debootstrap), official, debootstrap.")]
+    = "auto",
+) -> None:
+    """Build the app (v1, v2) and proxy images; say which base path was taken."""
+    if ctx.invoked_subcommand:
+        return
+    from lab.runtime.docker_local import connect
+    from lab.runtime.images import ensure_images
+
+    report = ensure_images(connect(), rebuild=rebuild, base=base, log=lambda line: err.print(line, markup=False))
+    for name in report.built:
+        out.print(f"built   {name}", markup=False)
+    for name in report.present:
+        out.print(f"present {name}", markup=False)
+    out.print(f"base: {report.path}", markup=False)
+
+
+app.add_typer(images_app, name="images")
+
+
+@app.command("clean")
+def clean_cmd(
+    images: Annotated[bool, typer.Option("--images", help="Also remove the lab's images (not the base).")] = False,
+) -> None:
+    """Remove every container and network any lab run left behind."""
+    from lab.runtime.docker_local import connect, remove_labelled
+    from lab.runtime.images import remove_images
+
+    client = connect()
+    removed = remove_labelled(client)
+    out.print(f"removed {removed}", markup=False)
+    if images:
+        for name in remove_images(client):
+            out.print(f"removed image {name}", markup=False)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # A CI job cancelled with SIGTERM gets the same clean-up as Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = app(standalone_mode=False)
+    except LabError as exc:
+        err.print(f"lab: error: {exc}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("lab: interrupted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.TyperException as exc:  # usage errors: a bad option value, a missing argument
+        if exc.format_message():  # empty when no command was given: the help was printed instead
+            err.print(f"lab: error: {exc.format_message()}", markup=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+    except KeyboardInterrupt:
+        err.print("lab: interrupted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

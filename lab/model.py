@@ -1,0 +1,181 @@
+"""The lab's vocabulary: instances, plan steps, probe samples and runner events.
+
+Everything here is a frozen dataclass with no behaviour that touches the outside world, so strategies,
+analysis and reports can be built and tested without Docker or a network.
+
+Times are seconds on one clock, ``time.monotonic()``, shared by the probe process and the runner
+(CLOCK_MONOTONIC is system-wide on Linux and macOS), so a failure can be placed next to the step that
+caused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+
+
+@dataclass(frozen=True, order=True)
+class Instance:
+    """One copy of the app: a version running in a numbered slot."""
+
+    version: str
+    slot: int
+
+    @property
+    def name(self) -> str:
+        """Host name on the lab network (and the end of the container name)."""
+        return f"app-{self.version}-{self.slot}"
+
+
+def fleet(version: str, size: int, first_slot: int = 1) -> tuple[Instance, ...]:
+    return tuple(Instance(version, slot) for slot in range(first_slot, first_slot + size))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Plan steps. A strategy is a generator that yields these; the runner sends a result back for each:
+# a bool for Start and Check (True when every instance is healthy), None for the others.
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start instances and wait until every one is healthy (the runner's answer says whether they were)."""
+
+    instances: tuple[Instance, ...]
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Stop instances (SIGTERM, then SIGKILL after the grace period) and remove them."""
+
+    instances: tuple[Instance, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    """The whole routing table: the percentage of traffic each instance gets. Shares sum to 100."""
+
+    weights: tuple[tuple[Instance, Fraction], ...]
+
+    @classmethod
+    def split(cls, shares: Mapping[tuple[Instance, ...], int | Fraction]) -> Route:
+        """Spread each group's percentage evenly over its instances: ``{blue: 90, green: 10}``."""
+        weights: dict[Instance, Fraction] = {}
+        for group, pct in shares.items():
+            if not group or pct == 0:
+                continue
+            each = Fraction(pct) / len(group)
+            for inst in group:
+                weights[inst] = weights.get(inst, Fraction(0)) + each
+        return cls(tuple(sorted(weights.items())))
+
+    @classmethod
+    def even(cls, instances: Iterable[Instance]) -> Route:
+        group = tuple(instances)
+        return cls.split({group: 100})
+
+    @property
+    def instances(self) -> tuple[Instance, ...]:
+        return tuple(inst for inst, w in self.weights if w > 0)
+
+    def share_by_version(self) -> dict[str, Fraction]:
+        shares: dict[str, Fraction] = {}
+        for inst, w in self.weights:
+            shares[inst.version] = shares.get(inst.version, Fraction(0)) + w
+        return shares
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait while the probe goes on: a bake time, a rollback window."""
+
+    seconds: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """Ask whether instances are healthy now; the runner sends the verdict back into the plan."""
+
+    instances: tuple[Instance, ...]
+
+
+Step = Start | Stop | Route | Pause | Check
+
+
+def _names(instances: tuple[Instance, ...]) -> str:
+    return ", ".join(inst.name for inst in instances)
+
+
+def describe(step: Step) -> str:
+    """One line a person can read, used by `lab plan`, the journal and the live view."""
+    match step:
+        case Start(instances):
+            return f"start {_names(instances)} and wait until healthy"
+        case Stop(instances):
+            return f"stop {_names(instances)}"
+        case Route():
+            by_version = ", ".join(
+                f"{version} {float(pct):g}%" for version, pct in sorted(step.share_by_version().items())
+            )
+            return f"route {by_version} over {_names(step.instances)}"
+        case Pause(seconds, reason):
+            return f"pause {seconds:g} s" + (f" ({reason})" if reason else "")
+        case Check(instances):
+            return f"check health of {_names(instances)}"
+    raise TypeError(f"not a step: {step!r}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the probe and the runner record.
+
+
+class ErrorClass(StrEnum):
+    """Why a probe request did not get a good answer."""
+
+    REFUSED = "refused"  # TCP connection refused: nothing listening
+    RESET = "reset"  # connection reset or closed before a full response
+    TIMEOUT = "timeout"  # connect or read timeout
+    HTTP_5XX = "http_5xx"  # an answer with a 5xx status (nginx's 502/504, the app's 500)
+    # The probe itself could not send on time (every connection busy, pool exhausted). Not a server
+    # failure: it is shown apart and never counted as downtime.
+    SATURATED = "client_saturation"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One scheduled probe request."""
+
+    seq: int
+    scheduled: float  # when the open-loop schedule said to send it
+    sent: float | None  # when it was actually sent; None if the probe could not send it
+    finished: float | None  # when the response (or the error) arrived
+    status: int | None = None
+    version: str | None = None  # from the X-App-Version header
+    instance: str | None = None  # from the X-Instance header
+    error: ErrorClass | None = None
+    late: bool = False  # sent more than the probe's lateness threshold after `scheduled`
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def server_failure(self) -> bool:
+        """Failed on the server's side (as opposed to the probe's own saturation)."""
+        return self.error is not None and self.error is not ErrorClass.SATURATED
+
+
+@dataclass(frozen=True)
+class Event:
+    """One executed plan step, stamped on the probe's clock."""
+
+    index: int
+    kind: str  # the step's class name: Start, Stop, Route ...
+    detail: str  # describe(step)
+    started: float
+    ended: float
+    result: bool | None = None  # the verdict sent back into the plan, where there is one
+    error: str | None = None  # set when the step itself failed (a rejected config, a Docker error)

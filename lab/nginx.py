@@ -1,0 +1,87 @@
+"""Rendering the proxy's nginx.conf from a routing table. Pure: no Docker, no files."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import resources
+
+import jinja2
+
+from lab.model import Instance, Route
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    listen_port: int = 80
+    admin_port: int = 8081
+    app_port: int = 8080
+    worker_processes: int = 1
+    upstream_keepalive: int = 32
+    connect_timeout_s: float = 1.0
+    read_timeout_s: float = 5.0
+    # nginx's own default: on a connection error or timeout, try the next server. A GET that a stopped
+    # instance refused is then answered by another one, which is what clients of such a proxy really see.
+    next_upstream: str = "error timeout"
+    next_upstream_tries: int = 0  # 0 = as many as there are servers
+    max_fails: int = 1
+    fail_timeout_s: int = 10
+    resolver: str = "127.0.0.11"  # Docker's embedded DNS
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    address: str
+    weight: int
+    share: str
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FunctionLoader(lambda name: resources.files("lab").joinpath("templates", name).read_text()),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def integer_weights(route: Route) -> dict[Instance, int]:
+    """nginx wants whole, positive weights: scale the exact shares and drop zeros (weight=0 is invalid)."""
+    shares = {inst: Fraction(w) for inst, w in route.weights if w > 0}
+    if not shares:
+        return {}
+    scale = math.lcm(*(f.denominator for f in shares.values()))
+    whole = {inst: int(f * scale) for inst, f in shares.items()}
+    common = math.gcd(*whole.values())
+    return {inst: w // common for inst, w in whole.items()}
+
+
+def default_address(inst: Instance, settings: ProxySettings) -> str:
+    return f"{inst.name}:{settings.app_port}"
+
+
+def render_config(
+    route: Route | None,
+    settings: ProxySettings = ProxySettings(),
+    *,
+    generation: int = 0,
+    title: str = "",
+    address: Callable[[Instance, ProxySettings], str] = default_address,
+) -> str:
+    """nginx.conf for `route`; with no route, a static `200 ok` server (the probe benchmark's target)."""
+    servers = []
+    if route is not None:
+        weights = integer_weights(route)
+        shares = dict(route.weights)
+        servers = [
+            Server(inst.name, address(inst, settings), weight, f"{float(shares[inst]):.4g}")
+            for inst, weight in sorted(weights.items())
+        ]
+    if settings.next_upstream.strip() == "":
+        raise ValueError("next_upstream must not be empty (use 'off' to disable)")
+    return _ENV.get_template("nginx.conf.j2").render(
+        servers=servers, settings=settings, generation=generation, title=title or "static"
+    )

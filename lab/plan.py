@@ -1,0 +1,85 @@
+"""Walking a plan without Docker: what `lab plan` prints and what the contract tests check.
+
+The same bookkeeping (which instances run, where traffic goes) guards the real runner, so a plan that
+would route to a stopped instance is refused before any container is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lab.model import Check, Instance, Pause, Route, Start, Step, Stop
+from lab.strategies.base import Plan
+
+
+class PlanError(ValueError):
+    """A plan asked for something impossible: routing to a stopped instance, starting one twice ..."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    running: frozenset[Instance]
+    route: Route
+
+    def apply(self, step: Step) -> Topology:
+        """The topology after `step`, or PlanError if the step is impossible from here."""
+        match step:
+            case Start(instances):
+                again = [i.name for i in instances if i in self.running]
+                if again:
+                    raise PlanError(f"starts {', '.join(again)}, already running")
+                return Topology(self.running | set(instances), self.route)
+            case Stop(instances):
+                absent = [i.name for i in instances if i not in self.running]
+                if absent:
+                    raise PlanError(f"stops {', '.join(absent)}, not running")
+                return Topology(self.running - set(instances), self.route)
+            case Route():
+                check_route(step)
+                down = [i.name for i in step.instances if i not in self.running]
+                if down:
+                    raise PlanError(f"routes traffic to {', '.join(down)}, not running")
+                return Topology(self.running, step)
+            case Pause() | Check():
+                return self
+        raise PlanError(f"not a step: {step!r}")
+
+
+def check_route(route: Route) -> None:
+    total = sum((w for _, w in route.weights), start=0)
+    if total != 100:
+        raise PlanError(f"route weights sum to {float(total):g}, not 100")
+    if any(w < 0 for _, w in route.weights):
+        raise PlanError("route has a negative weight")
+    if not route.instances:
+        raise PlanError("route sends traffic nowhere")
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    index: int
+    step: Step
+    result: bool | None  # the verdict sent back (assumed, in a dry walk)
+    after: Topology
+
+
+def walk(
+    plan: Plan, start: Topology, verdict: Callable[[Step], bool] = lambda step: True, max_steps: int = 10_000
+) -> list[PlannedStep]:
+    """Drive a plan against simulated state; `verdict` answers Start and Check steps."""
+    steps: list[PlannedStep] = []
+    state = start
+    result: bool | None = None
+    try:
+        step = next(plan)
+        while True:
+            if len(steps) >= max_steps:
+                raise PlanError(f"plan did not finish within {max_steps} steps")
+            state = state.apply(step)
+            result = verdict(step) if isinstance(step, Start | Check) else None
+            steps.append(PlannedStep(len(steps), step, result, state))
+            step = plan.send(result)
+    except StopIteration:
+        pass
+    return steps

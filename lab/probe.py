@@ -1,0 +1,425 @@
+"""Open-loop, constant-rate HTTP probe: one Sample per scheduled request, no retries.
+
+Request ``i`` is due at ``t0 + i / rate`` whatever happened to earlier requests (open loop), so a slow or
+dead server shows up as failures and latency, never as a thinner schedule. When the probe itself cannot
+keep up, the tick is stamped late or recorded as client saturation; the schedule is never moved.
+
+Shape: the calling thread is the dispatcher; a fixed pool of worker threads each own one ``httpx.Client``
+holding at most one connection, so workers never contend for a shared pool lock and "keepalive" means one
+reused connection per worker. ``ProbeProcess`` runs all of it in a spawned child so a slow Docker call or
+a busy GIL in the runner cannot delay ticks.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import multiprocessing
+import queue
+import signal
+import ssl
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import httpx
+
+from lab.model import ErrorClass, Sample
+
+MODES = ("keepalive", "fresh")
+_MAX_NAP_S = 0.05  # the dispatcher never sleeps longer than this, so stop() is noticed quickly
+_BATCH_S = 0.1  # how often samples are handed to `emit`
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    url: str
+    rate: float  # requests per second
+    mode: str = "keepalive"  # "keepalive": one reused connection per worker; "fresh": new TCP connection each
+    timeout_s: float = 2.0  # connect, write and read timeout, each, per request
+    workers: int = 64  # requests in flight at most; a tick with every worker busy is client saturation
+    # 2 ms: ten times the send lag this probe shows at 1,000 req/s on a 2-core machine (p99 about 0.2 ms),
+    # so a late tick means the probe really stalled, yet 150 times finer than the shortest windows the lab
+    # measures (an in-place outage is about 300 ms), so a late tick never hides inside one.
+    late_after_s: float = 0.002
+    skip_after_s: float = 1.0  # a tick more overdue than this is recorded unsent instead of joining a burst
+
+    def __post_init__(self) -> None:
+        if not self.rate > 0:
+            raise ValueError(f"rate must be > 0, got {self.rate}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.workers < 1 or self.timeout_s <= 0 or self.late_after_s < 0 or self.skip_after_s <= 0:
+            raise ValueError(f"invalid probe config: {self}")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes: httpx wraps httpcore, which wraps the socket's OSError."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def _has_errno(exc: BaseException, code: int, text: str) -> bool:
+    return any(isinstance(e, OSError) and e.errno == code for e in _chain(exc)) or text in str(exc)
+
+
+def classify(exc: BaseException) -> ErrorClass:
+    """Map a failed request's exception to the error class the analysis counts."""
+    if isinstance(exc, httpx.PoolTimeout):  # a TimeoutException, but the wait was for our own pool
+        return ErrorClass.SATURATED
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return ErrorClass.TIMEOUT
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorClass.REFUSED
+    if isinstance(exc, httpx.ConnectError):
+        if _has_errno(exc, errno.ECONNREFUSED, "Connection refused"):
+            return ErrorClass.REFUSED
+        if _has_errno(exc, errno.ECONNRESET, "Connection reset"):
+            return ErrorClass.RESET
+        return ErrorClass.OTHER  # DNS failure, no route to host: not something a rollout should cause
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        return ErrorClass.RESET
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return ErrorClass.RESET
+    return ErrorClass.OTHER
+
+
+def make_transport(config: ProbeConfig, ssl_context: ssl.SSLContext | None = None) -> httpx.HTTPTransport:
+    """One worker's transport: at most one connection, never a retry (httpx's default is also 0, but a
+    retried connect error would hide exactly the refusals the lab is there to count)."""
+    fresh = config.mode == "fresh"
+    limits = httpx.Limits(
+        max_connections=1,
+        # fresh: no idle connection is kept, so httpcore closes each one after its response.
+        max_keepalive_connections=0 if fresh else 1,
+        # keepalive: never drop an idle connection on our side; a quiet worker must not turn fresh.
+        keepalive_expiry=None,
+    )
+    return httpx.HTTPTransport(verify=ssl_context or True, limits=limits, retries=0, trust_env=False)
+
+
+def make_request(config: ProbeConfig) -> httpx.Request:
+    """The one request a worker sends, built once and reused: it has no body and the transport does not
+    mutate it, and rebuilding it (URL parsing, header validation) was a tenth of the cost per request."""
+    t = config.timeout_s
+    headers = {"User-Agent": "deploy-lab-probe"}
+    if config.mode == "fresh":
+        # Also ask the server to close: it then closes first, so TIME_WAIT lands on the server and a long
+        # fresh run cannot exhaust the probe's ephemeral ports.
+        headers["Connection"] = "close"
+    timeout = {"connect": t, "read": t, "write": t, "pool": t}
+    return httpx.Request("GET", config.url, headers=headers, extensions={"timeout": timeout})
+
+
+class _Run:
+    """State shared by the dispatcher, the workers and the flusher of one run_probe call."""
+
+    def __init__(self, config: ProbeConfig, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.clock = clock
+        # deque append/pop/popleft are atomic under the GIL: no lock on the hot path.
+        self.idle: collections.deque[_Worker] = collections.deque()
+        self.out: collections.deque[Sample] = collections.deque()
+
+    def drain(self) -> list[Sample]:
+        batch = []
+        while self.out:
+            batch.append(self.out.popleft())
+        return batch
+
+
+class _Worker:
+    def __init__(self, run: _Run, transport: httpx.BaseTransport) -> None:
+        self.run = run
+        self.transport = transport
+        self.jobs: queue.SimpleQueue[tuple[int, float] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="probe-worker", daemon=True)
+
+    def _loop(self) -> None:
+        run, clock, late_after = self.run, self.run.clock, self.run.config.late_after_s
+        request = make_request(run.config)
+        while (job := self.jobs.get()) is not None:
+            seq, scheduled = job
+            sent = clock()
+            status = version = instance = error = None
+            try:
+                response = self.transport.handle_request(request)
+                try:
+                    response.read()  # the whole body, so the connection is free (or closed) afterwards
+                finally:
+                    response.close()
+                finished = clock()
+                status = response.status_code
+                version = response.headers.get("X-App-Version")
+                instance = response.headers.get("X-Instance")
+                if status >= 500:
+                    error = ErrorClass.HTTP_5XX
+            except Exception as exc:  # a worker must outlive anything a request can throw
+                finished = clock()
+                error = classify(exc)
+            late = sent - scheduled > late_after
+            run.out.append(Sample(seq, scheduled, sent, finished, status, version, instance, error, late))
+            run.idle.append(self)
+
+
+def run_probe(
+    config: ProbeConfig,
+    stop: threading.Event,
+    emit: Callable[[list[Sample]], None],
+    *,
+    transport: httpx.BaseTransport | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    max_requests: int | None = None,
+    on_start: Callable[[float], None] | None = None,
+) -> None:
+    """Probe until `stop` is set (or `max_requests` ticks are scheduled), then wait for requests in flight.
+
+    `emit` gets batches of samples in completion order, about every 100 ms, from a flusher thread (never
+    from the dispatcher, so a slow consumer cannot delay ticks), one call at a time; the last batch is
+    emitted before this returns. `on_start(t0)` is called just before tick 0, which is due at t0.
+    """
+    run = _Run(config, clock)
+    ssl_context = httpx.create_ssl_context() if transport is None else None  # load CAs once, not 64 times
+    transports = [transport or make_transport(config, ssl_context) for _ in range(config.workers)]
+    workers = [_Worker(run, t) for t in transports]
+    run.idle.extend(workers)
+    for w in workers:
+        w.thread.start()
+    done = threading.Event()
+    flusher = threading.Thread(target=_flush, args=(run, emit, done), name="probe-flusher", daemon=True)
+    flusher.start()
+    try:
+        _dispatch(run, stop, sleep, max_requests, on_start)
+    finally:
+        for w in workers:
+            w.jobs.put(None)
+        for w in workers:
+            w.thread.join()
+        for t in transports:
+            t.close()
+        done.set()
+        flusher.join()
+        if batch := run.drain():
+            emit(batch)
+
+
+def _dispatch(
+    run: _Run,
+    stop: threading.Event,
+    sleep: Callable[[float], None],
+    max_requests: int | None,
+    on_start: Callable[[float], None] | None,
+) -> None:
+    clock, interval, skip_after = run.clock, 1.0 / run.config.rate, run.config.skip_after_s
+    t0 = clock()
+    if on_start is not None:
+        on_start(t0)
+    seq = 0
+    while not stop.is_set() and (max_requests is None or seq < max_requests):
+        scheduled = t0 + seq * interval  # from t0, not from the previous tick, so errors never accumulate
+        now = clock()
+        if now < scheduled:
+            sleep(min(scheduled - now, _MAX_NAP_S))
+            continue
+        worker = None
+        if now - scheduled <= skip_after:
+            try:
+                worker = run.idle.pop()  # LIFO: the most recently used worker, whose connection is warm
+            except IndexError:
+                pass
+        if worker is None:
+            run.out.append(Sample(seq, scheduled, None, None, error=ErrorClass.SATURATED))
+        else:
+            worker.jobs.put((seq, scheduled))
+        seq += 1
+        if now - scheduled > interval:
+            # Behind schedule: still give the GIL away on every tick, so workers (and the responses that
+            # would let us catch up) are never starved by a catching-up loop.
+            sleep(0)
+
+
+def _flush(run: _Run, emit: Callable[[list[Sample]], None], done: threading.Event) -> None:
+    while not done.wait(_BATCH_S):
+        if batch := run.drain():
+            emit(batch)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The probe in its own process.
+
+_Row = tuple[int, float, float | None, float | None, int | None, str | None, str | None, str | None, bool]
+
+
+def _row(s: Sample) -> _Row:
+    # Plain tuples: pickling a slots dataclass goes through Python-level __getstate__, about 30x slower.
+    err = s.error.value if s.error is not None else None
+    return (s.seq, s.scheduled, s.sent, s.finished, s.status, s.version, s.instance, err, s.late)
+
+
+def _sample(r: _Row) -> Sample:
+    return Sample(r[0], r[1], r[2], r[3], r[4], r[5], r[6], ErrorClass(r[7]) if r[7] else None, r[8])
+
+
+def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent, which stops us cleanly
+    # A thread waiting for the GIL waits up to the switch interval (5 ms by default): a whole tick at
+    # 200 req/s. 0.5 ms keeps the dispatcher's wake-up prompt while workers are busy in Python code.
+    sys.setswitchinterval(0.0005)
+    stop = threading.Event()
+    send_lock = threading.Lock()
+
+    def send(msg: tuple[str, Any]) -> None:
+        with send_lock:
+            data.send(msg)
+
+    def await_stop() -> None:
+        try:
+            control.recv()  # any message means stop; EOF means the parent is gone: stop too
+        except (EOFError, OSError):
+            pass
+        stop.set()
+
+    def emit(batch: list[Sample]) -> None:
+        try:
+            send(("samples", [_row(s) for s in batch]))
+        except OSError:  # the parent is gone: nobody will read what we measure
+            stop.set()
+
+    threading.Thread(target=await_stop, name="probe-control", daemon=True).start()
+    try:
+        run_probe(config, stop, emit, on_start=lambda t0: send(("ready", t0)))
+    except BaseException:
+        send(("error", traceback.format_exc()))
+    finally:
+        try:
+            send(("done", None))
+        except OSError:
+            pass
+        data.close()
+
+
+class ProbeProcess:
+    """Run the probe in a spawned child process and collect its samples in a parent thread."""
+
+    def __init__(self, config: ProbeConfig, *, start_timeout_s: float = 30.0) -> None:
+        self.config = config
+        self.start_timeout_s = start_timeout_s
+        self.started_at: float | None = None  # when tick 0 was due, on the shared monotonic clock
+        self.error: str | None = None  # a traceback from the child, if the probe crashed
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc: Any = None
+        self._control: Connection | None = None
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._samples: list[Sample] = []
+        self._seen = 0
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._result: list[Sample] | None = None
+
+    def start(self) -> None:
+        """Start the child; return once it is about to send its first request."""
+        if self._proc is not None:
+            raise RuntimeError("ProbeProcess already started")
+        data_r, data_w = self._ctx.Pipe(duplex=False)
+        control_r, control_w = self._ctx.Pipe(duplex=False)
+        self._proc = self._ctx.Process(
+            target=_child_main, args=(self.config, data_w, control_r), name="lab-probe", daemon=True
+        )
+        self._proc.start()
+        # Close our copies of the child's ends, so each side sees EOF when the other dies.
+        data_w.close()
+        control_r.close()
+        self._control = control_w
+        self._reader = threading.Thread(target=self._read, args=(data_r,), name="probe-reader", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self._ready.wait(0.05):
+            if self._done.is_set() or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"probe process did not start: {self.error or 'timed out'}")
+
+    def _read(self, data: Connection) -> None:
+        try:
+            while True:
+                kind, payload = data.recv()
+                if kind == "samples":
+                    batch = [_sample(r) for r in payload]
+                    with self._lock:
+                        self._samples.extend(batch)
+                elif kind == "ready":
+                    self.started_at = payload
+                    self._ready.set()
+                elif kind == "error":
+                    self.error = payload
+                elif kind == "done":
+                    break
+        except (EOFError, OSError):
+            if self.error is None and not self._ready.is_set():
+                self.error = "probe process exited before it started"
+        finally:
+            data.close()
+            self._done.set()
+
+    def new_samples(self) -> list[Sample]:
+        """Samples received since the last call, in completion order (for a live view)."""
+        with self._lock:
+            batch = self._samples[self._seen :]
+            self._seen = len(self._samples)
+        return batch
+
+    def stop(self) -> list[Sample]:
+        """Stop scheduling, wait for requests in flight, join the child; every sample, in seq order."""
+        if self._result is not None:
+            return self._result
+        if self._proc is None:
+            raise RuntimeError("ProbeProcess not started")
+        if self._control is not None:
+            try:
+                self._control.send("stop")
+            except OSError:
+                pass
+        # A request in flight may spend timeout_s connecting, then again writing and reading.
+        self._done.wait(3 * self.config.timeout_s + 5.0)
+        self.close()
+        with self._lock:
+            self._result = sorted(self._samples, key=lambda s: s.seq)
+        return self._result
+
+    def close(self) -> None:
+        """Make sure the child is gone; safe to call more than once."""
+        if self._control is not None:
+            self._control.close()  # the child reads EOF as "stop"
+            self._control = None
+        proc = self._proc
+        if proc is not None:
+            proc.join(2.0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(2.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        if self._reader is not None:
+            self._reader.join(2.0)
+
+    def __enter__(self) -> ProbeProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._proc is not None:
+                self.stop()
+        finally:
+            self.close()

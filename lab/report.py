@@ -1,0 +1,137 @@
+"""What a run leaves behind: the journal, the samples, the rendered configs, and the terminal summary.
+
+The journal borrows the shape of Chaos Toolkit's: the input, one timed record per step, the analysis
+and one overall status, written once at the end. Times in it are seconds since the run began
+(`clock.origin_monotonic`), on the clock that stamped both the probe's samples and the steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from lab import __version__
+from lab.analysis import Analysis
+from lab.runner import RunRecord
+
+SAMPLE_COLUMNS = ["seq", "scheduled_s", "sent_s", "finished_s", "latency_ms", "status", "version", "instance",
+                  "error", "late"]
+
+
+def _rel(t: float | None, origin: float) -> float | None:
+    return None if t is None else round(t - origin, 6)
+
+
+def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
+    cfg = record.config
+    origin = record.t0
+    return {
+        "lab_version": __version__,
+        "run_id": record.run_id,
+        "started_at": record.started_at,
+        "clock": {"origin_monotonic": origin, "unit": "s"},
+        "input": {
+            "strategy": cfg.strategy,
+            "params": dict(cfg.params),
+            "scenario": {"fleet_size": cfg.fleet_size, "v1_env": dict(cfg.v1_env), "v2_env": dict(cfg.v2_env)},
+            "probe": {"rate": cfg.rate, "mode": cfg.mode, "timeout_s": cfg.probe_timeout_s,
+                      "baseline_s": cfg.baseline_s, "settle_s": cfg.settle_s},
+            "proxy": dataclasses.asdict(cfg.proxy),
+        },
+        "probe": {"started_s": _rel(record.probe_started, origin), "stopped_s": _rel(record.probe_stopped, origin)},
+        "steps": [
+            {
+                "index": e.index,
+                "kind": e.kind,
+                "detail": e.detail,
+                "start_s": _rel(e.started, origin),
+                "end_s": _rel(e.ended, origin),
+                "duration_s": round(e.ended - e.started, 4),
+                "result": e.result,
+                "error": e.error,
+            }
+            for e in record.events
+        ],
+        "analysis": analysis.to_dict(origin),
+        "status": record.status,
+        "error": record.error,
+    }
+
+
+def summary(record: RunRecord, analysis: Analysis, out_dir: Path | None) -> dict[str, Any]:
+    """The `--json` object: the analysis's figures first, then where to find the rest."""
+    return {
+        "strategy": record.config.strategy,
+        **analysis.to_dict(record.t0),
+        "status": record.status,
+        "error": record.error,
+        "run_id": record.run_id,
+        "output": str(out_dir) if out_dir else None,
+    }
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60]
+
+
+def write_run(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "journal.json").write_text(json.dumps(journal(record, analysis), indent=2) + "\n")
+    with (out_dir / "samples.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(SAMPLE_COLUMNS)
+        for s in record.samples:
+            latency = None if s.finished is None else round((s.finished - s.scheduled) * 1000, 3)
+            writer.writerow([s.seq, _rel(s.scheduled, record.t0), _rel(s.sent, record.t0),
+                             _rel(s.finished, record.t0), latency, s.status or "", s.version or "",
+                             s.instance or "", s.error.value if s.error else "", int(s.late)])
+    configs = out_dir / "configs"
+    configs.mkdir(exist_ok=True)
+    for n, (label, text) in enumerate(record.configs):
+        (configs / f"{n:02d}-{_slug(label)}.conf").write_text(text)
+    return out_dir
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f} ms"
+
+
+def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_dir: Path | None) -> None:
+    a = analysis
+    title = f"{record.config.strategy}: {record.status}"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("figure", style="bold")
+    table.add_column("value")
+    failed = f"{a.requests_failed:,} of {a.requests_sent:,}"
+    if a.failures_by_class:
+        failed += " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(a.failures_by_class.items())) + ")"
+    rows = [
+        ("requests failed", failed),
+        ("downtime (longest)", _ms(a.downtime_ms)),
+        ("downtime (total)", f"{_ms(a.total_downtime_ms)} in {len(a.downtime_windows)} window(s)"),
+        ("mixed-version window", _ms(a.mixed_window_ms)),
+        ("versions seen", ", ".join(f"{v} {n:,}" for v, n in sorted(a.versions_seen.items())) or "none"),
+        ("flip-flops (v1 after v2)", f"{a.flip_flops:,}"),
+        ("deploy duration", f"{a.deploy_duration_s:,.2f} s"),
+        ("latency p50 / p99 before", f"{_ms(a.p50_before_ms)} / {_ms(a.p99_before_ms)}"),
+        ("latency p50 / p99 during", f"{_ms(a.p50_during_ms)} / {_ms(a.p99_during_ms)}"),
+        ("probe rate", f"{a.probe_rate_achieved:,.1f} of {a.probe_rate_target:,.1f} req/s ({record.config.mode})"),
+        ("late ticks", f"{a.late_ticks:,} (sent late {a.late_sent:,}, not sent {a.client_saturated:,})"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    if record.error:
+        console.print(f"[red]error:[/red] {record.error}")
+    for e in record.events:
+        if e.error:
+            console.print(f"step {e.index} ({e.detail}): {e.error}")
+    if out_dir:
+        console.print(f"journal, samples and configs: {out_dir}")

@@ -1,0 +1,295 @@
+"""Driving a strategy's plan against a runtime while the probe runs, stamping every step on its clock."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+
+from lab import strategies
+from lab.errors import LabError
+from lab.model import Check, Event, Instance, Pause, Route, Sample, Start, Step, Stop, describe, fleet
+from lab.nginx import ProxySettings, render_config
+from lab.plan import PlanError, Topology
+from lab.probe import ProbeConfig, ProbeProcess
+from lab.runtime.base import ProxyEndpoints, Removed, Runtime
+from lab.runtime.images import app_image
+
+OLD, NEW = "v1", "v2"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    strategy: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    fleet_size: int = 4
+    rate: float = 200.0  # probe requests per second
+    mode: str = "keepalive"  # or "fresh": a new connection per probe request
+    v1_env: Mapping[str, str] = field(default_factory=dict)
+    v2_env: Mapping[str, str] = field(default_factory=dict)
+    port: int | None = None  # host port of the proxy; None: any free one
+    baseline_s: float = 2.0  # probing before the first step: the "before" latency
+    settle_s: float = 2.0  # probing after the last step: late failures and stragglers show up here
+    health_timeout_s: float = 30.0
+    stop_grace_s: float = 10.0
+    probe_timeout_s: float = 2.0
+    proxy: ProxySettings = ProxySettings()
+
+
+@dataclass
+class RunRecord:
+    """What a run did; report.py turns it into the journal."""
+
+    config: RunConfig
+    run_id: str
+    started_at: str  # wall clock, once: everything else is on the monotonic clock
+    t0: float  # monotonic time of the start, the origin of every relative time in the report
+    events: list[Event] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    configs: list[tuple[str, str]] = field(default_factory=list)  # (label, rendered nginx.conf)
+    status: str = "running"  # completed, rolled_back, failed, interrupted
+    error: str | None = None
+    endpoints: ProxyEndpoints | None = None
+    removed: Removed | None = None
+    probe_started: float | None = None
+    probe_stopped: float | None = None
+
+
+class Probe(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> list[Sample]: ...
+
+
+EventHook = Callable[[str, Event | None], None]
+
+
+def _no_hook(line: str, event: Event | None) -> None:
+    return None
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Clean-up must not be cut short by a second Ctrl-C."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to protect
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Runner:
+    def __init__(
+        self,
+        config: RunConfig,
+        runtime: Runtime,
+        *,
+        probe_factory: Callable[[ProbeConfig], Probe] = ProbeProcess,
+        keep: bool = False,
+        hook: EventHook = _no_hook,
+    ):
+        self.config = config
+        self.rt = runtime
+        self.probe_factory = probe_factory
+        self.keep = keep
+        self.hook = hook
+        self.strategy = strategies.get(config.strategy)
+        self.old = fleet(OLD, config.fleet_size)
+        self.new = fleet(NEW, config.fleet_size)
+        self.generation = 0
+        self.endpoints: ProxyEndpoints | None = None
+        self.record = RunRecord(
+            config, runtime.run_id, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
+        )
+        # Never pooled: each health or generation poll must reach a current nginx worker.
+        self.http = httpx.Client(timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0))
+
+    # -- the run ------------------------------------------------------------------------------------
+    def run(self) -> RunRecord:
+        record = self.record
+        probe: Probe | None = None
+        try:
+            self.rt.preflight([app_image(OLD), app_image(NEW), getattr(self.rt, "proxy_image", "")][:3])
+            self._setup()
+            assert self.endpoints is not None
+            probe = self.probe_factory(
+                ProbeConfig(url=self.endpoints.url, rate=self.config.rate, mode=self.config.mode,
+                            timeout_s=self.config.probe_timeout_s)
+            )
+            probe.start()
+            record.probe_started = time.monotonic()
+            self.hook(f"probing {self.endpoints.url} at {self.config.rate:g} req/s ({self.config.mode})", None)
+            time.sleep(self.config.baseline_s)
+            record.status = self._execute_plan()
+            time.sleep(self.config.settle_s)
+        except KeyboardInterrupt:
+            record.status, record.error = "interrupted", "interrupted by the user"
+            raise
+        except LabError as exc:
+            record.status, record.error = "failed", str(exc)
+        finally:
+            with _sigint_ignored():
+                if probe is not None:
+                    record.samples = probe.stop()
+                    record.probe_stopped = time.monotonic()
+                if not self.keep or record.status == "interrupted":
+                    record.removed = self.rt.cleanup()
+                self.http.close()
+        return record
+
+    def _setup(self) -> None:
+        self.hook(f"run {self.rt.run_id}: starting {len(self.old)} x {OLD} behind nginx", None)
+        self.rt.create_network()
+        self._start(self.old)
+        route = Route.even(self.old)
+        config = self._render(route, "initial")
+        self.endpoints = self.rt.start_proxy(config, self.config.port)
+        if not self._wait_healthy(self.old):
+            raise LabError(f"{OLD} fleet did not become healthy within {self.config.health_timeout_s:g} s")
+        self._wait_serving()
+
+    def _execute_plan(self) -> str:
+        plan = self.strategy.plan(self.old, self.new, **dict(self.config.params))
+        topology = Topology(frozenset(self.old), Route.even(self.old))
+        result: bool | None = None
+        index = 0
+        try:
+            step = next(plan)
+            while True:
+                try:
+                    topology = topology.apply(step)
+                except PlanError as exc:
+                    raise LabError(f"strategy {self.strategy.name} made an impossible step: {exc}") from None
+                result = self._step(index, step)
+                index += 1
+                step = plan.send(result)
+        except StopIteration:
+            pass
+        on_new = set(topology.route.instances) <= set(self.new) and not (topology.running & set(self.old))
+        return "completed" if on_new else "rolled_back"
+
+    def _step(self, index: int, step: Step) -> bool | None:
+        detail = describe(step)
+        started = time.monotonic()
+        self.hook(f"step {index}: {detail}", None)
+        result: bool | None = None
+        error: str | None = None
+        try:
+            match step:
+                case Start(instances):
+                    self._start(instances)
+                    result = self._wait_healthy(instances)
+                    if not result:
+                        error = self._why_unhealthy(instances)
+                case Stop(instances):
+                    self._parallel(lambda inst: self.rt.stop_instance(inst, self.config.stop_grace_s), instances)
+                case Route():
+                    self._apply_route(step, f"step {index}: {detail}")
+                case Pause(seconds):
+                    time.sleep(seconds)
+                case Check(instances):
+                    result = all(self._healthy(inst) for inst in instances)
+        except LabError as exc:
+            event = Event(index, type(step).__name__, detail, started, time.monotonic(), result, str(exc))
+            self.record.events.append(event)
+            raise
+        event = Event(index, type(step).__name__, detail, started, time.monotonic(), result, error)
+        self.record.events.append(event)
+        self.hook(f"step {index} done in {event.ended - event.started:.2f} s" +
+                  (f": {error}" if error else ""), event)
+        return result
+
+    # -- effects --------------------------------------------------------------------------------------
+    def _render(self, route: Route, label: str) -> str:
+        config = render_config(route, self.config.proxy, generation=self.generation, title=label)
+        self.record.configs.append((label, config))
+        return config
+
+    def _apply_route(self, route: Route, label: str) -> None:
+        self.generation += 1
+        self.rt.apply_config(self._render(route, label))
+        self._wait_generation(self.generation)
+
+    def _start(self, instances: tuple[Instance, ...]) -> None:
+        def start(inst: Instance) -> None:
+            env = self.config.v1_env if inst.version == OLD else self.config.v2_env
+            self.rt.start_instance(inst, app_image(inst.version), env)
+
+        self._parallel(start, instances)
+
+    @staticmethod
+    def _parallel(fn: Callable[[Instance], None], instances: tuple[Instance, ...]) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
+            for future in [pool.submit(fn, inst) for inst in instances]:
+                future.result()
+
+    def _healthy(self, inst: Instance) -> bool:
+        assert self.endpoints is not None
+        try:
+            return self.http.get(f"{self.endpoints.admin_url}/lab/health/{inst.name}").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait_healthy(self, instances: tuple[Instance, ...]) -> bool:
+        if self.endpoints is None:
+            return True  # before the proxy exists; the caller waits again once it does
+        pending = set(instances)
+        deadline = time.monotonic() + self.config.health_timeout_s
+        last_exit_check = 0.0
+        while pending:
+            pending = {inst for inst in pending if not self._healthy(inst)}
+            now = time.monotonic()
+            if not pending:
+                return True
+            if now > deadline:
+                return False
+            if now - last_exit_check > 0.5:
+                last_exit_check = now
+                if any(self.rt.instance_exit(inst) is not None for inst in pending):
+                    return False  # crashed at start: waiting longer cannot help
+            time.sleep(0.05)
+        return True
+
+    def _why_unhealthy(self, instances: tuple[Instance, ...]) -> str:
+        for inst in instances:
+            code = self.rt.instance_exit(inst)
+            if code is not None:
+                logs = self.rt.instance_logs(inst, lines=1)
+                return f"{inst.name} exited with code {code}" + (f": {logs}" if logs else "")
+        return f"not healthy within {self.config.health_timeout_s:g} s"
+
+    def _wait_generation(self, generation: int, timeout_s: float = 10.0) -> None:
+        """A reload returns before nginx's new workers run: wait until they answer with this config."""
+        assert self.endpoints is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                body = self.http.get(f"{self.endpoints.admin_url}/lab/generation").text.strip()
+                if body == str(generation):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        raise LabError(f"nginx did not load config generation {generation} within {timeout_s:g} s")
+
+    def _wait_serving(self, timeout_s: float = 15.0) -> None:
+        assert self.endpoints is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get(self.endpoints.url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise LabError(f"the proxy at {self.endpoints.url} did not serve within {timeout_s:g} s")

@@ -1,0 +1,65 @@
+"""The one interface between the lab and a container engine.
+
+The runner speaks only to this protocol. The local Docker backend fills it today; a Docker Swarm backend
+(services instead of containers, an overlay network instead of a bridge) can fill it without touching
+strategies, runner or analysis. Health checks and the live config generation are read over HTTP from the
+proxy's admin port, not from the engine, so they work the same on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from lab.model import Instance
+
+LABEL = "deploylab"  # every object the lab makes carries it ...
+RUN_LABEL = "deploylab.run"  # ... and the id of the run that made it
+
+
+@dataclass(frozen=True)
+class ProxyEndpoints:
+    url: str  # where clients (the probe) send traffic
+    admin_url: str  # the lab's own port on the proxy: health by instance name, live config generation
+    port: int  # the host port of `url`
+
+
+@dataclass(frozen=True)
+class Removed:
+    containers: int
+    networks: int
+
+    def __str__(self) -> str:
+        return f"{self.containers} container(s), {self.networks} network(s)"
+
+
+class Runtime(Protocol):
+    run_id: str
+
+    def preflight(self, images: list[str]) -> None:
+        """Raise a LabError when the engine is unreachable or an image is missing."""
+
+    def create_network(self) -> None: ...
+
+    def start_instance(self, inst: Instance, image: str, env: Mapping[str, str]) -> None:
+        """Create and start the instance; return at once (the runner waits for health over HTTP)."""
+
+    def instance_exit(self, inst: Instance) -> int | None:
+        """None while the instance runs; its exit code once it has stopped by itself."""
+
+    def stop_instance(self, inst: Instance, grace_s: float) -> None:
+        """SIGTERM, SIGKILL after `grace_s`, then remove it."""
+
+    def instance_logs(self, inst: Instance, lines: int = 20) -> str: ...
+
+    def start_proxy(self, config: str, port: int | None) -> ProxyEndpoints:
+        """Start nginx with `config` (already checked by the caller's rendering), published on `port`
+        (None: any free port)."""
+
+    def apply_config(self, config: str) -> None:
+        """Check `config` with `nginx -t` where the instance names resolve, then make it live with a
+        graceful reload. On a failed check raise ConfigRejected and leave the running config alone."""
+
+    def cleanup(self) -> Removed:
+        """Remove everything this run made. Safe to call more than once."""

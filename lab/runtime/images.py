@@ -1,0 +1,194 @@
+"""Building every image the lab needs, with or without a container registry.
+
+Where the official images can be pulled (a laptop on the internet), the app builds on python:*-slim and
+the proxy on nginx. Where nothing can be pulled (CI here, a workshop room without Wi-Fi), one Debian
+minbase with python3 and nginx-light is made with debootstrap from the host's apt mirror and imported;
+both the app and the proxy build on it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from lab.errors import LabError
+from lab.runtime.base import LABEL
+
+APP_REPO = "deploylab/app"
+VERSIONS = ("v1", "v2")
+PROXY_IMAGE = "deploylab/proxy:1"
+OFFLINE_BASE = "deploylab/base:bookworm"
+OFFICIAL_APP_BASE = "python:3.12-slim"
+OFFICIAL_PROXY_BASE = "nginx:1.27"
+BASE_LABEL = "deploylab.base"
+
+PROXY_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+# nginx's graceful stop; the lab removes the proxy last, after the probe has stopped.
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]
+"""
+
+# Trimmed from the debootstrapped tree: documentation and caches, about half its size.
+_TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt/archives",
+         "var/lib/apt/lists")
+
+
+def app_image(version: str) -> str:
+    return f"{APP_REPO}:{version}"
+
+
+def all_images() -> list[str]:
+    return [*(app_image(v) for v in VERSIONS), PROXY_IMAGE]
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    path: str  # "official", "debootstrap", or what the existing images were built from
+    built: list[str]
+    present: list[str]
+
+
+def _exists(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _pull(client: docker.DockerClient, name: str) -> bool:
+    repo, tag = name.rsplit(":", 1)
+    try:
+        client.images.pull(repo, tag=tag)
+    except docker.errors.APIError:
+        return False
+    return True
+
+
+def apt_mirror() -> str:
+    """The mirror this host's apt uses, so the offline base comes from where packages already come from."""
+    if os.environ.get("LAB_APT_MIRROR"):
+        return os.environ["LAB_APT_MIRROR"]
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for match in re.finditer(r"(?:^deb\s+(?:\[[^\]]*\]\s+)?|^URIs:\s*)(\S+)", text, re.MULTILINE):
+            uri = match.group(1)
+            if uri.rstrip("/").endswith("/debian"):
+                return uri
+    return "http://deb.debian.org/debian"
+
+
+def build_offline_base(client: docker.DockerClient, log: Callable[[str], None]) -> None:
+    debootstrap = shutil.which("debootstrap") or (
+        "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None
+    )
+    if debootstrap is None or os.geteuid() != 0:
+        raise LabError(
+            "no base image can be pulled, and building one offline needs root and debootstrap "
+            "(apt-get install debootstrap; then run `sudo lab images`)"
+        )
+    mirror = apt_mirror()
+    log(f"building {OFFLINE_BASE} with debootstrap from {mirror} (about a minute)")
+    with tempfile.TemporaryDirectory(prefix="deploylab-base-") as tmp:
+        root = Path(tmp) / "root"
+        result = subprocess.run(
+            [debootstrap, "--variant=minbase", "--include=python3,nginx-light", "bookworm", str(root), mirror],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise LabError(f"debootstrap failed: {tail[0]}")
+        for rel in _TRIM:
+            target = root / rel
+            if target.is_dir():
+                shutil.rmtree(target)
+                target.mkdir()
+        archive = Path(tmp) / "root.tar"
+        subprocess.run(["tar", "-C", str(root), "-cf", str(archive), "."], check=True)
+        repo, tag = OFFLINE_BASE.split(":")
+        client.api.import_image_from_file(str(archive), repository=repo, tag=tag, changes=['CMD ["/bin/bash"]'])
+
+
+def _build(client: docker.DockerClient, tag: str, base: str, **kwargs: object) -> None:
+    try:
+        client.images.build(tag=tag, pull=False, rm=True, forcerm=True,
+                            labels={LABEL: "1", BASE_LABEL: base}, **kwargs)  # type: ignore[arg-type]
+    except docker.errors.BuildError as exc:
+        raise LabError(f"building {tag} failed: {exc.msg}") from None
+
+
+def ensure_images(
+    client: docker.DockerClient, *, rebuild: bool = False, base: str = "auto",
+    log: Callable[[str], None] = lambda line: None,
+) -> ImageReport:
+    """Make sure the app (v1, v2) and proxy images exist; build what is missing (everything on `rebuild`).
+
+    `base` is "auto" (official images if they can be pulled, else debootstrap), "official" or "debootstrap".
+    """
+    wanted = all_images()
+    present = [name for name in wanted if _exists(client, name)]
+    if not rebuild and len(present) == len(wanted):
+        labels = client.images.get(PROXY_IMAGE).labels or {}
+        return ImageReport(labels.get(BASE_LABEL, "unknown"), [], present)
+
+    app_base, proxy_base, path = _choose_base(client, base, log)
+    app_dir = resources.files("sample_app")
+    built = []
+    for version in VERSIONS:
+        with resources.as_file(app_dir) as context:
+            log(f"building {app_image(version)} on {app_base}")
+            _build(client, app_image(version), app_base, path=str(context),
+                   buildargs={"BASE": app_base, "APP_VERSION": version})
+        built.append(app_image(version))
+    log(f"building {PROXY_IMAGE} on {proxy_base}")
+    _build(client, PROXY_IMAGE, proxy_base, fileobj=io.BytesIO(PROXY_DOCKERFILE.encode()),
+           buildargs={"BASE": proxy_base})
+    built.append(PROXY_IMAGE)
+    return ImageReport(path, built, [])
+
+
+def _choose_base(client: docker.DockerClient, base: str, log: Callable[[str], None]) -> tuple[str, str, str]:
+    if base not in {"auto", "official", "debootstrap"}:
+        raise LabError(f"unknown base {base!r}: use auto, official or debootstrap")
+    if base in {"auto", "official"}:
+        have = all(_exists(client, n) or _pull(client, n) for n in (OFFICIAL_APP_BASE, OFFICIAL_PROXY_BASE))
+        if have:
+            log(f"using the official base images {OFFICIAL_APP_BASE} and {OFFICIAL_PROXY_BASE}")
+            return OFFICIAL_APP_BASE, OFFICIAL_PROXY_BASE, "official"
+        if base == "official":
+            raise LabError(f"cannot pull {OFFICIAL_APP_BASE} or {OFFICIAL_PROXY_BASE}: no registry reachable")
+        log("no registry reachable: the official base images cannot be pulled")
+    if not _exists(client, OFFLINE_BASE):
+        build_offline_base(client, log)
+    else:
+        log(f"using the existing offline base {OFFLINE_BASE}")
+    return OFFLINE_BASE, OFFLINE_BASE, "debootstrap"
+
+
+def remove_images(client: docker.DockerClient, *, base_too: bool = False) -> list[str]:
+    names = all_images() + ([OFFLINE_BASE] if base_too else [])
+    removed = []
+    for name in names:
+        try:
+            client.images.remove(name, force=True)
+            removed.append(name)
+        except docker.errors.ImageNotFound:
+            pass
+    return removed

@@ -1,0 +1,60 @@
+"""What a strategy is: a generator of steps that receives each step's result."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from lab.model import Instance, Step
+
+# A plan yields steps; Start and Check get a bool back (healthy or not), the others get None.
+Plan = Generator[Step, bool | None, None]
+PlanFactory = Callable[..., Plan]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    summary: str
+    factory: PlanFactory
+
+    def defaults(self) -> dict[str, Any]:
+        """The strategy's parameters and their defaults, read from its keyword-only arguments."""
+        return {
+            p.name: p.default
+            for p in inspect.signature(self.factory).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def plan(self, old: tuple[Instance, ...], new: tuple[Instance, ...], **params: Any) -> Plan:
+        return self.factory(old, new, **self.coerce(params))
+
+    def coerce(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Check parameter names and convert values (from the command line) to the default's type."""
+        defaults = self.defaults()
+        out: dict[str, Any] = {}
+        for key, value in params.items():
+            if key not in defaults:
+                known = ", ".join(defaults) or "none"
+                raise ValueError(f"strategy {self.name!r} has no parameter {key!r} (parameters: {known})")
+            out[key] = _convert(key, value, defaults[key])
+        return out
+
+
+def _convert(key: str, value: Any, default: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    kind = type(default)
+    try:
+        if kind is bool:
+            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError
+            return value.lower() in {"true", "1", "yes"}
+        converted = kind(value)
+    except ValueError:
+        raise ValueError(f"parameter {key}={value!r} is not a valid {kind.__name__}") from None
+    if isinstance(converted, int | float) and converted < 0:
+        raise ValueError(f"parameter {key}={value!r} must not be negative")
+    return converted
