@@ -30,6 +30,7 @@ class Measurement(TypedDict):
     achieved: float  # requests sent per second of schedule
     p50_ms: float | None  # latency, sent to finished
     p99_ms: float | None
+    probe_cpu: float | None  # the probe process's CPU use, in cores (1.0 = one core busy all the time)
     sustained: bool
 
 
@@ -44,6 +45,8 @@ def measure(url: str, mode: str, rate: float, seconds: float) -> Measurement:
     with ProbeProcess(ProbeConfig(url=url, rate=rate, mode=mode)) as probe:
         time.sleep(seconds)
         samples = probe.stop()
+    if probe.error:
+        raise RuntimeError(f"the probe failed: {probe.error}")
     sent = [s for s in samples if s.sent is not None]
     latencies = sorted((s.finished - s.sent) * 1000 for s in sent if s.finished is not None and s.sent)
     late = sum(s.late for s in samples)
@@ -62,6 +65,7 @@ def measure(url: str, mode: str, rate: float, seconds: float) -> Measurement:
         achieved=len(sent) / span if span else 0.0,
         p50_ms=p50,
         p99_ms=p99,
+        probe_cpu=probe.cpu_s / seconds if probe.cpu_s is not None else None,
         sustained=bool(samples) and failed == 0 and late + saturated <= MAX_LATE_FRACTION * len(samples),
     )
 
@@ -92,7 +96,7 @@ def _ms(value: float | None) -> str:
 
 
 def format_table(measurements: Sequence[Measurement]) -> str:
-    head = ("mode", "schedule", "achieved", "sent", "late", "unsent", "failed", "p50", "p99", "")
+    head = ("mode", "schedule", "achieved", "sent", "late", "unsent", "failed", "p50", "p99", "probe CPU", "")
     rows = [head]
     for m in measurements:
         pct = (m["late"] + m["saturated"]) / m["scheduled"] * 100 if m["scheduled"] else 0.0
@@ -107,11 +111,19 @@ def format_table(measurements: Sequence[Measurement]) -> str:
                 f"{m['failed']:,}",
                 _ms(m["p50_ms"]),
                 _ms(m["p99_ms"]),
+                "-" if m["probe_cpu"] is None else f"{m['probe_cpu'] * 100:.0f}% of a core",
                 f"ok ({pct:.2f}% late)" if m["sustained"] else f"NOT sustained ({pct:.2f}% late)",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
+    # The first column (mode) reads left to right; figures line up on the right.
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

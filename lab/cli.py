@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lab import strategies
 from lab.errors import BadInput, LabError
@@ -103,17 +104,19 @@ def plan_cmd(
         steps = walk(plan, Topology(frozenset(old), initial))
     except PlanError as exc:
         raise LabError(f"the plan is impossible: {exc}") from None
-    out.print(f"# {chosen.name}: {chosen.summary}", markup=False)
-    out.print(f"# initial: {describe(initial)}", markup=False)
+    out.print(f"# {chosen.name}: {chosen.summary}", markup=False, soft_wrap=True)
+    out.print(f"# initial: {describe(initial)}", markup=False, soft_wrap=True)
     if configs:
-        out.print(render_config(initial, ProxySettings(), generation=0, title="initial"), markup=False)
+        config = render_config(initial, ProxySettings(), generation=0, title="initial")
+        out.print(config, markup=False, soft_wrap=True)
     generation = 0
     for planned in steps:
-        out.print(f"{planned.index:>3}  {describe(planned.step)}", markup=False)
+        out.print(f"{planned.index:>3}  {describe(planned.step)}", markup=False, soft_wrap=True)
         if configs and isinstance(planned.step, Route):
             generation += 1
             label = f"step {planned.index}: {describe(planned.step)}"
-            out.print(render_config(planned.step, ProxySettings(), generation=generation, title=label), markup=False)
+            config = render_config(planned.step, ProxySettings(), generation=generation, title=label)
+            out.print(config, markup=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -178,7 +181,7 @@ def run_cmd(
 
     def progress(line: str, _event: object) -> None:
         if not as_json:
-            err.print(f"[dim]{line}[/dim]")
+            err.print(f"[dim]{escape(line)}[/dim]")
 
     runner = Runner(config, runtime, keep=keep, hook=progress)
     try:

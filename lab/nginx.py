@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,22 @@ class ProxySettings:
     max_fails: int = 1
     fail_timeout_s: int = 10
     resolver: str = "127.0.0.11"  # Docker's embedded DNS
+    # How long an old worker keeps a kept-alive client connection through a reload (see the template).
+    # Needs nginx >= 1.27.4; the runner drops it (None) for an older proxy and says so in the journal.
+    keepalive_min_timeout_s: float | None = 1.0
+
+
+KEEPALIVE_MIN_TIMEOUT_SINCE = (1, 27, 4)
+
+
+def supported(settings: ProxySettings, nginx_version: tuple[int, ...] | None) -> tuple[ProxySettings, list[str]]:
+    """Settings the proxy's nginx can load, and a note for each one dropped."""
+    if settings.keepalive_min_timeout_s and (nginx_version is None or nginx_version < KEEPALIVE_MIN_TIMEOUT_SINCE):
+        shown = ".".join(map(str, nginx_version)) if nginx_version else "of unknown version"
+        note = (f"nginx {shown} has no keepalive_min_timeout: clients on kept-alive connections may get a "
+                "reset at each reload")
+        return dataclasses.replace(settings, keepalive_min_timeout_s=None), [note]
+    return settings, []
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,18 @@ Request ``i`` is due at ``t0 + i / rate`` whatever happened to earlier requests 
 dead server shows up as failures and latency, never as a thinner schedule. When the probe itself cannot
 keep up, the tick is stamped late or recorded as client saturation; the schedule is never moved.
 
-Shape: the calling thread is the dispatcher; a fixed pool of worker threads each own one ``httpx.Client``
+Shape: the calling thread is the dispatcher; a fixed pool of worker threads each own one httpx transport
 holding at most one connection, so workers never contend for a shared pool lock and "keepalive" means one
-reused connection per worker. ``ProbeProcess`` runs all of it in a spawned child so a slow Docker call or
-a busy GIL in the runner cannot delay ticks.
+reused connection per worker. Workers call the transport, not an ``httpx.Client``: the client's layers
+(cookies, auth, redirects, default headers) add nothing to a probe and cost about a third of its CPU.
+``ProbeProcess`` runs all of it in a spawned child, so a slow Docker call or a busy GIL in the runner
+cannot delay ticks.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import multiprocessing
 import queue
@@ -25,6 +28,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import httpx
@@ -34,6 +38,7 @@ from lab.model import ErrorClass, Sample
 MODES = ("keepalive", "fresh")
 _MAX_NAP_S = 0.05  # the dispatcher never sleeps longer than this, so stop() is noticed quickly
 _BATCH_S = 0.1  # how often samples are handed to `emit`
+_YIELD_EVERY = 100  # when catching up, yield after this many ticks dispatched back to back
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def make_transport(config: ProbeConfig, ssl_context: ssl.SSLContext | None = Non
         # keepalive: never drop an idle connection on our side; a quiet worker must not turn fresh.
         keepalive_expiry=None,
     )
-    return httpx.HTTPTransport(verify=ssl_context or True, limits=limits, retries=0, trust_env=False)
+    return httpx.HTTPTransport(verify=ssl_context or True, limits=limits, retries=0)
 
 
 def make_request(config: ProbeConfig) -> httpx.Request:
@@ -189,9 +194,13 @@ def run_probe(
     emitted before this returns. `on_start(t0)` is called just before tick 0, which is due at t0.
     """
     run = _Run(config, clock)
-    ssl_context = httpx.create_ssl_context() if transport is None else None  # load CAs once, not 64 times
-    transports = [transport or make_transport(config, ssl_context) for _ in range(config.workers)]
-    workers = [_Worker(run, t) for t in transports]
+    if transport is None:
+        ssl_context = httpx.create_ssl_context()  # loading the CA bundle once, not once per worker
+        owned = [make_transport(config, ssl_context) for _ in range(config.workers)]
+        workers = [_Worker(run, t) for t in owned]
+    else:
+        owned = []  # the caller's transport (tests): shared by all workers, closed by the caller
+        workers = [_Worker(run, transport) for _ in range(config.workers)]
     run.idle.extend(workers)
     for w in workers:
         w.thread.start()
@@ -205,7 +214,7 @@ def run_probe(
             w.jobs.put(None)
         for w in workers:
             w.thread.join()
-        for t in transports:
+        for t in owned:
             t.close()
         done.set()
         flusher.join()
@@ -231,20 +240,18 @@ def _dispatch(
         if now < scheduled:
             sleep(min(scheduled - now, _MAX_NAP_S))
             continue
-        worker = None
-        if now - scheduled <= skip_after:
-            try:
-                worker = run.idle.pop()  # LIFO: the most recently used worker, whose connection is warm
-            except IndexError:
-                pass
+        # Only this thread pops, so a non-empty deque cannot empty under us. LIFO: the most recently used
+        # worker, whose connection is warm.
+        worker = run.idle.pop() if run.idle and now - scheduled <= skip_after else None
         if worker is None:
             run.out.append(Sample(seq, scheduled, None, None, error=ErrorClass.SATURATED))
         else:
             worker.jobs.put((seq, scheduled))
         seq += 1
-        if now - scheduled > interval:
-            # Behind schedule: still give the GIL away on every tick, so workers (and the responses that
-            # would let us catch up) are never starved by a catching-up loop.
+        if seq % _YIELD_EVERY == 0 and clock() >= t0 + seq * interval:
+            # Still behind after a run of overdue ticks: give the GIL away once. Not on every tick: each
+            # yield costs a GIL round trip (up to the switch interval), longer than a tick at 1,500 req/s,
+            # so a dispatcher yielding per tick could never catch up once behind.
             sleep(0)
 
 
@@ -272,9 +279,10 @@ def _sample(r: _Row) -> Sample:
 
 def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent, which stops us cleanly
-    # A thread waiting for the GIL waits up to the switch interval (5 ms by default): a whole tick at
-    # 200 req/s. 0.5 ms keeps the dispatcher's wake-up prompt while workers are busy in Python code.
-    sys.setswitchinterval(0.0005)
+    # A thread waiting for the GIL waits up to the switch interval (5 ms by default) for a thread busy in
+    # Python: more than the lateness threshold. Half of it keeps GIL hand-off alone from making a tick late;
+    # 0.5 ms measured no more punctual and cost about 10% more CPU per request in forced switches.
+    sys.setswitchinterval(min(0.001, config.late_after_s / 2) or 0.001)
     stop = threading.Event()
     send_lock = threading.Lock()
 
@@ -283,10 +291,8 @@ def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> N
             data.send(msg)
 
     def await_stop() -> None:
-        try:
+        with contextlib.suppress(EOFError, OSError):
             control.recv()  # any message means stop; EOF means the parent is gone: stop too
-        except (EOFError, OSError):
-            pass
         stop.set()
 
     def emit(batch: list[Sample]) -> None:
@@ -295,29 +301,39 @@ def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> N
         except OSError:  # the parent is gone: nobody will read what we measure
             stop.set()
 
+    cpu_at_start = [time.process_time()]
+
+    def on_start(t0: float) -> None:
+        cpu_at_start[0] = time.process_time()  # probing only, not interpreter start-up and imports
+        send(("ready", t0))
+
     threading.Thread(target=await_stop, name="probe-control", daemon=True).start()
     try:
-        run_probe(config, stop, emit, on_start=lambda t0: send(("ready", t0)))
+        run_probe(config, stop, emit, on_start=on_start)
     except BaseException:
         send(("error", traceback.format_exc()))
     finally:
-        try:
-            send(("done", None))
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            send(("done", time.process_time() - cpu_at_start[0]))  # the probe's own CPU while probing
         data.close()
 
 
 class ProbeProcess:
-    """Run the probe in a spawned child process and collect its samples in a parent thread."""
+    """Run the probe in a spawned child process and collect its samples in a parent thread.
+
+    "spawn", not "fork": forking a parent that runs threads (Docker clients, a live view) can copy a held
+    lock into the child. Like any spawn-based multiprocessing, the program's main module must be safe to
+    import (its work behind ``if __name__ == "__main__"``), because the child imports it again.
+    """
 
     def __init__(self, config: ProbeConfig, *, start_timeout_s: float = 30.0) -> None:
         self.config = config
         self.start_timeout_s = start_timeout_s
         self.started_at: float | None = None  # when tick 0 was due, on the shared monotonic clock
         self.error: str | None = None  # a traceback from the child, if the probe crashed
+        self.cpu_s: float | None = None  # CPU seconds the child used while probing, known once stopped
         self._ctx = multiprocessing.get_context("spawn")
-        self._proc: Any = None
+        self._proc: BaseProcess | None = None
         self._control: Connection | None = None
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -326,6 +342,7 @@ class ProbeProcess:
         self._ready = threading.Event()
         self._done = threading.Event()
         self._result: list[Sample] | None = None
+        self._stopped = False
 
     def start(self) -> None:
         """Start the child; return once it is about to send its first request."""
@@ -363,10 +380,11 @@ class ProbeProcess:
                 elif kind == "error":
                     self.error = payload
                 elif kind == "done":
+                    self.cpu_s = payload
                     break
         except (EOFError, OSError):
-            if self.error is None and not self._ready.is_set():
-                self.error = "probe process exited before it started"
+            if self.error is None:
+                self.error = "the probe process exited without finishing (killed?)"
         finally:
             data.close()
             self._done.set()
@@ -379,18 +397,23 @@ class ProbeProcess:
         return batch
 
     def stop(self) -> list[Sample]:
-        """Stop scheduling, wait for requests in flight, join the child; every sample, in seq order."""
+        """Stop scheduling, wait for requests in flight, join the child; every sample, in seq order.
+
+        Never raises once started, so callers can stop the probe in a `finally` before their cleanup. If the
+        child crashed or had to be killed, `error` says so and the samples end early: check it before
+        trusting the run (a hole in the samples is not missing traffic).
+        """
         if self._result is not None:
             return self._result
         if self._proc is None:
             raise RuntimeError("ProbeProcess not started")
+        self._stopped = True
         if self._control is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._control.send("stop")
-            except OSError:
-                pass
         # A request in flight may spend timeout_s connecting, then again writing and reading.
-        self._done.wait(3 * self.config.timeout_s + 5.0)
+        if not self._done.wait(3 * self.config.timeout_s + 5.0) and self.error is None:
+            self.error = "the probe process did not stop in time"
         self.close()
         with self._lock:
             self._result = sorted(self._samples, key=lambda s: s.seq)
@@ -419,7 +442,7 @@ class ProbeProcess:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if self._proc is not None:
+            if not self._stopped:
                 self.stop()
         finally:
             self.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lab import __version__
@@ -43,7 +44,7 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
             "scenario": {"fleet_size": cfg.fleet_size, "v1_env": dict(cfg.v1_env), "v2_env": dict(cfg.v2_env)},
             "probe": {"rate": cfg.rate, "mode": cfg.mode, "timeout_s": cfg.probe_timeout_s,
                       "baseline_s": cfg.baseline_s, "settle_s": cfg.settle_s},
-            "proxy": dataclasses.asdict(cfg.proxy),
+            "proxy": dataclasses.asdict(record.proxy or cfg.proxy),
         },
         "probe": {"started_s": _rel(record.probe_started, origin), "stopped_s": _rel(record.probe_stopped, origin)},
         "steps": [
@@ -62,6 +63,8 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         "analysis": analysis.to_dict(origin),
         "status": record.status,
         "error": record.error,
+        "error_detail": record.error_detail,
+        "notes": record.notes,
     }
 
 
@@ -72,6 +75,7 @@ def summary(record: RunRecord, analysis: Analysis, out_dir: Path | None) -> dict
         **analysis.to_dict(record.t0),
         "status": record.status,
         "error": record.error,
+        "notes": record.notes,
         "run_id": record.run_id,
         "output": str(out_dir) if out_dir else None,
     }
@@ -129,9 +133,11 @@ def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_d
         table.add_row(name, value)
     console.print(table)
     if record.error:
-        console.print(f"[red]error:[/red] {record.error}")
+        console.print(f"[red]error:[/red] {escape(record.error)}")
+    for note in record.notes:
+        console.print(f"note: {escape(note)}")
     for e in record.events:
         if e.error:
-            console.print(f"step {e.index} ({e.detail}): {e.error}")
+            console.print(f"step {e.index} ({e.detail}): {e.error}", markup=False)
     if out_dir:
-        console.print(f"journal, samples and configs: {out_dir}")
+        console.print(f"journal, samples and configs: {out_dir}", markup=False)

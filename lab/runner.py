@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import traceback
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import httpx
 from lab import strategies
 from lab.errors import LabError
 from lab.model import Check, Event, Instance, Pause, Route, Sample, Start, Step, Stop, describe, fleet
-from lab.nginx import ProxySettings, render_config
+from lab.nginx import ProxySettings, render_config, supported
 from lab.plan import PlanError, Topology
 from lab.probe import ProbeConfig, ProbeProcess
 from lab.runtime.base import ProxyEndpoints, Removed, Runtime
@@ -60,6 +61,9 @@ class RunRecord:
     removed: Removed | None = None
     probe_started: float | None = None
     probe_stopped: float | None = None
+    error_detail: str | None = None  # the traceback of an internal error, for the journal
+    notes: list[str] = field(default_factory=list)  # what the reader should know: a setting dropped ...
+    proxy: ProxySettings | None = None  # the settings the configs were rendered with
 
 
 class Probe(Protocol):
@@ -107,6 +111,7 @@ class Runner:
         self.old = fleet(OLD, config.fleet_size)
         self.new = fleet(NEW, config.fleet_size)
         self.generation = 0
+        self.proxy = config.proxy
         self.endpoints: ProxyEndpoints | None = None
         self.record = RunRecord(
             config, runtime.run_id, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
@@ -137,6 +142,10 @@ class Runner:
             raise
         except LabError as exc:
             record.status, record.error = "failed", str(exc)
+        except Exception as exc:  # a bug or an engine surprise: still clean up and still write the journal
+            record.status = "failed"
+            record.error = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+            record.error_detail = traceback.format_exc()
         finally:
             with _sigint_ignored():
                 if probe is not None:
@@ -149,6 +158,11 @@ class Runner:
 
     def _setup(self) -> None:
         self.hook(f"run {self.rt.run_id}: starting {len(self.old)} x {OLD} behind nginx", None)
+        self.proxy, notes = supported(self.config.proxy, self.rt.proxy_nginx_version())
+        self.record.proxy = self.proxy
+        for note in notes:
+            self.record.notes.append(note)
+            self.hook(f"note: {note}", None)
         self.rt.create_network()
         self._start(self.old)
         route = Route.even(self.old)
@@ -211,7 +225,7 @@ class Runner:
 
     # -- effects --------------------------------------------------------------------------------------
     def _render(self, route: Route, label: str) -> str:
-        config = render_config(route, self.config.proxy, generation=self.generation, title=label)
+        config = render_config(route, self.proxy, generation=self.generation, title=label)
         self.record.configs.append((label, config))
         return config
 

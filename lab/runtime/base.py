@@ -42,6 +42,9 @@ class Runtime(Protocol):
 
     def create_network(self) -> None: ...
 
+    def proxy_nginx_version(self) -> tuple[int, ...] | None:
+        """The proxy's nginx version, so the config uses only directives it knows; None if unknown."""
+
     def start_instance(self, inst: Instance, image: str, env: Mapping[str, str]) -> None:
         """Create and start the instance; return at once (the runner waits for health over HTTP)."""
 

@@ -91,6 +91,11 @@ class DockerRuntime:
         if missing:
             raise ImagesMissing(f"image(s) {', '.join(missing)} not found: run `lab images` first")
 
+    def proxy_nginx_version(self) -> tuple[int, ...] | None:
+        from lab.runtime.images import proxy_nginx_version
+
+        return proxy_nginx_version(self.client, self.proxy_image)
+
     def create_network(self) -> None:
         self.client.networks.create(self.network, driver="bridge", labels=self.labels)
 

@@ -4,6 +4,11 @@ Where the official images can be pulled (a laptop on the internet), the app buil
 the proxy on nginx. Where nothing can be pulled (CI here, a workshop room without Wi-Fi), one Debian
 minbase with python3 and nginx-light is made with debootstrap from the host's apt mirror and imported;
 both the app and the proxy build on it.
+
+The suite is Debian's testing (forky), not stable: a blue/green switch is an nginx reload, and only
+nginx 1.27.4 and later (`keepalive_min_timeout`) let an old worker answer a kept-alive client's next
+request with "Connection: close" instead of closing the connection under it. With bookworm's nginx 1.22,
+three runs in four of `lab run blue-green` lost one request to a reset at the switch.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ from lab.runtime.base import LABEL
 APP_REPO = "deploylab/app"
 VERSIONS = ("v1", "v2")
 PROXY_IMAGE = "deploylab/proxy:1"
-OFFLINE_BASE = "deploylab/base:bookworm"
+OFFLINE_SUITE = "forky"
+# debootstrap's script for unstable serves every recent suite; older debootstraps lack one named forky.
+OFFLINE_SCRIPT = "sid"
+OFFLINE_BASE = f"deploylab/base:{OFFLINE_SUITE}"
 OFFICIAL_APP_BASE = "python:3.12-slim"
-OFFICIAL_PROXY_BASE = "nginx:1.27"
+OFFICIAL_PROXY_BASE = "nginx:1.28"
 BASE_LABEL = "deploylab.base"
+NGINX_LABEL = "deploylab.nginx"  # the proxy's nginx version, so the config can use what it supports
 
 PROXY_DOCKERFILE = """\
 ARG BASE
@@ -109,7 +118,8 @@ def build_offline_base(client: docker.DockerClient, log: Callable[[str], None]) 
     with tempfile.TemporaryDirectory(prefix="deploylab-base-") as tmp:
         root = Path(tmp) / "root"
         result = subprocess.run(
-            [debootstrap, "--variant=minbase", "--include=python3,nginx-light", "bookworm", str(root), mirror],
+            [debootstrap, "--variant=minbase", "--include=python3,nginx-light", OFFLINE_SUITE, str(root), mirror,
+             OFFLINE_SCRIPT],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
@@ -126,12 +136,32 @@ def build_offline_base(client: docker.DockerClient, log: Callable[[str], None]) 
         client.api.import_image_from_file(str(archive), repository=repo, tag=tag, changes=['CMD ["/bin/bash"]'])
 
 
-def _build(client: docker.DockerClient, tag: str, base: str, **kwargs: object) -> None:
+def _build(client: docker.DockerClient, tag: str, base: str, labels: dict[str, str] | None = None,
+           **kwargs: object) -> None:
     try:
         client.images.build(tag=tag, pull=False, rm=True, forcerm=True,
-                            labels={LABEL: "1", BASE_LABEL: base}, **kwargs)  # type: ignore[arg-type]
+                            labels={LABEL: "1", BASE_LABEL: base, **(labels or {})}, **kwargs)
     except docker.errors.BuildError as exc:
         raise LabError(f"building {tag} failed: {exc.msg}") from None
+
+
+def nginx_version_of(client: docker.DockerClient, image: str) -> str:
+    """`nginx -v` in a throwaway container of `image` (labelled, so a leak would be seen and cleaned)."""
+    output = client.containers.run(image, ["nginx", "-v"], remove=True, stdout=True, stderr=True,
+                                   labels={LABEL: "1"}, entrypoint=[])
+    match = re.search(rb"nginx/(\d+(?:\.\d+)+)", output)
+    if not match:
+        raise LabError(f"{image} has no working nginx: {output.decode(errors='replace').strip()}")
+    return match.group(1).decode()
+
+
+def proxy_nginx_version(client: docker.DockerClient, image: str = PROXY_IMAGE) -> tuple[int, ...] | None:
+    """The proxy image's nginx version as recorded when it was built, or None if unknown."""
+    try:
+        label = (client.images.get(image).labels or {}).get(NGINX_LABEL)
+    except docker.errors.ImageNotFound:
+        return None
+    return tuple(int(part) for part in label.split(".")) if label else None
 
 
 def ensure_images(
@@ -157,9 +187,10 @@ def ensure_images(
             _build(client, app_image(version), app_base, path=str(context),
                    buildargs={"BASE": app_base, "APP_VERSION": version})
         built.append(app_image(version))
-    log(f"building {PROXY_IMAGE} on {proxy_base}")
-    _build(client, PROXY_IMAGE, proxy_base, fileobj=io.BytesIO(PROXY_DOCKERFILE.encode()),
-           buildargs={"BASE": proxy_base})
+    nginx_version = nginx_version_of(client, proxy_base)
+    log(f"building {PROXY_IMAGE} on {proxy_base} (nginx {nginx_version})")
+    _build(client, PROXY_IMAGE, proxy_base, labels={NGINX_LABEL: nginx_version},
+           fileobj=io.BytesIO(PROXY_DOCKERFILE.encode()), buildargs={"BASE": proxy_base})
     built.append(PROXY_IMAGE)
     return ImageReport(path, built, [])
 

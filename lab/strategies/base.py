@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -44,17 +45,31 @@ class Strategy:
 
 
 def _convert(key: str, value: Any, default: Any) -> Any:
-    if not isinstance(value, str):
-        return value
     kind = type(default)
-    try:
-        if kind is bool:
-            if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                raise ValueError
-            return value.lower() in {"true", "1", "yes"}
-        converted = kind(value)
-    except ValueError:
-        raise ValueError(f"parameter {key}={value!r} is not a valid {kind.__name__}") from None
-    if isinstance(converted, int | float) and converted < 0:
-        raise ValueError(f"parameter {key}={value!r} must not be negative")
+    if isinstance(value, str):
+        try:
+            if kind is bool:
+                if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError
+                return value.lower() in {"true", "1", "yes"}
+            converted = kind(value)
+        except ValueError:
+            raise ValueError(f"parameter {key}={value!r} is not a valid {kind.__name__}") from None
+    elif default is None or _accepts(kind, value):
+        converted = value
+    else:  # from Python, not the command line: a list for a float, a bool for an int ...
+        raise ValueError(f"parameter {key}={value!r} is not a valid {kind.__name__}")
+    if isinstance(converted, int | float) and not isinstance(converted, bool):
+        if not math.isfinite(converted):
+            raise ValueError(f"parameter {key}={value!r} must be a finite number")
+        if converted < 0:
+            raise ValueError(f"parameter {key}={value!r} must not be negative")
     return converted
+
+
+def _accepts(kind: type, value: Any) -> bool:
+    if kind is float:  # an int is a fine float
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)

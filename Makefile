@@ -1,0 +1,59 @@
+# deploy lab. `make help` lists the targets. Everything installs into .venv, so `make test` works on a
+# fresh clone with nothing but Python 3.11+ and a running Docker engine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+LAB    := $(BIN)/lab
+STRATEGY ?= blue-green
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps images run plan test unit integration lint bench clean distclean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/lab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/lab ## Install the lab and its test tools into .venv
+
+system-deps: ## Install debootstrap and nginx from apt when missing (root on Debian/Ubuntu only)
+	@scripts/system-deps.sh
+
+images: install system-deps ## Build the app (v1, v2) and proxy images; offline if no registry is reachable
+	$(LAB) images
+
+run: images ## Run a deployment: make run STRATEGY=in-place ARGS='--mode fresh'
+	$(LAB) run $(STRATEGY) $(ARGS)
+
+plan: install ## Print a strategy's steps and nginx configs (no Docker): make plan STRATEGY=in-place
+	$(LAB) plan $(STRATEGY) $(ARGS)
+
+test: images ## Everything: lint, unit tests, then integration tests on real containers
+	$(MAKE) lint
+	LAB_REQUIRE_NGINX=1 $(BIN)/pytest tests/unit
+	$(BIN)/pytest -m docker tests/integration
+
+unit: install ## Unit tests only (no Docker, no network)
+	$(BIN)/pytest tests/unit
+
+integration: images ## Integration tests only (real containers)
+	$(BIN)/pytest -m docker tests/integration
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check lab sample_app tests
+	$(BIN)/mypy
+
+bench: images ## Probe benchmark: highest sustained rate in each connection mode
+	$(BIN)/python -m lab.bench
+
+clean: ## Remove every container and network the lab left behind
+	@if [ -x $(LAB) ]; then $(LAB) clean; else echo "nothing installed: nothing to clean"; fi
+
+distclean: clean ## Also remove the lab's images, the venv and run folders
+	-$(LAB) clean --images
+	rm -rf $(VENV) runs *.egg-info

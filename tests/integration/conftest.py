@@ -1,0 +1,47 @@
+"""Integration tests run real containers. Each test must leave nothing labelled by the lab behind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+# The reaper image (ryuk) cannot be pulled where there is no registry; our own fixtures clean up instead.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+from lab.runtime import LABEL  # noqa: E402
+from lab.runtime.docker_local import connect, remove_labelled  # noqa: E402
+from lab.runtime.images import all_images  # noqa: E402
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    client = connect()  # fails with one clear line when the engine is not running
+    missing = [name for name in all_images() if not client.images.list(name=name)]
+    if missing:
+        pytest.fail(f"images missing ({', '.join(missing)}): run `make images` first")
+    return client
+
+
+def _labelled(client: docker.DockerClient) -> list[str]:
+    containers = [c.name for c in client.containers.list(all=True, filters={"label": LABEL})]
+    networks = [n.name for n in client.networks.list(filters={"label": LABEL})]
+    return containers + networks
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(docker_client: docker.DockerClient) -> Iterator[None]:
+    before = _labelled(docker_client)
+    assert not before, f"labelled objects exist before the test: {before}"
+    yield
+    left = _labelled(docker_client)
+    if left:
+        remove_labelled(docker_client)  # so one leak does not fail every later test too
+    assert not left, f"the test left lab objects behind: {left}"

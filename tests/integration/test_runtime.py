@@ -1,0 +1,76 @@
+"""The Docker backend on its own: config checks, ports, clean-up."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from lab.errors import ConfigRejected, PortInUse
+from lab.model import Route, fleet
+from lab.nginx import render_config
+from lab.runtime.docker_local import DockerRuntime
+from lab.runtime.images import PROXY_IMAGE, app_image
+
+
+def _get(url: str, timeout_s: float = 15.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            response = httpx.get(url, timeout=1.0)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer 200 within {timeout_s} s")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def runtime() -> Iterator[DockerRuntime]:
+    rt = DockerRuntime(secrets.token_hex(3), proxy_image=PROXY_IMAGE)
+    try:
+        yield rt
+    finally:
+        rt.cleanup()
+
+
+def test_rejected_config_keeps_the_old_one_serving(runtime: DockerRuntime) -> None:
+    v1 = fleet("v1", 1)
+    runtime.create_network()
+    runtime.start_instance(v1[0], app_image("v1"), {})
+    endpoints = runtime.start_proxy(render_config(Route.even(v1)), None)
+    assert _get(endpoints.url).headers["X-App-Version"] == "v1"
+
+    # Names an instance that does not exist: nginx -t fails on the unresolvable host.
+    bad = render_config(Route.even(fleet("v2", 1)), generation=1)
+    with pytest.raises(ConfigRejected, match="host not found"):
+        runtime.apply_config(bad)
+
+    assert httpx.get(f"{endpoints.admin_url}/lab/generation").text.strip() == "0"
+    assert _get(endpoints.url).headers["X-App-Version"] == "v1"
+
+
+def test_port_in_use_is_a_clear_error(runtime: DockerRuntime) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        runtime.create_network()
+        with pytest.raises(PortInUse, match=str(taken)):
+            runtime.start_proxy(render_config(None), taken)
+
+
+def test_cleanup_removes_everything_and_is_idempotent(runtime: DockerRuntime) -> None:
+    runtime.create_network()
+    for inst in fleet("v1", 2):
+        runtime.start_instance(inst, app_image("v1"), {})
+    removed = runtime.cleanup()
+    assert (removed.containers, removed.networks) == (2, 1)
+    again = runtime.cleanup()
+    assert (again.containers, again.networks) == (0, 0)

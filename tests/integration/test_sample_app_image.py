@@ -1,0 +1,52 @@
+"""The sample app's image on its own, started with testcontainers: health, version, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from testcontainers.core.container import DockerContainer
+
+from lab.runtime import LABEL
+from lab.runtime.images import app_image
+
+
+def _wait_ready(url: str, timeout_s: float = 15.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=1.0)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} never answered 200")
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_image_answers_with_its_version(version: str) -> None:
+    # Labelled like the lab's own objects, so the leak check would catch it if stop() failed.
+    with DockerContainer(app_image(version), labels={LABEL: "1"}).with_exposed_ports(8080) as app:
+        base = f"http://{app.get_container_host_ip()}:{app.get_exposed_port(8080)}"
+        assert _wait_ready(f"{base}/healthz").status_code == 200
+        response = httpx.get(base + "/")
+        assert response.headers["X-App-Version"] == version
+        assert response.json()["version"] == version
+
+
+def test_drain_keeps_serving_then_exits_cleanly() -> None:
+    container = (DockerContainer(app_image("v1"), labels={LABEL: "1"})
+                 .with_env("APP_DRAIN_S", "1").with_exposed_ports(8080))
+    with container as app:
+        base = f"http://{app.get_container_host_ip()}:{app.get_exposed_port(8080)}"
+        _wait_ready(f"{base}/healthz")
+        wrapped = app.get_wrapped_container()
+        wrapped.kill(signal="SIGTERM")
+        time.sleep(0.2)
+        # Draining: no longer healthy, still serving.
+        assert httpx.get(f"{base}/healthz").status_code == 503
+        assert httpx.get(f"{base}/").status_code == 200
+        result = wrapped.wait(timeout=10)
+        assert result["StatusCode"] == 0

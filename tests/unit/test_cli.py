@@ -1,0 +1,310 @@
+"""The `lab` command without Docker: listing, planning, and the one-line error contract.
+
+CliRunner calls the Typer app directly and so bypasses lab.cli.main(), which is what turns errors into
+`lab: error: ...` and exit codes: that contract is checked on a real `python -m lab` process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+from typer.testing import CliRunner
+
+from lab import strategies
+from lab.cli import app
+from lab.errors import BadInput
+from lab.model import ErrorClass, Event, Instance, Route, Sample, fleet
+from lab.nginx import ProxySettings, render_config
+from lab.runner import RunConfig, RunRecord
+
+NO_DOCKER = "tcp://127.0.0.1:1"  # nothing listens there: any Docker call fails at once
+STEP_LINE = re.compile(r"^ {0,2}(\d+)  (\S.*)$")
+CONFIG_START = "# Rendered by deploy lab: "
+
+
+def names(instances: tuple[Instance, ...]) -> str:
+    return ", ".join(inst.name for inst in instances)
+
+
+def lab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"LINES", "FORCE_COLOR", "TTY_COMPATIBLE"}}
+    env.update(DOCKER_HOST=NO_DOCKER, COLUMNS="80", NO_COLOR="1")
+    return subprocess.run(
+        [sys.executable, "-m", "lab", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def step_lines(output: str) -> list[tuple[int, str]]:
+    return [(int(m.group(1)), m.group(2)) for line in output.splitlines() if (m := STEP_LINE.match(line))]
+
+
+def printed_configs(output: str) -> list[str]:
+    """Each printed nginx.conf, from its header comment to the closing brace of its http block."""
+    configs = []
+    lines = output.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith(CONFIG_START):
+            http = lines.index("http {\n", i)
+            end = lines.index("}\n", http)
+            configs.append("".join(lines[i : end + 1]))
+    return configs
+
+
+def expected_steps(name: str, size: int, window: float) -> list[str]:
+    old, new = fleet("v1", size), fleet("v2", size)
+    return {
+        "in-place": [
+            f"stop {names(old)}",
+            f"start {names(new)} and wait until healthy",
+            f"route v2 100% over {names(new)}",
+        ],
+        "blue-green": [
+            f"start {names(new)} and wait until healthy",
+            f"route v2 100% over {names(new)}",
+            f"pause {window:g} s (blue kept for rollback)",
+            f"stop {names(old)}",
+        ],
+    }[name]
+
+
+def assert_plan_output(output: str, name: str, size: int, window: float) -> None:
+    old, new = fleet("v1", size), fleet("v2", size)
+    steps = step_lines(output)
+    assert steps == list(enumerate(expected_steps(name, size, window)))
+    assert f"# initial: route v1 100% over {names(old)}" in output
+
+    configs = printed_configs(output)
+    route_steps = [i for i, text in steps if text.startswith("route ")]
+    assert len(configs) == 1 + len(route_steps)
+    # Printed verbatim: nothing wrapped at the terminal's width, so it can be copied into nginx.
+    assert configs[0] == render_config(Route.even(old), ProxySettings(), generation=0, title="initial")
+    for generation, (index, config) in enumerate(zip(route_steps, configs[1:], strict=True), start=1):
+        title = f"step {index}: route v2 100% over {names(new)}"
+        assert config == render_config(Route.even(new), ProxySettings(), generation=generation, title=title)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lab: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# In process, with CliRunner
+
+
+@pytest.fixture
+def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to reach Docker fails the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("plan touched Docker")
+
+    monkeypatch.setattr(docker, "from_env", refuse)
+    monkeypatch.setattr(docker.DockerClient, "__init__", refuse)
+    monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)
+
+
+def test_strategies_lists_every_registered_strategy() -> None:
+    result = CliRunner().invoke(app, ["strategies"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == len(strategies.REGISTRY)
+    for name, strategy in strategies.REGISTRY.items():
+        line = next(line for line in lines if line.split()[0] == name)
+        assert strategy.summary in line
+        for param in strategy.defaults():
+            assert f"{param}=" in line
+
+
+@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize("name", ["in-place", "blue-green"])
+def test_plan_prints_numbered_steps_and_configs_without_docker(name: str, size: int, no_docker: None) -> None:
+    result = CliRunner().invoke(app, ["plan", name, "--fleet", str(size)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"# {name}: {strategies.REGISTRY[name].summary}\n")
+    assert_plan_output(result.output, name, size, window=2.0)
+
+
+def test_plan_passes_parameters_to_the_strategy(no_docker: None) -> None:
+    result = CliRunner().invoke(app, ["plan", "blue-green", "-n", "2", "-p", "rollback_window_s=7.5"])
+    assert result.exit_code == 0, result.output
+    assert_plan_output(result.output, "blue-green", 2, window=7.5)
+
+
+def test_plan_without_configs_prints_only_steps(no_docker: None) -> None:
+    result = CliRunner().invoke(app, ["plan", "in-place", "--no-configs"])
+    assert result.exit_code == 0, result.output
+    assert printed_configs(result.output) == []
+    assert "upstream" not in result.output
+    assert [i for i, _ in step_lines(result.output)] == [0, 1, 2]
+
+
+def test_bad_input_is_a_lab_error_with_exit_code_2_in_process() -> None:
+    result = CliRunner().invoke(app, ["plan", "nope"])
+    assert isinstance(result.exception, BadInput)
+    assert result.exception.exit_code == 2
+    assert "nope" in str(result.exception)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A real process: what a user and CI see
+
+
+def test_plan_in_a_process_needs_no_docker(tmp_path: Path) -> None:
+    result = lab("plan", "blue-green", "--fleet", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert_plan_output(result.stdout, "blue-green", 4, window=2.0)
+
+
+def test_plan_in_a_process_prints_long_lines_whole(tmp_path: Path) -> None:
+    result = lab("plan", "in-place", "--fleet", "16", "--no-configs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert step_lines(result.stdout) == list(enumerate(expected_steps("in-place", 16, 0)))
+
+
+def test_unknown_strategy_is_one_error_line(tmp_path: Path) -> None:
+    result = lab("plan", "nope", cwd=tmp_path)
+    line = assert_one_error_line(result, 2, "'nope'")
+    for name in strategies.REGISTRY:
+        assert name in line
+    assert_one_error_line(lab("run", "nope", cwd=tmp_path), 2, "'nope'")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["plan", "in-place", "--fleet", "0"], "--fleet"),
+        (["plan", "in-place", "--fleet", "17"], "--fleet"),
+        (["plan", "in-place", "--fleet", "abc"], "--fleet"),
+        (["run", "in-place", "--fleet", "0"], "--fleet"),
+        (["run", "blue-green", "--rate", "-1"], "--rate"),
+        (["run", "blue-green", "--rate", "0"], "--rate"),
+        (["run", "blue-green", "--mode", "x"], "--mode"),
+        (["run", "blue-green", "--baseline", "-1"], "--baseline"),
+        (["run", "blue-green", "--port", "70000"], "--port"),
+        (["plan", "in-place", "-p", "unknown=1"], "unknown"),
+        (["run", "in-place", "-p", "unknown=1"], "unknown"),
+        (["plan", "blue-green", "-p", "rollback_window_s=-1"], "rollback_window_s"),
+        (["plan", "blue-green", "-p", "rollback_window_s=soon"], "rollback_window_s"),
+        (["plan", "blue-green", "-p", "NOEQUALS"], "NOEQUALS"),
+        (["run", "blue-green", "--v2-env", "NOEQUALS"], "NOEQUALS"),
+        (["run", "blue-green", "--v1-env", "=1"], "--v1-env"),
+        (["run", "blue-green", "--bogus-option"], "--bogus-option"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else v,
+)
+def test_bad_input_is_one_error_line_and_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
+    # `run` must refuse these before it touches Docker (unreachable here), or the exit code would be 1.
+    assert_one_error_line(lab(*args, cwd=tmp_path), 2, fragment)
+    assert not (tmp_path / "runs").exists()  # the default --out, relative to the working folder
+
+
+def test_run_without_docker_is_one_error_line_and_exit_1(tmp_path: Path) -> None:
+    result = lab("run", "blue-green", "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    line = assert_one_error_line(result, 1, "Docker")
+    assert "127.0.0.1" in line or "not reachable" in line
+
+
+# ---------------------------------------------------------------------------------------------------
+# `run` end to end with the runner and Docker replaced: the verdict, --json and the progress lines
+
+
+class FakeRunner:
+    """Stands in for lab.runner.Runner: a 2 s run at 100 req/s whose v2 start failed `failures` requests."""
+
+    status = "completed"
+    failures = 0
+    hook_line = "step 0 done in 1.00 s: app-v2-1 exited with code 1: [/app/main.py] [bold]x"
+
+    def __init__(self, config: RunConfig, runtime: object, *, keep: bool = False,
+                 hook: Callable[[str, object], None]) -> None:
+        self.config, self.hook = config, hook
+        self.record = RunRecord(config, "fake01", "2024-05-01T12:00:00+00:00", 100.0)
+
+    def run(self) -> RunRecord:
+        self.hook(self.hook_line, None)
+        t0, rate = self.record.t0, self.config.rate
+        samples = []
+        for i in range(int(2 * rate)):
+            t = t0 + i / rate
+            if 50 <= i < 50 + self.failures:
+                samples.append(Sample(i, t, t, t + 0.001, error=ErrorClass.REFUSED))
+            else:
+                samples.append(Sample(i, t, t, t + 0.003, 200, "v1" if i < 100 else "v2", "app-x-1"))
+        self.record.samples = samples
+        self.record.events = [Event(0, "Start", "start app-v2-1", t0 + 0.4, t0 + 1.2, True)]
+        self.record.configs = [("initial", "# initial\n")]
+        self.record.status = self.status
+        return self.record
+
+
+@pytest.fixture
+def fake_run(monkeypatch: pytest.MonkeyPatch) -> type[FakeRunner]:
+    import lab.runner
+    import lab.runtime.docker_local
+
+    class Runner(FakeRunner):
+        pass
+
+    monkeypatch.setattr(lab.runner, "Runner", Runner)
+    monkeypatch.setattr(lab.runtime.docker_local, "DockerRuntime", lambda run_id, **kw: object())
+    monkeypatch.setattr(lab.runtime.docker_local, "port_is_free", lambda port: True)
+    return Runner
+
+
+@pytest.mark.parametrize(
+    ("status", "failures", "args", "code"),
+    [
+        ("completed", 0, [], 0),
+        ("completed", 10, ["--max-failed", "10", "--max-downtime-ms", "100"], 0),  # 10 failures: 100 ms
+        ("completed", 10, ["--max-failed", "9"], 3),
+        ("completed", 10, ["--max-downtime-ms", "99"], 3),
+        ("rolled_back", 0, [], 4),
+        ("failed", 0, [], 1),
+    ],
+)
+def test_run_exit_code_is_the_verdict(
+    status: str, failures: int, args: list[str], code: int, fake_run: type[FakeRunner], tmp_path: Path
+) -> None:
+    fake_run.status, fake_run.failures = status, failures
+    cmd = ["run", "blue-green", "--rate", "100", "--out", str(tmp_path), "--json", *args]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    summary = json.loads(result.stdout)  # one JSON object on stdout, nothing else
+    assert summary["requests_sent"] == 200 and summary["probe_rate_target"] == 100.0
+    assert summary["strategy"] == "blue-green" and summary["status"] == status
+    assert summary["requests_failed"] == failures
+    assert summary["downtime_ms"] == pytest.approx(failures * 10)
+    assert (Path(summary["output"]) / "journal.json").is_file()
+    assert Path(summary["output"]).parent == tmp_path
+    if code == 3:
+        assert result.stderr.startswith("lab: error: budget exceeded")
+
+
+def test_run_progress_and_summary_show_messages_verbatim(fake_run: type[FakeRunner], tmp_path: Path) -> None:
+    fake_run.failures = 3
+    cmd = ["run", "blue-green", "--out", str(tmp_path), "-p", "rollback_window_s=1"]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert FakeRunner.hook_line in result.stderr.replace("\n", "")
+    assert "requests failed" in result.stdout and "3 of 400 (refused 3)" in result.stdout  # default 200/s
+    (folder,) = tmp_path.iterdir()
+    journal = json.loads((folder / "journal.json").read_text())
+    assert journal["input"]["params"] == {"rollback_window_s": 1.0}
+    assert journal["input"]["probe"]["rate"] == 200.0

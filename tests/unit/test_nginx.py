@@ -1,0 +1,249 @@
+"""Rendering nginx.conf: exact integer weights, what the config says, and that nginx itself accepts it."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from lab import nginx, strategies
+from lab.model import Instance, Route, fleet
+from lab.nginx import ProxySettings, integer_weights, render_config
+from lab.plan import Topology, walk
+
+V1 = fleet("v1", 4)
+V2 = fleet("v2", 4)
+SERVER_LINE = re.compile(r"^\s*server (\S+) weight=(\d+) max_fails=(\d+) fail_timeout=(\d+)s;", re.MULTILINE)
+
+
+def assert_exact_ratios(weights: dict[Instance, int], route: Route) -> None:
+    """Every pair of weights stands in exactly the ratio of the route's shares, in lowest terms."""
+    shares = {inst: Fraction(w) for inst, w in route.weights if w > 0}
+    assert set(weights) == set(shares)
+    assert all(isinstance(w, int) and w > 0 for w in weights.values())
+    for a in shares:
+        for b in shares:
+            assert Fraction(weights[a], weights[b]) == shares[a] / shares[b], (a, b)
+    assert math.gcd(*weights.values()) == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# integer_weights
+
+
+def test_90_10_over_4_and_4_gives_9_to_1_per_instance() -> None:
+    route = Route.split({V1: 90, V2: 10})  # 22.5 % per v1, 2.5 % per v2
+    weights = integer_weights(route)
+    assert weights == {**dict.fromkeys(V1, 9), **dict.fromkeys(V2, 1)}
+    assert_exact_ratios(weights, route)
+
+
+def test_an_even_route_gives_weight_1_each() -> None:
+    assert integer_weights(Route.even(V1)) == dict.fromkeys(V1, 1)
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        Route.even(fleet("v1", 3)),  # 100/3 each
+        Route.split({fleet("v1", 3): 50, fleet("v2", 2): 50}),  # 50/3 and 25: 2:3
+        Route.split({fleet("v1", 3): 1, fleet("v2", 7): 99}),  # 1/3 and 99/7
+        Route(((V1[0], Fraction(100, 3)), (V1[1], Fraction(200, 3)))),
+        Route(((V1[0], Fraction(1, 7)), (V1[1], Fraction(699, 7)))),
+    ],
+    ids=["thirds", "50-50-over-3-and-2", "1-99-over-3-and-7", "third-two-thirds", "sevenths"],
+)
+def test_shares_that_do_not_divide_evenly_keep_exact_ratios(route: Route) -> None:
+    assert_exact_ratios(integer_weights(route), route)
+
+
+def test_thirds_against_halves_by_hand() -> None:
+    # v1: 50/3 each, v2: 25 each -> 50/3 : 25 = 2 : 3
+    weights = integer_weights(Route.split({fleet("v1", 3): 50, fleet("v2", 2): 50}))
+    assert sorted(weights.values()) == [2, 2, 2, 3, 3]
+    assert {weights[i] for i in fleet("v2", 2)} == {3}
+
+
+def test_zero_shares_are_left_out() -> None:
+    route = Route(((V1[0], Fraction(0)), (V1[1], Fraction(100)), (V2[0], Fraction(0))))
+    assert integer_weights(route) == {V1[1]: 1}
+    assert integer_weights(Route(())) == {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# render_config
+
+
+def servers(config: str) -> dict[str, int]:
+    return {m.group(1): int(m.group(2)) for m in SERVER_LINE.finditer(config)}
+
+
+def test_every_routed_instance_is_a_server_with_its_weight() -> None:
+    config = render_config(Route.split({V1: 90, V2: 10}))
+    expected = {f"app-v1-{n}:8080": 9 for n in range(1, 5)} | {f"app-v2-{n}:8080": 1 for n in range(1, 5)}
+    assert servers(config) == expected
+    assert config.count("upstream app {") == 1
+    assert "proxy_pass http://app;" in config
+
+
+def test_an_instance_without_traffic_does_not_appear() -> None:
+    route = Route(tuple((inst, Fraction(0)) for inst in V1) + tuple((inst, Fraction(25)) for inst in V2))
+    config = render_config(route)
+    assert set(servers(config)) == {f"{inst.name}:8080" for inst in V2}
+    for inst in V1:
+        assert inst.name not in config
+
+
+def test_address_and_settings_go_where_they_belong() -> None:
+    settings = ProxySettings(
+        listen_port=8000, admin_port=9001, app_port=5000, upstream_keepalive=7, connect_timeout_s=0.25,
+        read_timeout_s=2.5, next_upstream="error timeout http_502", next_upstream_tries=3, max_fails=2,
+        fail_timeout_s=4, resolver="10.0.0.2", worker_processes=3,
+    )
+    config = render_config(
+        Route.even(V2[:2]), settings, address=lambda inst, s: f"10.1.0.{inst.slot}:{s.app_port}"
+    )
+    assert servers(config) == {"10.1.0.1:5000": 1, "10.1.0.2:5000": 1}
+    assert [m.group(3, 4) for m in SERVER_LINE.finditer(config)] == [("2", "4")] * 2
+    for line in [
+        "worker_processes 3;",
+        "listen 8000;",
+        "listen 9001;",
+        "keepalive 7;",
+        "proxy_connect_timeout 250ms;",
+        "proxy_read_timeout 2500ms;",
+        "proxy_send_timeout 2500ms;",
+        "proxy_next_upstream error timeout http_502;",
+        "proxy_next_upstream_tries 3;",
+        "resolver 10.0.0.2 valid=1s ipv6=off;",
+        "proxy_pass http://$lab_target:5000/healthz;",
+    ]:
+        assert re.search(rf"^\s*{re.escape(line)}$", config, re.MULTILINE), line
+
+
+def test_next_upstream_off_and_empty() -> None:
+    assert "proxy_next_upstream off;" in render_config(Route.even(V1), ProxySettings(next_upstream="off"))
+    with pytest.raises(ValueError, match="next_upstream"):
+        render_config(Route.even(V1), ProxySettings(next_upstream="  "))
+
+
+@pytest.mark.parametrize("generation", [0, 7, 123])
+def test_the_generation_is_served_on_the_admin_port(generation: int) -> None:
+    config = render_config(Route.even(V1), generation=generation, title="step 3")
+    block = re.search(r"location = /lab/generation \{\s*return 200 \"(\d+)\\n\";\s*\}", config)
+    assert block and int(block.group(1)) == generation
+    assert f"# generation {generation}\n" in config
+    assert "# Rendered by deploy lab: step 3\n" in config
+
+
+def test_static_mode_has_no_upstream() -> None:
+    config = render_config(None)
+    assert "upstream" not in config
+    assert "proxy_pass http://app" not in config
+    assert not servers(config)
+    assert 'return 200 "ok\\n";' in config
+    assert "# Rendered by deploy lab: static" in config
+
+
+def test_a_missing_template_variable_raises() -> None:
+    template = nginx._ENV.get_template("nginx.conf.j2")
+    with pytest.raises(jinja2.UndefinedError, match="generation"):
+        template.render(servers=[], settings=ProxySettings(), title="t")
+    with pytest.raises(jinja2.UndefinedError):
+        template.render(servers=[], settings=object(), generation=1, title="t")
+
+
+# ---------------------------------------------------------------------------------------------------
+# nginx -t
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+    if found:
+        return found
+    if os.environ.get("LAB_REQUIRE_NGINX") == "1":
+        pytest.fail("nginx is not installed but LAB_REQUIRE_NGINX=1 (make system-deps installs it)")
+    pytest.skip("no nginx binary: rendered configs not checked with nginx -t")
+
+
+def nginx_test(config: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    path = folder / "nginx.conf"
+    path.write_text(config)
+    return subprocess.run(
+        [nginx_binary(), "-t", "-q", "-e", "stderr", "-c", str(path)],
+        cwd=folder, capture_output=True, text=True, timeout=30,
+    )
+
+
+def on_host(inst: Instance, settings: ProxySettings) -> str:
+    return "127.0.0.1:9"  # the lab's names only resolve on the lab network
+
+
+def plan_routes() -> list[object]:
+    """Every routing table any registered strategy produces, so a new strategy's configs are checked too."""
+    cases: list[object] = []
+    for name, strategy in sorted(strategies.REGISTRY.items()):
+        old, new = fleet("v1", 3), fleet("v2", 3)
+        steps = walk(strategy.plan(old, new), Topology(frozenset(old), Route.even(old)))
+        for p in steps:
+            if isinstance(p.step, Route):
+                cases.append(pytest.param(p.step, id=f"{name}-step-{p.index}"))
+    return cases
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        pytest.param(None, id="static"),
+        pytest.param(Route.even(V1), id="even"),
+        pytest.param(Route.split({V1: 90, V2: 10}), id="90-10"),
+        pytest.param(Route.split({fleet("v1", 3): 1, fleet("v2", 7): 99}), id="thirds-sevenths"),
+        *plan_routes(),
+    ],
+)
+def test_nginx_accepts_the_rendered_config(route: Route | None, tmp_path: Path) -> None:
+    result = nginx_test(render_config(route, generation=3, title="test", address=on_host), tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("next_upstream", ["off", "error timeout http_502 http_503 non_idempotent"])
+def test_nginx_accepts_other_settings(next_upstream: str, tmp_path: Path) -> None:
+    settings = ProxySettings(next_upstream=next_upstream, connect_timeout_s=0.2, worker_processes=2)
+    result = nginx_test(render_config(Route.even(V1), settings, address=on_host), tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("proxy_next_upstream_tries", "proxy_next_upstream_trys"),  # unknown directive
+        ("weight=1", "weight=0"),  # nginx refuses a zero weight
+        ("keepalive_requests 1000000;", "keepalive_requests 1000000"),  # missing semicolon
+    ],
+)
+def test_nginx_rejects_a_broken_config(old: str, new: str, tmp_path: Path) -> None:
+    config = render_config(Route.even(V1), address=on_host)
+    assert old in config
+    result = nginx_test(config.replace(old, new), tmp_path)
+    assert result.returncode != 0
+    assert "emerg" in result.stderr
+
+
+def test_without_nginx_the_check_skips_unless_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.delenv("LAB_REQUIRE_NGINX", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        nginx_binary()
+    monkeypatch.setenv("LAB_REQUIRE_NGINX", "1")
+    with pytest.raises(pytest.fail.Exception, match="LAB_REQUIRE_NGINX"):
+        nginx_binary()
