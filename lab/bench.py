@@ -116,10 +116,11 @@ def format_table(measurements: Sequence[Measurement]) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    # The first column (mode) reads left to right; figures line up on the right.
+    # Words (mode, verdict) read left to right; figures line up on the right.
     lines = [
         "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            c.ljust(w) if i in (0, len(widths) - 1) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
         )
         for r in rows
     ]

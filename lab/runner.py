@@ -148,12 +148,14 @@ class Runner:
             record.error_detail = traceback.format_exc()
         finally:
             with _sigint_ignored():
-                if probe is not None:
-                    record.samples = probe.stop()
-                    record.probe_stopped = time.monotonic()
-                if not self.keep or record.status == "interrupted":
-                    record.removed = self.rt.cleanup()
-                self.http.close()
+                try:
+                    if probe is not None:
+                        record.samples = probe.stop()
+                        record.probe_stopped = time.monotonic()
+                finally:  # whatever stopping the probe did, the containers go
+                    if not self.keep or record.status == "interrupted":
+                        record.removed = self.rt.cleanup()
+                    self.http.close()
         return record
 
     def _setup(self) -> None:

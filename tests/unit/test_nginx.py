@@ -15,7 +15,7 @@ import pytest
 
 from lab import nginx, strategies
 from lab.model import Instance, Route, fleet
-from lab.nginx import ProxySettings, integer_weights, render_config
+from lab.nginx import ProxySettings, integer_weights, render_config, supported
 from lab.plan import Topology, walk
 
 V1 = fleet("v1", 4)
@@ -184,6 +184,18 @@ def nginx_test(config: str, folder: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def host_nginx_version() -> tuple[int, ...]:
+    result = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"nginx/(\d+(?:\.\d+)+)", result.stderr + result.stdout)
+    assert match, result.stderr
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+def for_host(settings: ProxySettings = ProxySettings()) -> ProxySettings:
+    """What the runner does for the proxy's nginx, done for the host's (Debian stable's is older)."""
+    return supported(settings, host_nginx_version())[0]
+
+
 def on_host(inst: Instance, settings: ProxySettings) -> str:
     return "127.0.0.1:9"  # the lab's names only resolve on the lab network
 
@@ -211,13 +223,14 @@ def plan_routes() -> list[object]:
     ],
 )
 def test_nginx_accepts_the_rendered_config(route: Route | None, tmp_path: Path) -> None:
-    result = nginx_test(render_config(route, generation=3, title="test", address=on_host), tmp_path)
+    config = render_config(route, for_host(), generation=3, title="test", address=on_host)
+    result = nginx_test(config, tmp_path)
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("next_upstream", ["off", "error timeout http_502 http_503 non_idempotent"])
 def test_nginx_accepts_other_settings(next_upstream: str, tmp_path: Path) -> None:
-    settings = ProxySettings(next_upstream=next_upstream, connect_timeout_s=0.2, worker_processes=2)
+    settings = for_host(ProxySettings(next_upstream=next_upstream, connect_timeout_s=0.2, worker_processes=2))
     result = nginx_test(render_config(Route.even(V1), settings, address=on_host), tmp_path)
     assert result.returncode == 0, result.stderr
 
@@ -231,7 +244,7 @@ def test_nginx_accepts_other_settings(next_upstream: str, tmp_path: Path) -> Non
     ],
 )
 def test_nginx_rejects_a_broken_config(old: str, new: str, tmp_path: Path) -> None:
-    config = render_config(Route.even(V1), address=on_host)
+    config = render_config(Route.even(V1), for_host(), address=on_host)
     assert old in config
     result = nginx_test(config.replace(old, new), tmp_path)
     assert result.returncode != 0
@@ -247,3 +260,23 @@ def test_without_nginx_the_check_skips_unless_required(monkeypatch: pytest.Monke
     monkeypatch.setenv("LAB_REQUIRE_NGINX", "1")
     with pytest.raises(pytest.fail.Exception, match="LAB_REQUIRE_NGINX"):
         nginx_binary()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settings an older nginx cannot load
+
+
+@pytest.mark.parametrize(("version", "kept"), [((1, 22, 1), False), ((1, 27, 3), False), ((1, 27, 4), True),
+                                               ((1, 30, 6), True), (None, False)])
+def test_keepalive_min_timeout_only_where_nginx_has_it(version: tuple[int, ...] | None, kept: bool) -> None:
+    settings, notes = supported(ProxySettings(keepalive_min_timeout_s=1.5), version)
+    config = render_config(Route.even(V1), settings)
+    assert ("keepalive_min_timeout 1500ms;" in config) is kept
+    assert bool(notes) is not kept
+    if notes:
+        assert "reset" in notes[0]
+
+
+def test_keepalive_min_timeout_can_be_turned_off() -> None:
+    settings, notes = supported(ProxySettings(keepalive_min_timeout_s=None), (1, 30, 6))
+    assert "keepalive_min_timeout" not in render_config(Route.even(V1), settings) and notes == []
