@@ -1,6 +1,9 @@
 """How fast can the probe keep its schedule? Run it against a URL at fixed rates and report.
 
-    python -m lab.bench http://127.0.0.1:8080/ [--mode keepalive|fresh|both] [--seconds 5] [--rates ...]
+    python -m lab.bench [URL] [--mode keepalive|fresh|both] [--seconds 5] [--rates ...]
+
+Without a URL (what `make bench` does) it starts the lab's proxy image answering `200` by itself, so the
+figures are the probe's alone, and removes it afterwards.
 
 A rate is sustained when at most 1% of its ticks were late or unsent (client saturation) and no request
 failed: above that the probe would be measuring itself, not the deployment.
@@ -9,10 +12,17 @@ failed: above that the probe would be measuring itself, not the deployment.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import secrets
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypedDict
 
+import httpx
+
+from lab.errors import LabError
 from lab.probe import MODES, ProbeConfig, ProbeProcess
 
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
@@ -128,18 +138,55 @@ def format_table(measurements: Sequence[Measurement]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("url")
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.bench", description="Find the highest rate the probe sustains against a URL."
+    )
+    parser.add_argument("url", nargs="?", help="target; default: a local nginx container answering 200")
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rates", type=float, nargs="+", default=list(DEFAULT_RATES))
     args = parser.parse_args(argv)
     modes = MODES if args.mode == "both" else (args.mode,)
-    for mode in modes:
-        best, measurements = sustained_rate(args.url, mode, args.rates, args.seconds)
-        print(format_table(measurements))
-        print(f"{mode}: sustained {best:,.0f} req/s\n" if best else f"{mode}: no rate sustained\n")
+    try:
+        with contextlib.ExitStack() as stack:
+            url = args.url or stack.enter_context(nginx_target())
+            print(f"probe benchmark against {url}, {args.seconds:g} s per rate, {os.cpu_count()} cores\n")
+            for mode in modes:
+                best, measurements = sustained_rate(url, mode, args.rates, args.seconds)
+                print(format_table(measurements))
+                print(f"{mode}: sustained {best:,.0f} req/s\n" if best else f"{mode}: no rate sustained\n")
+    except LabError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     return 0
+
+
+@contextlib.contextmanager
+def nginx_target() -> Iterator[str]:
+    """The lab's proxy image serving a static 200, published on a free port; removed afterwards."""
+    from lab.nginx import ProxySettings, render_config, supported
+    from lab.runtime.docker_local import DockerRuntime
+    from lab.runtime.images import PROXY_IMAGE
+
+    runtime = DockerRuntime(f"bench-{secrets.token_hex(3)}", proxy_image=PROXY_IMAGE)
+    try:
+        runtime.preflight([PROXY_IMAGE])
+        runtime.create_network()
+        settings, _ = supported(ProxySettings(), runtime.proxy_nginx_version())
+        endpoints = runtime.start_proxy(render_config(None, settings), None)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(endpoints.url, timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise LabError(f"the benchmark's nginx at {endpoints.url} did not answer")
+            time.sleep(0.1)
+        yield endpoints.url
+    finally:
+        runtime.cleanup()
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return pairs
 
 
-def _positive(name: str, value: float, *, low: float = 0, high: float | None = None, zero_ok: bool = False) -> None:
+def _positive(
+    name: str, value: float, *, low: float = 0, high: float | None = None, zero_ok: bool = False
+) -> None:
     if value < low or (value == low and not zero_ok) or (high is not None and value > high):
         bound = f"between {low:g} and {high:g}" if high is not None else f"above {low:g}"
         raise BadInput(f"{name} must be {bound}, got {value:g}")
@@ -75,7 +77,8 @@ def _params(strategy: strategies.Strategy, values: list[str] | None) -> dict[str
 
 FleetOpt = Annotated[int, typer.Option("--fleet", "-n", help="Instances per version.")]
 ParamOpt = Annotated[
-    list[str] | None, typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE (see `lab strategies`).")
+    list[str] | None,
+    typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE (see `lab strategies`)."),
 ]
 
 
@@ -84,7 +87,9 @@ def list_strategies() -> None:
     """List the strategies, one line each, with their parameters."""
     for s in strategies.REGISTRY.values():
         params = ", ".join(f"{k}={v}" for k, v in s.defaults().items())
-        out.print(f"{s.name:<12} {s.summary}" + (f"  ({params})" if params else ""), markup=False, soft_wrap=True)
+        out.print(
+            f"{s.name:<12} {s.summary}" + (f"  ({params})" if params else ""), markup=False, soft_wrap=True
+        )
 
 
 @app.command("plan")
@@ -92,7 +97,9 @@ def plan_cmd(
     strategy: Annotated[str, typer.Argument(help="Strategy name, see `lab strategies`.")],
     fleet_size: FleetOpt = 4,
     param: ParamOpt = None,
-    configs: Annotated[bool, typer.Option(help="Print the rendered nginx config of each routing step.")] = True,
+    configs: Annotated[
+        bool, typer.Option(help="Print the rendered nginx config of each routing step.")
+    ] = True,
 ) -> None:
     """Print a strategy's steps and rendered nginx configs, assuming every health check passes. No Docker."""
     _positive("--fleet", fleet_size, high=16)
@@ -124,22 +131,34 @@ def run_cmd(
     strategy: Annotated[str, typer.Argument(help="Strategy name, see `lab strategies`.")],
     fleet_size: FleetOpt = 4,
     rate: Annotated[float, typer.Option(help="Probe requests per second (open loop).")] = 200.0,
-    mode: Annotated[str, typer.Option(help="Probe connections: keepalive (reused) or fresh (one per request).")]
-    = "keepalive",
-    v1_env: Annotated[list[str] | None, typer.Option("--v1-env", help="Env KEY=VALUE for v1 instances.")] = None,
+    mode: Annotated[
+        str, typer.Option(help="Probe connections: keepalive (reused) or fresh (one per request).")
+    ] = "keepalive",
+    v1_env: Annotated[
+        list[str] | None, typer.Option("--v1-env", help="Env KEY=VALUE for v1 instances.")
+    ] = None,
     v2_env: Annotated[
         list[str] | None,
-        typer.Option("--v2-env", help="Env KEY=VALUE for v2 instances, e.g. APP_BOOT_DELAY_S=3 or APP_FAIL_RATE=0.2."),
+        typer.Option(
+            "--v2-env", help="Env KEY=VALUE for v2 instances, e.g. APP_BOOT_DELAY_S=3 or APP_FAIL_RATE=0.2."
+        ),
     ] = None,
     param: ParamOpt = None,
     port: Annotated[
-        int | None, typer.Option(help=f"Host port of the proxy (default {DEFAULT_PORT}, or any free port if that is taken).")
+        int | None,
+        typer.Option(
+            help=f"Host port of the proxy (default {DEFAULT_PORT}, or any free port if that is taken)."
+        ),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder under which the run's folder is written.")]
-    = Path("runs"),
-    keep: Annotated[bool, typer.Option(help="Leave the topology up after the run (remove it with `lab clean`).")]
-    = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")] = False,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder under which the run's folder is written.")
+    ] = Path("runs"),
+    keep: Annotated[
+        bool, typer.Option(help="Leave the topology up after the run (remove it with `lab clean`).")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")
+    ] = False,
     baseline: Annotated[float, typer.Option(help="Seconds of probing before the first step.")] = 2.0,
     settle: Annotated[float, typer.Option(help="Seconds of probing after the last step.")] = 2.0,
     max_downtime_ms: Annotated[
@@ -147,7 +166,8 @@ def run_cmd(
     ] = None,
     max_failed: Annotated[int | None, typer.Option(help="Budget: exit 3 if more requests failed.")] = None,
     next_upstream: Annotated[
-        str, typer.Option(help="nginx proxy_next_upstream: when the proxy tries another instance ('off': never).")
+        str,
+        typer.Option(help="nginx proxy_next_upstream: when the proxy tries another instance ('off': never)."),
     ] = "error timeout",
 ) -> None:
     """Deploy v1 -> v2 with STRATEGY on a real fleet while probing, and report what clients saw.
@@ -171,10 +191,17 @@ def run_cmd(
     if port is not None:
         _positive("--port", port, high=65535)
     config = RunConfig(
-        strategy=chosen.name, params=params, fleet_size=fleet_size, rate=rate, mode=mode,
-        v1_env=parse_pairs(v1_env, "--v1-env"), v2_env=parse_pairs(v2_env, "--v2-env"),
+        strategy=chosen.name,
+        params=params,
+        fleet_size=fleet_size,
+        rate=rate,
+        mode=mode,
+        v1_env=parse_pairs(v1_env, "--v1-env"),
+        v2_env=parse_pairs(v2_env, "--v2-env"),
         port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
-        baseline_s=baseline, settle_s=settle, proxy=ProxySettings(next_upstream=next_upstream),
+        baseline_s=baseline,
+        settle_s=settle,
+        proxy=ProxySettings(next_upstream=next_upstream),
     )
     run_id = secrets.token_hex(3)
     runtime = DockerRuntime(run_id, proxy_image=PROXY_IMAGE)
@@ -216,8 +243,9 @@ def run_cmd(
 def images_cmd(
     ctx: typer.Context,
     rebuild: Annotated[bool, typer.Option(help="Build again even if the images exist.")] = False,
-    base: Annotated[str, typer.Option(help="auto (official if pullable, else debootstrap), official, debootstrap.")]
-    = "auto",
+    base: Annotated[
+        str, typer.Option(help="auto (official if pullable, else debootstrap), official, debootstrap.")
+    ] = "auto",
 ) -> None:
     """Build the app (v1, v2) and proxy images; say which base path was taken."""
     if ctx.invoked_subcommand:
@@ -225,7 +253,9 @@ def images_cmd(
     from lab.runtime.docker_local import connect
     from lab.runtime.images import ensure_images
 
-    report = ensure_images(connect(), rebuild=rebuild, base=base, log=lambda line: err.print(line, markup=False))
+    report = ensure_images(
+        connect(), rebuild=rebuild, base=base, log=lambda line: err.print(line, markup=False)
+    )
     for name in report.built:
         out.print(f"built   {name}", markup=False)
     for name in report.present:
@@ -238,7 +268,9 @@ app.add_typer(images_app, name="images")
 
 @app.command("clean")
 def clean_cmd(
-    images: Annotated[bool, typer.Option("--images", help="Also remove the lab's images (not the base).")] = False,
+    images: Annotated[
+        bool, typer.Option("--images", help="Also remove the lab's images (not the base).")
+    ] = False,
 ) -> None:
     """Remove every container and network any lab run left behind."""
     from lab.runtime.docker_local import connect, remove_labelled

@@ -38,12 +38,18 @@ class ProxySettings:
 KEEPALIVE_MIN_TIMEOUT_SINCE = (1, 27, 4)
 
 
-def supported(settings: ProxySettings, nginx_version: tuple[int, ...] | None) -> tuple[ProxySettings, list[str]]:
+def supported(
+    settings: ProxySettings, nginx_version: tuple[int, ...] | None
+) -> tuple[ProxySettings, list[str]]:
     """Settings the proxy's nginx can load, and a note for each one dropped."""
-    if settings.keepalive_min_timeout_s and (nginx_version is None or nginx_version < KEEPALIVE_MIN_TIMEOUT_SINCE):
+    if settings.keepalive_min_timeout_s and (
+        nginx_version is None or nginx_version < KEEPALIVE_MIN_TIMEOUT_SINCE
+    ):
         shown = ".".join(map(str, nginx_version)) if nginx_version else "of unknown version"
-        note = (f"nginx {shown} has no keepalive_min_timeout: clients on kept-alive connections may get a "
-                "reset at each reload")
+        note = (
+            f"nginx {shown} has no keepalive_min_timeout: clients on kept-alive connections may get a "
+            "reset at each reload"
+        )
         return dataclasses.replace(settings, keepalive_min_timeout_s=None), [note]
     return settings, []
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import errno
+import math
 import multiprocessing
+import os
 import queue
 import signal
 import ssl
@@ -48,11 +51,16 @@ class ProbeConfig:
     mode: str = "keepalive"  # "keepalive": one reused connection per worker; "fresh": new TCP connection each
     timeout_s: float = 2.0  # connect, write and read timeout, each, per request
     workers: int = 64  # requests in flight at most; a tick with every worker busy is client saturation
-    # 2 ms: ten times the send lag this probe shows at 1,000 req/s on a 2-core machine (p99 about 0.2 ms),
-    # so a late tick means the probe really stalled, yet 150 times finer than the shortest windows the lab
-    # measures (an in-place outage is about 300 ms), so a late tick never hides inside one.
+    # 2 ms: above what an idle 2-core VM adds by itself (time.sleep overshoot p99.9 about 1.4 ms) and what a
+    # healthy probe adds at 1,000 req/s (send lag p99 0.2 to 1 ms), so a late tick means a real stall; yet
+    # 150 times finer than the shortest window the lab measures (an in-place outage, about 300 ms).
     late_after_s: float = 0.002
     skip_after_s: float = 1.0  # a tick more overdue than this is recorded unsent instead of joining a burst
+    # One schedule split over several processes: this one sends the ticks whose seq is `share` modulo
+    # `shares`. One Python process tops out near 1,000 fresh connections per second on this machine.
+    share: int = 0
+    shares: int = 1
+    start_at: float | None = None  # tick 0's due time on the shared monotonic clock; None: at once
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -61,6 +69,8 @@ class ProbeConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.workers < 1 or self.timeout_s <= 0 or self.late_after_s < 0 or self.skip_after_s <= 0:
             raise ValueError(f"invalid probe config: {self}")
+        if not 0 <= self.share < self.shares:
+            raise ValueError(f"share must be in [0, {self.shares}), got {self.share}")
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -230,11 +240,11 @@ def _dispatch(
     on_start: Callable[[float], None] | None,
 ) -> None:
     clock, interval, skip_after = run.clock, 1.0 / run.config.rate, run.config.skip_after_s
-    t0 = clock()
+    t0 = run.config.start_at if run.config.start_at is not None else clock()
     if on_start is not None:
         on_start(t0)
-    seq = 0
-    while not stop.is_set() and (max_requests is None or seq < max_requests):
+    seq, stride, count = run.config.share, run.config.shares, 0
+    while not stop.is_set() and (max_requests is None or count < max_requests):
         scheduled = t0 + seq * interval  # from t0, not from the previous tick, so errors never accumulate
         now = clock()
         if now < scheduled:
@@ -247,8 +257,9 @@ def _dispatch(
             run.out.append(Sample(seq, scheduled, None, None, error=ErrorClass.SATURATED))
         else:
             worker.jobs.put((seq, scheduled))
-        seq += 1
-        if seq % _YIELD_EVERY == 0 and clock() >= t0 + seq * interval:
+        seq += stride
+        count += 1
+        if count % _YIELD_EVERY == 0 and clock() >= t0 + seq * interval:
             # Still behind after a run of overdue ticks: give the GIL away once. Not on every tick: each
             # yield costs a GIL round trip (up to the switch interval), longer than a tick at 1,500 req/s,
             # so a dispatcher yielding per tick could never catch up once behind.
@@ -318,7 +329,7 @@ def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> N
         data.close()
 
 
-class ProbeProcess:
+class _Child:
     """Run the probe in a spawned child process and collect its samples in a parent thread.
 
     "spawn", not "fork": forking a parent that runs threads (Docker clients, a live view) can copy a held
@@ -346,12 +357,19 @@ class ProbeProcess:
 
     def start(self) -> None:
         """Start the child; return once it is about to send its first request."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
         if self._proc is not None:
-            raise RuntimeError("ProbeProcess already started")
+            raise RuntimeError("probe child already started")
         data_r, data_w = self._ctx.Pipe(duplex=False)
         control_r, control_w = self._ctx.Pipe(duplex=False)
         self._proc = self._ctx.Process(
-            target=_child_main, args=(self.config, data_w, control_r), name="lab-probe", daemon=True
+            target=_child_main,
+            args=(self.config, data_w, control_r),
+            name=f"lab-probe-{self.config.share}",
+            daemon=True,
         )
         self._proc.start()
         # Close our copies of the child's ends, so each side sees EOF when the other dies.
@@ -360,11 +378,23 @@ class ProbeProcess:
         self._control = control_w
         self._reader = threading.Thread(target=self._read, args=(data_r,), name="probe-reader", daemon=True)
         self._reader.start()
+
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         while not self._ready.wait(0.05):
             if self._done.is_set() or time.monotonic() > deadline:
                 self.close()
                 raise RuntimeError(f"probe process did not start: {self.error or 'timed out'}")
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.pid is not None and self._proc.is_alive()
+
+    def request_stop(self) -> None:
+        """Tell the child to stop scheduling, without waiting (so several children stop together)."""
+        self._stopped = True
+        if self._control is not None:
+            with contextlib.suppress(OSError):
+                self._control.send("stop")
 
     def _read(self, data: Connection) -> None:
         try:
@@ -406,11 +436,8 @@ class ProbeProcess:
         if self._result is not None:
             return self._result
         if self._proc is None:
-            raise RuntimeError("ProbeProcess not started")
-        self._stopped = True
-        if self._control is not None:
-            with contextlib.suppress(OSError):
-                self._control.send("stop")
+            raise RuntimeError("probe child not started")
+        self.request_stop()
         # A request in flight may spend timeout_s connecting, then again writing and reading.
         if not self._done.wait(3 * self.config.timeout_s + 5.0) and self.error is None:
             self.error = "the probe process did not stop in time"
@@ -425,7 +452,7 @@ class ProbeProcess:
             self._control.close()  # the child reads EOF as "stop"
             self._control = None
         proc = self._proc
-        if proc is not None:
+        if proc is not None and proc.pid is not None:  # pid None: never started, nothing to join
             proc.join(2.0)
             if proc.is_alive():
                 proc.terminate()
@@ -436,13 +463,115 @@ class ProbeProcess:
         if self._reader is not None:
             self._reader.join(2.0)
 
-    def __enter__(self) -> ProbeProcess:
+    def __enter__(self) -> _Child:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
             if not self._stopped:
+                self.stop()
+        finally:
+            self.close()
+
+
+def processes_for(rate: float) -> int:
+    """Probe processes for a rate: one until a single process's GIL becomes the limit (about 1,000 fresh
+    connections per second here), then one per 750 req/s up to the number of cores."""
+    return max(1, min(os.cpu_count() or 1, math.ceil(rate / 750)))
+
+
+# Time for every child to spawn and import before the shared tick 0 (spawn + httpx import: 0.3 to 0.5 s
+# here). A child that is still late gets late ticks, which are counted, not hidden.
+_SPLIT_LEAD_S = 1.0
+
+
+class ProbeProcess:
+    """The probe in one or more child processes that share one schedule and one clock.
+
+    With `processes` > 1, child k sends the ticks whose seq is k modulo `processes`, from a tick 0 fixed
+    before any child starts, so the merged samples are exactly the schedule one process would have run.
+    """
+
+    def __init__(self, config: ProbeConfig, *, processes: int | None = None, start_timeout_s: float = 30.0):
+        self.config = config
+        count = processes or processes_for(config.rate)
+        self._children: list[_Child] = []
+        self._count = count
+        self._start_timeout_s = start_timeout_s
+        self.started_at: float | None = None
+        self._result: list[Sample] | None = None
+
+    @property
+    def processes(self) -> int:
+        return self._count
+
+    @property
+    def error(self) -> str | None:
+        errors = [c.error for c in self._children if c.error]
+        return "; ".join(errors) if errors else None
+
+    @property
+    def cpu_s(self) -> float | None:
+        values = [c.cpu_s for c in self._children if c.cpu_s is not None]
+        return sum(values) if values and len(values) == len(self._children) else None
+
+    def start(self) -> None:
+        """Start the children; return once tick 0 is due (or, with one child, about to be sent)."""
+        if self._children:
+            raise RuntimeError("ProbeProcess already started")
+        if self._count == 1:
+            self._children = [_Child(self.config, start_timeout_s=self._start_timeout_s)]
+        else:
+            start_at = time.monotonic() + _SPLIT_LEAD_S
+            self._children = [
+                _Child(
+                    dataclasses.replace(self.config, share=k, shares=self._count, start_at=start_at),
+                    start_timeout_s=self._start_timeout_s,
+                )
+                for k in range(self._count)
+            ]
+        try:
+            for child in self._children:
+                child.launch()
+            for child in self._children:
+                child.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        self.started_at = min(c.started_at for c in self._children if c.started_at is not None)
+        if (wait := self.started_at - time.monotonic()) > 0:
+            time.sleep(wait)
+
+    def alive(self) -> bool:
+        return any(c.alive() for c in self._children)
+
+    def new_samples(self) -> list[Sample]:
+        """Samples received since the last call, in completion order per child (for a live view)."""
+        return [s for child in self._children for s in child.new_samples()]
+
+    def stop(self) -> list[Sample]:
+        """Every sample, in seq order. Never raises once started: check `error` before trusting them."""
+        if self._result is None:
+            if not self._children:
+                raise RuntimeError("ProbeProcess not started")
+            for child in self._children:
+                child.request_stop()
+            merged = [s for child in self._children for s in child.stop()]
+            self._result = sorted(merged, key=lambda s: s.seq)
+        return self._result
+
+    def close(self) -> None:
+        for child in self._children:
+            child.close()
+
+    def __enter__(self) -> ProbeProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._children and self._result is None:
                 self.stop()
         finally:
             self.close()

@@ -22,8 +22,18 @@ from lab import __version__
 from lab.analysis import Analysis
 from lab.runner import RunRecord
 
-SAMPLE_COLUMNS = ["seq", "scheduled_s", "sent_s", "finished_s", "latency_ms", "status", "version", "instance",
-                  "error", "late"]
+SAMPLE_COLUMNS = [
+    "seq",
+    "scheduled_s",
+    "sent_s",
+    "finished_s",
+    "latency_ms",
+    "status",
+    "version",
+    "instance",
+    "error",
+    "late",
+]
 
 
 def _rel(t: float | None, origin: float) -> float | None:
@@ -41,12 +51,24 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         "input": {
             "strategy": cfg.strategy,
             "params": dict(cfg.params),
-            "scenario": {"fleet_size": cfg.fleet_size, "v1_env": dict(cfg.v1_env), "v2_env": dict(cfg.v2_env)},
-            "probe": {"rate": cfg.rate, "mode": cfg.mode, "timeout_s": cfg.probe_timeout_s,
-                      "baseline_s": cfg.baseline_s, "settle_s": cfg.settle_s},
+            "scenario": {
+                "fleet_size": cfg.fleet_size,
+                "v1_env": dict(cfg.v1_env),
+                "v2_env": dict(cfg.v2_env),
+            },
+            "probe": {
+                "rate": cfg.rate,
+                "mode": cfg.mode,
+                "timeout_s": cfg.probe_timeout_s,
+                "baseline_s": cfg.baseline_s,
+                "settle_s": cfg.settle_s,
+            },
             "proxy": dataclasses.asdict(record.proxy or cfg.proxy),
         },
-        "probe": {"started_s": _rel(record.probe_started, origin), "stopped_s": _rel(record.probe_stopped, origin)},
+        "probe": {
+            "started_s": _rel(record.probe_started, origin),
+            "stopped_s": _rel(record.probe_stopped, origin),
+        },
         "steps": [
             {
                 "index": e.index,
@@ -93,9 +115,20 @@ def write_run(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
         writer.writerow(SAMPLE_COLUMNS)
         for s in record.samples:
             latency = None if s.finished is None else round((s.finished - s.scheduled) * 1000, 3)
-            writer.writerow([s.seq, _rel(s.scheduled, record.t0), _rel(s.sent, record.t0),
-                             _rel(s.finished, record.t0), latency, s.status or "", s.version or "",
-                             s.instance or "", s.error.value if s.error else "", int(s.late)])
+            writer.writerow(
+                [
+                    s.seq,
+                    _rel(s.scheduled, record.t0),
+                    _rel(s.sent, record.t0),
+                    _rel(s.finished, record.t0),
+                    latency,
+                    s.status or "",
+                    s.version or "",
+                    s.instance or "",
+                    s.error.value if s.error else "",
+                    int(s.late),
+                ]
+            )
     configs = out_dir / "configs"
     configs.mkdir(exist_ok=True)
     for n, (label, text) in enumerate(record.configs):
@@ -126,7 +159,10 @@ def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_d
         ("deploy duration", f"{a.deploy_duration_s:,.2f} s"),
         ("latency p50 / p99 before", f"{_ms(a.p50_before_ms)} / {_ms(a.p99_before_ms)}"),
         ("latency p50 / p99 during", f"{_ms(a.p50_during_ms)} / {_ms(a.p99_during_ms)}"),
-        ("probe rate", f"{a.probe_rate_achieved:,.1f} of {a.probe_rate_target:,.1f} req/s ({record.config.mode})"),
+        (
+            "probe rate",
+            f"{a.probe_rate_achieved:,.1f} of {a.probe_rate_target:,.1f} req/s ({record.config.mode})",
+        ),
         ("late ticks", f"{a.late_ticks:,} (sent late {a.late_sent:,}, not sent {a.client_saturated:,})"),
     ]
     for name, value in rows:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import signal
-import traceback
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -67,8 +68,21 @@ class RunRecord:
 
 
 class Probe(Protocol):
+    @property
+    def error(self) -> str | None: ...
+
     def start(self) -> None: ...
     def stop(self) -> list[Sample]: ...
+
+
+def probe_config(url: str, config: RunConfig) -> ProbeConfig:
+    # Enough workers to keep sending on schedule through a whole timeout of a hung server: with fewer,
+    # every worker waits on the server and the ticks in between would be recorded as client saturation,
+    # hiding server failures. Capped, because a thread per request in flight has a cost too.
+    workers = min(1024, max(64, math.ceil(config.rate * config.probe_timeout_s * 1.25)))
+    return ProbeConfig(
+        url=url, rate=config.rate, mode=config.mode, timeout_s=config.probe_timeout_s, workers=workers
+    )
 
 
 EventHook = Callable[[str, Event | None], None]
@@ -127,13 +141,15 @@ class Runner:
             self.rt.preflight([app_image(OLD), app_image(NEW), getattr(self.rt, "proxy_image", "")][:3])
             self._setup()
             assert self.endpoints is not None
-            probe = self.probe_factory(
-                ProbeConfig(url=self.endpoints.url, rate=self.config.rate, mode=self.config.mode,
-                            timeout_s=self.config.probe_timeout_s)
-            )
-            probe.start()
+            probe = self.probe_factory(probe_config(self.endpoints.url, self.config))
+            try:
+                probe.start()
+            except RuntimeError as exc:
+                raise LabError(str(exc).splitlines()[0]) from None
             record.probe_started = time.monotonic()
-            self.hook(f"probing {self.endpoints.url} at {self.config.rate:g} req/s ({self.config.mode})", None)
+            self.hook(
+                f"probing {self.endpoints.url} at {self.config.rate:g} req/s ({self.config.mode})", None
+            )
             time.sleep(self.config.baseline_s)
             record.status = self._execute_plan()
             time.sleep(self.config.settle_s)
@@ -152,6 +168,11 @@ class Runner:
                     if probe is not None:
                         record.samples = probe.stop()
                         record.probe_stopped = time.monotonic()
+                        if probe.error and record.status not in {"failed", "interrupted"}:
+                            # A hole in the samples is not missing traffic: the run measured nothing there.
+                            record.status = "failed"
+                            record.error = f"the probe failed: {probe.error.strip().splitlines()[-1]}"
+                            record.error_detail = probe.error
                 finally:  # whatever stopping the probe did, the containers go
                     if not self.keep or record.status == "interrupted":
                         record.removed = self.rt.cleanup()
@@ -208,7 +229,9 @@ class Runner:
                     if not result:
                         error = self._why_unhealthy(instances)
                 case Stop(instances):
-                    self._parallel(lambda inst: self.rt.stop_instance(inst, self.config.stop_grace_s), instances)
+                    self._parallel(
+                        lambda inst: self.rt.stop_instance(inst, self.config.stop_grace_s), instances
+                    )
                 case Route():
                     self._apply_route(step, f"step {index}: {detail}")
                 case Pause(seconds):
@@ -221,8 +244,10 @@ class Runner:
             raise
         event = Event(index, type(step).__name__, detail, started, time.monotonic(), result, error)
         self.record.events.append(event)
-        self.hook(f"step {index} done in {event.ended - event.started:.2f} s" +
-                  (f": {error}" if error else ""), event)
+        self.hook(
+            f"step {index} done in {event.ended - event.started:.2f} s" + (f": {error}" if error else ""),
+            event,
+        )
         return result
 
     # -- effects --------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import tarfile
@@ -9,7 +10,6 @@ from collections.abc import Mapping
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from lab.errors import ConfigRejected, DockerUnavailable, ImagesMissing, LabError, PortInUse
 from lab.model import Instance
@@ -29,7 +29,9 @@ def connect() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=60)
         client.ping()
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+    except (
+        Exception
+    ) as exc:  # DockerException, or requests' ConnectionError underneath it: either way, no engine
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DockerUnavailable(f"Docker is not reachable ({reason}): is the engine running?") from None
     return client
@@ -203,14 +205,10 @@ def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | Non
     filters = [LABEL] + [f"{k}={v}" for k, v in (labels or {}).items()]
     containers = client.containers.list(all=True, filters={"label": filters})
     for container in containers:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
     networks = client.networks.list(filters={"label": filters})
     for network in networks:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             network.remove()
-        except docker.errors.NotFound:
-            pass
     return Removed(len(containers), len(networks))

@@ -51,8 +51,14 @@ CMD ["nginx", "-g", "daemon off;"]
 """
 
 # Trimmed from the debootstrapped tree: documentation and caches, about half its size.
-_TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt/archives",
-         "var/lib/apt/lists")
+_TRIM = (
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "var/cache/apt/archives",
+    "var/lib/apt/lists",
+)
 
 
 def app_image(version: str) -> str:
@@ -118,9 +124,17 @@ def build_offline_base(client: docker.DockerClient, log: Callable[[str], None]) 
     with tempfile.TemporaryDirectory(prefix="deploylab-base-") as tmp:
         root = Path(tmp) / "root"
         result = subprocess.run(
-            [debootstrap, "--variant=minbase", "--include=python3,nginx-light", OFFLINE_SUITE, str(root), mirror,
-             OFFLINE_SCRIPT],
-            capture_output=True, text=True,
+            [
+                debootstrap,
+                "--variant=minbase",
+                "--include=python3,nginx-light",
+                OFFLINE_SUITE,
+                str(root),
+                mirror,
+                OFFLINE_SCRIPT,
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -133,22 +147,32 @@ def build_offline_base(client: docker.DockerClient, log: Callable[[str], None]) 
         archive = Path(tmp) / "root.tar"
         subprocess.run(["tar", "-C", str(root), "-cf", str(archive), "."], check=True)
         repo, tag = OFFLINE_BASE.split(":")
-        client.api.import_image_from_file(str(archive), repository=repo, tag=tag, changes=['CMD ["/bin/bash"]'])
+        client.api.import_image_from_file(
+            str(archive), repository=repo, tag=tag, changes=['CMD ["/bin/bash"]']
+        )
 
 
-def _build(client: docker.DockerClient, tag: str, base: str, labels: dict[str, str] | None = None,
-           **kwargs: object) -> None:
+def _build(
+    client: docker.DockerClient, tag: str, base: str, labels: dict[str, str] | None = None, **kwargs: object
+) -> None:
     try:
-        client.images.build(tag=tag, pull=False, rm=True, forcerm=True,
-                            labels={LABEL: "1", BASE_LABEL: base, **(labels or {})}, **kwargs)
+        client.images.build(
+            tag=tag,
+            pull=False,
+            rm=True,
+            forcerm=True,
+            labels={LABEL: "1", BASE_LABEL: base, **(labels or {})},
+            **kwargs,
+        )
     except docker.errors.BuildError as exc:
         raise LabError(f"building {tag} failed: {exc.msg}") from None
 
 
 def nginx_version_of(client: docker.DockerClient, image: str) -> str:
     """`nginx -v` in a throwaway container of `image` (labelled, so a leak would be seen and cleaned)."""
-    output = client.containers.run(image, ["nginx", "-v"], remove=True, stdout=True, stderr=True,
-                                   labels={LABEL: "1"}, entrypoint=[])
+    output = client.containers.run(
+        image, ["nginx", "-v"], remove=True, stdout=True, stderr=True, labels={LABEL: "1"}, entrypoint=[]
+    )
     match = re.search(rb"nginx/(\d+(?:\.\d+)+)", output)
     if not match:
         raise LabError(f"{image} has no working nginx: {output.decode(errors='replace').strip()}")
@@ -165,7 +189,10 @@ def proxy_nginx_version(client: docker.DockerClient, image: str = PROXY_IMAGE) -
 
 
 def ensure_images(
-    client: docker.DockerClient, *, rebuild: bool = False, base: str = "auto",
+    client: docker.DockerClient,
+    *,
+    rebuild: bool = False,
+    base: str = "auto",
     log: Callable[[str], None] = lambda line: None,
 ) -> ImageReport:
     """Make sure the app (v1, v2) and proxy images exist; build what is missing (everything on `rebuild`).
@@ -184,13 +211,24 @@ def ensure_images(
     for version in VERSIONS:
         with resources.as_file(app_dir) as context:
             log(f"building {app_image(version)} on {app_base}")
-            _build(client, app_image(version), app_base, path=str(context),
-                   buildargs={"BASE": app_base, "APP_VERSION": version})
+            _build(
+                client,
+                app_image(version),
+                app_base,
+                path=str(context),
+                buildargs={"BASE": app_base, "APP_VERSION": version},
+            )
         built.append(app_image(version))
     nginx_version = nginx_version_of(client, proxy_base)
     log(f"building {PROXY_IMAGE} on {proxy_base} (nginx {nginx_version})")
-    _build(client, PROXY_IMAGE, proxy_base, labels={NGINX_LABEL: nginx_version},
-           fileobj=io.BytesIO(PROXY_DOCKERFILE.encode()), buildargs={"BASE": proxy_base})
+    _build(
+        client,
+        PROXY_IMAGE,
+        proxy_base,
+        labels={NGINX_LABEL: nginx_version},
+        fileobj=io.BytesIO(PROXY_DOCKERFILE.encode()),
+        buildargs={"BASE": proxy_base},
+    )
     built.append(PROXY_IMAGE)
     return ImageReport(path, built, [])
 

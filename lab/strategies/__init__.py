@@ -10,8 +10,11 @@ REGISTRY: dict[str, Strategy] = {
     s.name: s
     for s in (
         Strategy("in-place", "stop every v1 instance, start v2 on the same slots (all at once)", in_place),
-        Strategy("blue-green", "start a full v2 fleet, switch all traffic in one reload, keep v1 for rollback",
-                 blue_green),
+        Strategy(
+            "blue-green",
+            "start a full v2 fleet, switch all traffic in one reload, keep v1 for rollback",
+            blue_green,
+        ),
     )
 }
 

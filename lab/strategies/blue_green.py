@@ -12,7 +12,9 @@ from lab.model import Instance, Pause, Route, Start, Stop
 from lab.strategies.base import Plan
 
 
-def blue_green(old: tuple[Instance, ...], new: tuple[Instance, ...], *, rollback_window_s: float = 2.0) -> Plan:
+def blue_green(
+    old: tuple[Instance, ...], new: tuple[Instance, ...], *, rollback_window_s: float = 2.0
+) -> Plan:
     healthy = yield Start(new)
     if not healthy:
         # Blue never stopped serving: removing green is the whole rollback.

@@ -16,19 +16,47 @@ from lab.runtime import LABEL
 
 
 def lab(*args: str, **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "lab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 def test_run_json_prints_one_object_with_the_required_keys(tmp_path: Path) -> None:
-    proc = lab("run", "blue-green", "--fleet", "2", "--baseline", "1", "--settle", "1", "--json",
-               "--out", str(tmp_path))
+    proc = lab(
+        "run",
+        "blue-green",
+        "--fleet",
+        "2",
+        "--baseline",
+        "1",
+        "--settle",
+        "1",
+        "--json",
+        "--out",
+        str(tmp_path),
+    )
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     result = json.loads(stdout)
-    for key in ("strategy", "requests_sent", "requests_failed", "failures_by_class", "downtime_ms",
-                "total_downtime_ms", "mixed_window_ms", "versions_seen", "flip_flops", "deploy_duration_s",
-                "probe_rate_target", "probe_rate_achieved", "late_ticks"):
+    for key in (
+        "strategy",
+        "requests_sent",
+        "requests_failed",
+        "failures_by_class",
+        "downtime_ms",
+        "total_downtime_ms",
+        "mixed_window_ms",
+        "versions_seen",
+        "flip_flops",
+        "deploy_duration_s",
+        "probe_rate_target",
+        "probe_rate_achieved",
+        "late_ticks",
+    ):
         assert key in result, key
     assert result["strategy"] == "blue-green"
     folder = Path(result["output"])
@@ -37,8 +65,17 @@ def test_run_json_prints_one_object_with_the_required_keys(tmp_path: Path) -> No
 
 
 def test_ctrl_c_mid_run_removes_everything(docker_client: docker.DockerClient, tmp_path: Path) -> None:
-    proc = lab("run", "blue-green", "--fleet", "2", "-p", "rollback_window_s=30", "--out", str(tmp_path),
-               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = lab(
+        "run",
+        "blue-green",
+        "--fleet",
+        "2",
+        "-p",
+        "rollback_window_s=30",
+        "--out",
+        str(tmp_path),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert proc.stderr is not None
     deadline = time.monotonic() + 90
     for line in proc.stderr:  # wait until the deployment is under way: containers exist

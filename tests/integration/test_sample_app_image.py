@@ -37,8 +37,11 @@ def test_image_answers_with_its_version(version: str) -> None:
 
 
 def test_drain_keeps_serving_then_exits_cleanly() -> None:
-    container = (DockerContainer(app_image("v1"), labels={LABEL: "1"})
-                 .with_env("APP_DRAIN_S", "1").with_exposed_ports(8080))
+    container = (
+        DockerContainer(app_image("v1"), labels={LABEL: "1"})
+        .with_env("APP_DRAIN_S", "1")
+        .with_exposed_ports(8080)
+    )
     with container as app:
         base = f"http://{app.get_container_host_ip()}:{app.get_exposed_port(8080)}"
         _wait_ready(f"{base}/healthz")

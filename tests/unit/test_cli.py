@@ -232,8 +232,9 @@ class FakeRunner:
     failures = 0
     hook_line = "step 0 done in 1.00 s: app-v2-1 exited with code 1: [/app/main.py] [bold]x"
 
-    def __init__(self, config: RunConfig, runtime: object, *, keep: bool = False,
-                 hook: Callable[[str, object], None]) -> None:
+    def __init__(
+        self, config: RunConfig, runtime: object, *, keep: bool = False, hook: Callable[[str, object], None]
+    ) -> None:
         self.config, self.hook = config, hook
         self.record = RunRecord(config, "fake01", "2024-05-01T12:00:00+00:00", 100.0)
 

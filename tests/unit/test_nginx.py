@@ -103,9 +103,18 @@ def test_an_instance_without_traffic_does_not_appear() -> None:
 
 def test_address_and_settings_go_where_they_belong() -> None:
     settings = ProxySettings(
-        listen_port=8000, admin_port=9001, app_port=5000, upstream_keepalive=7, connect_timeout_s=0.25,
-        read_timeout_s=2.5, next_upstream="error timeout http_502", next_upstream_tries=3, max_fails=2,
-        fail_timeout_s=4, resolver="10.0.0.2", worker_processes=3,
+        listen_port=8000,
+        admin_port=9001,
+        app_port=5000,
+        upstream_keepalive=7,
+        connect_timeout_s=0.25,
+        read_timeout_s=2.5,
+        next_upstream="error timeout http_502",
+        next_upstream_tries=3,
+        max_fails=2,
+        fail_timeout_s=4,
+        resolver="10.0.0.2",
+        worker_processes=3,
     )
     config = render_config(
         Route.even(V2[:2]), settings, address=lambda inst, s: f"10.1.0.{inst.slot}:{s.app_port}"
@@ -180,7 +189,10 @@ def nginx_test(config: str, folder: Path) -> subprocess.CompletedProcess[str]:
     path.write_text(config)
     return subprocess.run(
         [nginx_binary(), "-t", "-q", "-e", "stderr", "-c", str(path)],
-        cwd=folder, capture_output=True, text=True, timeout=30,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -191,9 +203,9 @@ def host_nginx_version() -> tuple[int, ...]:
     return tuple(int(part) for part in match.group(1).split("."))
 
 
-def for_host(settings: ProxySettings = ProxySettings()) -> ProxySettings:
+def for_host(settings: ProxySettings | None = None) -> ProxySettings:
     """What the runner does for the proxy's nginx, done for the host's (Debian stable's is older)."""
-    return supported(settings, host_nginx_version())[0]
+    return supported(settings or ProxySettings(), host_nginx_version())[0]
 
 
 def on_host(inst: Instance, settings: ProxySettings) -> str:
@@ -266,8 +278,10 @@ def test_without_nginx_the_check_skips_unless_required(monkeypatch: pytest.Monke
 # Settings an older nginx cannot load
 
 
-@pytest.mark.parametrize(("version", "kept"), [((1, 22, 1), False), ((1, 27, 3), False), ((1, 27, 4), True),
-                                               ((1, 30, 6), True), (None, False)])
+@pytest.mark.parametrize(
+    ("version", "kept"),
+    [((1, 22, 1), False), ((1, 27, 3), False), ((1, 27, 4), True), ((1, 30, 6), True), (None, False)],
+)
 def test_keepalive_min_timeout_only_where_nginx_has_it(version: tuple[int, ...] | None, kept: bool) -> None:
     settings, notes = supported(ProxySettings(keepalive_min_timeout_s=1.5), version)
     config = render_config(Route.even(V1), settings)

@@ -292,7 +292,20 @@ def test_probe_process_streams_samples_and_stops() -> None:
     assert samples[0].scheduled == proc.started_at
     sent = [s for s in samples if s.sent is not None]  # a loaded machine may saturate a few ticks
     assert len(sent) > len(samples) / 2 and {s.error for s in sent} == {ErrorClass.REFUSED}
-    assert proc._proc is not None and not proc._proc.is_alive()
+    assert proc.processes == 1 and not proc.alive()
+
+
+def test_a_schedule_split_over_two_processes_is_the_same_schedule() -> None:
+    config = ProbeConfig(f"http://127.0.0.1:{closed_port()}/", rate=400, workers=4)
+    with ProbeProcess(config, processes=2) as proc:
+        time.sleep(0.5)
+        samples = proc.stop()
+    assert proc.error is None and not proc.alive()
+    assert proc.started_at is not None
+    assert [s.seq for s in samples] == list(range(len(samples)))
+    assert len(samples) >= 100  # 0.5 s at 400 req/s, give or take the stop
+    for s in samples:  # one tick 0 for both children: exactly the one-process schedule
+        assert s.scheduled == pytest.approx(proc.started_at + s.seq / 400, abs=1e-9)
 
 
 def test_a_killed_probe_process_is_reported_not_hidden() -> None:
@@ -300,8 +313,9 @@ def test_a_killed_probe_process_is_reported_not_hidden() -> None:
     proc = ProbeProcess(config)
     proc.start()
     time.sleep(0.2)
-    assert proc._proc is not None
-    proc._proc.kill()
+    child = proc._children[0]._proc
+    assert child is not None
+    child.kill()
     samples = proc.stop()  # no exception: the runner stops the probe in a `finally` before cleaning up
     assert proc.error is not None and "without finishing" in proc.error
     seqs = [s.seq for s in samples]

@@ -30,9 +30,19 @@ CONFIGS = [
     ("step 3: route v1 100% over app-v1-1", "# generation 2\n"),
 ]
 SUMMARY_KEYS = {
-    "strategy", "requests_sent", "requests_failed", "failures_by_class", "downtime_ms", "total_downtime_ms",
-    "mixed_window_ms", "versions_seen", "flip_flops", "deploy_duration_s", "probe_rate_target",
-    "probe_rate_achieved", "late_ticks",
+    "strategy",
+    "requests_sent",
+    "requests_failed",
+    "failures_by_class",
+    "downtime_ms",
+    "total_downtime_ms",
+    "mixed_window_ms",
+    "versions_seen",
+    "flip_flops",
+    "deploy_duration_s",
+    "probe_rate_target",
+    "probe_rate_achieved",
+    "late_ticks",
 }
 
 
@@ -49,8 +59,13 @@ def sample(i: int) -> Sample:
 
 
 def make_record() -> RunRecord:
-    config = RunConfig(strategy="blue-green", params={"rollback_window_s": 1.0}, fleet_size=2, rate=RATE,
-                       v2_env={"APP_BOOT_DELAY_S": "1"})
+    config = RunConfig(
+        strategy="blue-green",
+        params={"rollback_window_s": 1.0},
+        fleet_size=2,
+        rate=RATE,
+        v2_env={"APP_BOOT_DELAY_S": "1"},
+    )
     events = [
         Event(0, "Start", "start app-v2-1, app-v2-2 and wait until healthy", T0 + 1.0, T0 + 2.0, True),
         Event(1, "Route", "route v2 100% over app-v2-1, app-v2-2", T0 + 2.0, T0 + 2.25),
@@ -58,9 +73,16 @@ def make_record() -> RunRecord:
         Event(3, "Stop", "stop app-v1-1, app-v1-2", T0 + 3.25, T0 + 3.5),
     ]
     return RunRecord(
-        config=config, run_id="abc123", started_at="2024-05-01T12:00:00+00:00", t0=T0, events=events,
-        samples=[sample(i) for i in range(N)], configs=list(CONFIGS), status="completed",
-        probe_started=T0 + 0.4, probe_stopped=T0 + 4.6,
+        config=config,
+        run_id="abc123",
+        started_at="2024-05-01T12:00:00+00:00",
+        t0=T0,
+        events=events,
+        samples=[sample(i) for i in range(N)],
+        configs=list(CONFIGS),
+        status="completed",
+        probe_started=T0 + 0.4,
+        probe_stopped=T0 + 4.6,
     )
 
 
@@ -117,8 +139,18 @@ def test_samples_csv_has_one_row_per_sample(written: Path, record: RunRecord) ->
         rows = list(csv.DictReader(fh))
     with (written / "samples.csv").open(newline="") as fh:
         header = next(csv.reader(fh))
-    assert header == ["seq", "scheduled_s", "sent_s", "finished_s", "latency_ms", "status", "version",
-                      "instance", "error", "late"]
+    assert header == [
+        "seq",
+        "scheduled_s",
+        "sent_s",
+        "finished_s",
+        "latency_ms",
+        "status",
+        "version",
+        "instance",
+        "error",
+        "late",
+    ]
     assert len(rows) == N
     assert [int(r["seq"]) for r in rows] == list(range(N))
 
@@ -126,8 +158,13 @@ def test_samples_csv_has_one_row_per_sample(written: Path, record: RunRecord) ->
     assert float(ok["scheduled_s"]) == pytest.approx(0.5 + 10 / RATE)
     assert float(ok["sent_s"]) == pytest.approx(0.5 + 10 / RATE)
     assert float(ok["latency_ms"]) == pytest.approx(LATENCY * 1000)
-    assert (ok["status"], ok["version"], ok["instance"], ok["error"], ok["late"]) == ("200", "v1", "app-v1-1",
-                                                                                        "", "0")
+    assert (ok["status"], ok["version"], ok["instance"], ok["error"], ok["late"]) == (
+        "200",
+        "v1",
+        "app-v1-1",
+        "",
+        "0",
+    )
     assert rows[SWITCH]["version"] == "v2"
 
     failed = rows[FAILED[0]]
@@ -215,8 +252,17 @@ def test_print_summary_shows_figures_with_units(
 def test_print_summary_shows_the_error_and_failed_steps(record: RunRecord, tmp_path: Path) -> None:
     # Messages from nginx, Docker and the app are shown as they are, brackets included, never as markup.
     record.status, record.error = "failed", "nginx: [emerg] cannot open [/etc/nginx/lab.conf]"
-    record.events.append(Event(4, "Start", "start app-v2-1 and wait until healthy", T0 + 3.6, T0 + 3.7,
-                               result=False, error="app-v2-1 exited with code 1: [bold]boom[/x]"))
+    record.events.append(
+        Event(
+            4,
+            "Start",
+            "start app-v2-1 and wait until healthy",
+            T0 + 3.6,
+            T0 + 3.7,
+            result=False,
+            error="app-v2-1 exited with code 1: [bold]boom[/x]",
+        )
+    )
     buf = io.StringIO()
     analysis = summarize(record.samples, record.events, target_rate=RATE)
     report.print_summary(Console(file=buf, width=200, color_system=None), record, analysis, None)

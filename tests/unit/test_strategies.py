@@ -294,8 +294,15 @@ def test_coerce_turns_a_string_into_the_float_of_the_default(strategy: Strategy,
     assert strategy.coerce({}) == {}
 
 
-def _toy(old: tuple[Instance, ...], new: tuple[Instance, ...], *, n: int = 1, f: float = 0.5,
-         flag: bool = False, label: str = "x") -> Plan:
+def _toy(
+    old: tuple[Instance, ...],
+    new: tuple[Instance, ...],
+    *,
+    n: int = 1,
+    f: float = 0.5,
+    flag: bool = False,
+    label: str = "x",
+) -> Plan:
     yield Pause(f)
 
 
@@ -305,7 +312,10 @@ TOY = Strategy("toy", "for coerce", _toy)
 def test_coerce_converts_to_each_defaults_type() -> None:
     assert TOY.defaults() == {"n": 1, "f": 0.5, "flag": False, "label": "x"}
     assert TOY.coerce({"n": "3", "f": "0.25", "flag": "yes", "label": "abc"}) == {
-        "n": 3, "f": 0.25, "flag": True, "label": "abc"
+        "n": 3,
+        "f": 0.25,
+        "flag": True,
+        "label": "abc",
     }
     assert TOY.coerce({"flag": "false"}) == {"flag": False}
     for bad in ({"n": "2.5"}, {"n": 2.5}, {"flag": "maybe"}, {"label": 3}):
@@ -328,4 +338,3 @@ def test_get_unknown_strategy_names_the_known_ones() -> None:
     for name in STRATEGIES:
         assert name in str(info.value)
     assert strategies.get(STRATEGIES[0]) is strategies.REGISTRY[STRATEGIES[0]]
-
