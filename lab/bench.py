@@ -170,7 +170,7 @@ def nginx_target() -> Iterator[str]:
 
     runtime = DockerRuntime(f"bench-{secrets.token_hex(3)}", proxy_image=PROXY_IMAGE)
     try:
-        runtime.preflight([PROXY_IMAGE])
+        runtime.preflight()
         runtime.create_network()
         settings, _ = supported(ProxySettings(), runtime.proxy_nginx_version())
         endpoints = runtime.start_proxy(render_config(None, settings), None)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import secrets
 import signal
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn
@@ -16,13 +18,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from lab import strategies
-from lab.errors import BadInput, LabError
+from lab.errors import BadInput, LabError, PortInUse
 from lab.model import Route, describe, fleet
 from lab.nginx import ProxySettings, render_config
 from lab.plan import PlanError, Topology, walk
 
 DEFAULT_PORT = 8080
 MODES = ("keepalive", "fresh")
+BASES = ("auto", "official", "debootstrap")
 
 # Exit codes: the verdict of a run, so CI can gate on it.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUDGET, EXIT_ROLLED_BACK, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -53,12 +56,30 @@ def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return pairs
 
 
-def _positive(
-    name: str, value: float, *, low: float = 0, high: float | None = None, zero_ok: bool = False
-) -> None:
-    if value < low or (value == low and not zero_ok) or (high is not None and value > high):
-        bound = f"between {low:g} and {high:g}" if high is not None else f"above {low:g}"
-        raise BadInput(f"{name} must be {bound}, got {value:g}")
+def _number(name: str, value: float, *, low: float, high: float, low_ok: bool = True) -> None:
+    """One check for every number on the command line: finite, and inside its stated bounds."""
+    if not math.isfinite(value) or value < low or (value == low and not low_ok) or value > high:
+        lower = f"from {low:g}" if low_ok else f"above {low:g}"
+        raise BadInput(f"{name} must be {lower} up to {high:g}, got {value:g}")
+
+
+# Set by the lab itself: an override would break version attribution or routing.
+RESERVED_ENV = ("APP_VERSION", "APP_INSTANCE", "APP_PORT")
+
+
+def _env(values: list[str] | None, option: str) -> dict[str, str]:
+    env = parse_pairs(values, option)
+    reserved = sorted(set(env) & set(RESERVED_ENV))
+    if reserved:
+        raise BadInput(f"{option} cannot set {', '.join(reserved)}: the lab sets it")
+    return env
+
+
+def _proxy_settings(next_upstream: str) -> ProxySettings:
+    try:
+        return ProxySettings(next_upstream=next_upstream)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _strategy(name: str) -> strategies.Strategy:
@@ -100,9 +121,13 @@ def plan_cmd(
     configs: Annotated[
         bool, typer.Option(help="Print the rendered nginx config of each routing step.")
     ] = True,
+    next_upstream: Annotated[
+        str, typer.Option(help="nginx proxy_next_upstream, as for `lab run`.")
+    ] = "error timeout",
 ) -> None:
     """Print a strategy's steps and rendered nginx configs, assuming every health check passes. No Docker."""
-    _positive("--fleet", fleet_size, high=16)
+    _number("--fleet", fleet_size, low=1, high=16)
+    settings = _proxy_settings(next_upstream)
     chosen = _strategy(strategy)
     old, new = fleet("v1", fleet_size), fleet("v2", fleet_size)
     plan = chosen.plan(old, new, **_params(chosen, param))
@@ -113,16 +138,17 @@ def plan_cmd(
         raise LabError(f"the plan is impossible: {exc}") from None
     out.print(f"# {chosen.name}: {chosen.summary}", markup=False, soft_wrap=True)
     out.print(f"# initial: {describe(initial)}", markup=False, soft_wrap=True)
+    # Generations as the runner numbers them: 0 is the static config the proxy starts on, 1 the initial route.
+    generation = 1
     if configs:
-        config = render_config(initial, ProxySettings(), generation=0, title="initial")
+        config = render_config(initial, settings, generation=generation, title="initial")
         out.print(config, markup=False, soft_wrap=True)
-    generation = 0
     for planned in steps:
         out.print(f"{planned.index:>3}  {describe(planned.step)}", markup=False, soft_wrap=True)
         if configs and isinstance(planned.step, Route):
             generation += 1
             label = f"step {planned.index}: {describe(planned.step)}"
-            config = render_config(planned.step, ProxySettings(), generation=generation, title=label)
+            config = render_config(planned.step, settings, generation=generation, title=label)
             out.print(config, markup=False, soft_wrap=True)
 
 
@@ -182,28 +208,35 @@ def run_cmd(
 
     chosen = _strategy(strategy)
     params = _params(chosen, param)
-    _positive("--fleet", fleet_size, high=16)
-    _positive("--rate", rate, high=5000)
-    _positive("--baseline", baseline, zero_ok=True)
-    _positive("--settle", settle, zero_ok=True)
+    _number("--fleet", fleet_size, low=1, high=16)
+    _number("--rate", rate, low=0, high=5000, low_ok=False)
+    _number("--baseline", baseline, low=0, high=600)
+    _number("--settle", settle, low=0, high=600)
+    if max_downtime_ms is not None:
+        _number("--max-downtime-ms", max_downtime_ms, low=0, high=1e9)
+    if max_failed is not None:
+        _number("--max-failed", max_failed, low=0, high=1e12)
     if mode not in MODES:
         raise BadInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if port is not None:
-        _positive("--port", port, high=65535)
+        _number("--port", port, low=1, high=65535)
+        if not port_is_free(port):  # before any container exists, so nothing has to be undone
+            raise PortInUse(f"port {port} is in use on 127.0.0.1: pick another with --port")
     config = RunConfig(
         strategy=chosen.name,
         params=params,
         fleet_size=fleet_size,
         rate=rate,
         mode=mode,
-        v1_env=parse_pairs(v1_env, "--v1-env"),
-        v2_env=parse_pairs(v2_env, "--v2-env"),
+        v1_env=_env(v1_env, "--v1-env"),
+        v2_env=_env(v2_env, "--v2-env"),
         port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
         baseline_s=baseline,
         settle_s=settle,
-        proxy=ProxySettings(next_upstream=next_upstream),
+        proxy=_proxy_settings(next_upstream),
     )
     run_id = secrets.token_hex(3)
+    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
     runtime = DockerRuntime(run_id, proxy_image=PROXY_IMAGE)
 
     def progress(line: str, _event: object) -> None:
@@ -217,17 +250,17 @@ def run_cmd(
         removed = runner.record.removed
         fail(f"interrupted; removed {removed}" if removed else "interrupted", EXIT_INTERRUPTED)
     analysis = summarize(record.samples, record.events, target_rate=rate)
-    folder = out_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{chosen.name}-{run_id}"
+    folder = out_dir / f"{stamp}-{chosen.name}-{run_id}"
     report.write_run(record, analysis, folder)
     if as_json:
         print(json.dumps(report.summary(record, analysis, folder)))
-    else:
+    elif record.probe_started is not None:  # a run that failed before probing measured nothing to show
         report.print_summary(out, record, analysis, folder)
         if keep and record.endpoints:
             out.print(f"kept: proxy at {record.endpoints.url} (remove with `lab clean`)")
 
     if record.status == "failed":
-        raise typer.Exit(EXIT_ERROR)
+        fail(record.error or "the run failed", EXIT_ERROR)
     over = []
     if max_downtime_ms is not None and analysis.downtime_ms > max_downtime_ms:
         over.append(f"downtime {analysis.downtime_ms:,.1f} ms > {max_downtime_ms:,.1f} ms")
@@ -250,6 +283,8 @@ def images_cmd(
     """Build the app (v1, v2) and proxy images; say which base path was taken."""
     if ctx.invoked_subcommand:
         return
+    if base not in BASES:
+        raise BadInput(f"--base must be one of {', '.join(BASES)}, got {base!r}")
     from lab.runtime.docker_local import connect
     from lab.runtime.images import ensure_images
 
@@ -279,18 +314,24 @@ def clean_cmd(
     client = connect()
     removed = remove_labelled(client)
     out.print(f"removed {removed}", markup=False)
+    if removed.left:
+        raise LabError(f"could not remove everything: {'; '.join(removed.left)}")
     if images:
         for name in remove_images(client):
             out.print(f"removed image {name}", markup=False)
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # A CI job cancelled with SIGTERM gets the same clean-up as Ctrl-C.
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # The first Ctrl-C (or a CI job's SIGTERM) starts the clean-up; later ones must not cut it short and
+    # leave containers behind, so both are ignored from here on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = app(standalone_mode=False)
     except LabError as exc:
@@ -308,4 +349,10 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("lab: interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug: still one line; LAB_DEBUG=1 shows the traceback
+        if os.environ.get("LAB_DEBUG") == "1":
+            raise
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        err.print(f"lab: error: internal error: {message} (LAB_DEBUG=1 for details)", markup=False)
+        sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -13,6 +13,24 @@ import jinja2
 
 from lab.model import Instance, Route
 
+# What nginx accepts in proxy_next_upstream (checked here so a typo is a clear error, not a dead proxy).
+NEXT_UPSTREAM_TOKENS = frozenset(
+    {
+        "error",
+        "timeout",
+        "invalid_header",
+        "http_500",
+        "http_502",
+        "http_503",
+        "http_504",
+        "http_403",
+        "http_404",
+        "http_429",
+        "non_idempotent",
+        "off",
+    }
+)
+
 
 @dataclass(frozen=True)
 class ProxySettings:
@@ -33,6 +51,15 @@ class ProxySettings:
     # How long an old worker keeps a kept-alive client connection through a reload (see the template).
     # Needs nginx >= 1.27.4; the runner drops it (None) for an older proxy and says so in the journal.
     keepalive_min_timeout_s: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        tokens = self.next_upstream.split()
+        unknown = [t for t in tokens if t not in NEXT_UPSTREAM_TOKENS]
+        if not tokens or unknown or ("off" in tokens and len(tokens) > 1):
+            raise ValueError(
+                f"next_upstream {self.next_upstream!r} is not valid: use 'off' or some of "
+                + ", ".join(sorted(NEXT_UPSTREAM_TOKENS - {"off"}))
+            )
 
 
 KEEPALIVE_MIN_TIMEOUT_SINCE = (1, 27, 4)
@@ -103,8 +130,6 @@ def render_config(
             Server(inst.name, address(inst, settings), weight, f"{float(shares[inst]):.4g}")
             for inst, weight in sorted(weights.items())
         ]
-    if settings.next_upstream.strip() == "":
-        raise ValueError("next_upstream must not be empty (use 'off' to disable)")
     return _ENV.get_template("nginx.conf.j2").render(
         servers=servers, settings=settings, generation=generation, title=title or "static"
     )

@@ -17,7 +17,20 @@ import httpx
 
 from lab import strategies
 from lab.errors import LabError
-from lab.model import Check, Event, Instance, Pause, Route, Sample, Start, Step, Stop, describe, fleet
+from lab.model import (
+    Check,
+    ErrorClass,
+    Event,
+    Instance,
+    Pause,
+    Route,
+    Sample,
+    Start,
+    Step,
+    Stop,
+    describe,
+    fleet,
+)
 from lab.nginx import ProxySettings, render_config, supported
 from lab.plan import PlanError, Topology
 from lab.probe import ProbeConfig, ProbeProcess
@@ -70,6 +83,8 @@ class RunRecord:
 class Probe(Protocol):
     @property
     def error(self) -> str | None: ...
+
+    started_at: float | None  # when tick 0 was due
 
     def start(self) -> None: ...
     def stop(self) -> list[Sample]: ...
@@ -138,7 +153,7 @@ class Runner:
         record = self.record
         probe: Probe | None = None
         try:
-            self.rt.preflight([app_image(OLD), app_image(NEW), getattr(self.rt, "proxy_image", "")][:3])
+            self.rt.preflight()
             self._setup()
             assert self.endpoints is not None
             probe = self.probe_factory(probe_config(self.endpoints.url, self.config))
@@ -146,7 +161,7 @@ class Runner:
                 probe.start()
             except RuntimeError as exc:
                 raise LabError(str(exc).splitlines()[0]) from None
-            record.probe_started = time.monotonic()
+            record.probe_started = probe.started_at
             self.hook(
                 f"probing {self.endpoints.url} at {self.config.rate:g} req/s ({self.config.mode})", None
             )
@@ -168,6 +183,7 @@ class Runner:
                     if probe is not None:
                         record.samples = probe.stop()
                         record.probe_stopped = time.monotonic()
+                        self._note_saturation()
                         if probe.error and record.status not in {"failed", "interrupted"}:
                             # A hole in the samples is not missing traffic: the run measured nothing there.
                             record.status = "failed"
@@ -188,11 +204,14 @@ class Runner:
             self.hook(f"note: {note}", None)
         self.rt.create_network()
         self._start(self.old)
-        route = Route.even(self.old)
-        config = self._render(route, "initial")
-        self.endpoints = self.rt.start_proxy(config, self.config.port)
+        # The proxy starts on a config that names no instance, so it cannot fail on one; the first real
+        # config then goes through `nginx -t` and a reload like every later one.
+        self.endpoints = self.rt.start_proxy(render_config(None, self.proxy), self.config.port)
+        self.record.endpoints = self.endpoints
+        self._wait_generation(0)
         if not self._wait_healthy(self.old):
-            raise LabError(f"{OLD} fleet did not become healthy within {self.config.health_timeout_s:g} s")
+            raise LabError(f"the {OLD} fleet did not become healthy: {self._why_unhealthy(self.old)}")
+        self._apply_route(Route.even(self.old), "initial")
         self._wait_serving()
 
     def _execute_plan(self) -> str:
@@ -214,6 +233,14 @@ class Runner:
             pass
         on_new = set(topology.route.instances) <= set(self.new) and not (topology.running & set(self.old))
         return "completed" if on_new else "rolled_back"
+
+    def _note_saturation(self) -> None:
+        unsent = sum(1 for s in self.record.samples if s.error is ErrorClass.SATURATED)
+        if unsent:
+            self.record.notes.append(
+                f"{unsent:,} ticks were not sent (client saturation): server failures while they were due "
+                "are not counted, so failures may be undercounted"
+            )
 
     def _step(self, index: int, step: Step) -> bool | None:
         detail = describe(step)
@@ -238,8 +265,9 @@ class Runner:
                     time.sleep(seconds)
                 case Check(instances):
                     result = all(self._healthy(inst) for inst in instances)
-        except LabError as exc:
-            event = Event(index, type(step).__name__, detail, started, time.monotonic(), result, str(exc))
+        except BaseException as exc:  # the journal shows the step that failed, whatever failed it
+            reason = str(exc) or type(exc).__name__
+            event = Event(index, type(step).__name__, detail, started, time.monotonic(), result, reason)
             self.record.events.append(event)
             raise
         event = Event(index, type(step).__name__, detail, started, time.monotonic(), result, error)
@@ -321,7 +349,11 @@ class Runner:
             except httpx.HTTPError:
                 pass
             time.sleep(0.02)
-        raise LabError(f"nginx did not load config generation {generation} within {timeout_s:g} s")
+        logs = self.rt.proxy_logs(3).replace("\n", " | ")
+        raise LabError(
+            f"nginx did not load config generation {generation} within {timeout_s:g} s"
+            + (f" (proxy log: {logs})" if logs else "")
+        )
 
     def _wait_serving(self, timeout_s: float = 15.0) -> None:
         assert self.endpoints is not None

@@ -9,7 +9,7 @@ proxy's admin port, not from the engine, so they work the same on every backend.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from lab.model import Instance
@@ -29,16 +29,20 @@ class ProxyEndpoints:
 class Removed:
     containers: int
     networks: int
+    left: list[str] = field(default_factory=list)  # what could not be removed, and why
 
     def __str__(self) -> str:
-        return f"{self.containers} container(s), {self.networks} network(s)"
+        text = f"{self.containers} container(s), {self.networks} network(s)"
+        if self.left:
+            text += f"; could not remove {'; '.join(self.left)} (run `lab clean`)"
+        return text
 
 
 class Runtime(Protocol):
     run_id: str
 
-    def preflight(self, images: list[str]) -> None:
-        """Raise a LabError when the engine is unreachable or an image is missing."""
+    def preflight(self) -> None:
+        """Raise a LabError when the engine is unreachable or an image the run needs is missing."""
 
     def create_network(self) -> None: ...
 
@@ -57,12 +61,16 @@ class Runtime(Protocol):
     def instance_logs(self, inst: Instance, lines: int = 20) -> str: ...
 
     def start_proxy(self, config: str, port: int | None) -> ProxyEndpoints:
-        """Start nginx with `config` (already checked by the caller's rendering), published on `port`
-        (None: any free port)."""
+        """Start nginx with `config`, published on `port` (None: any free port). The runner starts it on
+        a static config and loads the first real one through `apply_config`, so every config it routes
+        with has passed `nginx -t`."""
+
+    def proxy_logs(self, lines: int = 20) -> str:
+        """The proxy's last log lines, for error messages."""
 
     def apply_config(self, config: str) -> None:
         """Check `config` with `nginx -t` where the instance names resolve, then make it live with a
         graceful reload. On a failed check raise ConfigRejected and leave the running config alone."""
 
     def cleanup(self) -> Removed:
-        """Remove everything this run made. Safe to call more than once."""
+        """Remove everything this run made. Safe to call more than once; never raises."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import io
 import socket
 import tarfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from typing import ParamSpec, TypeVar
 
 import docker
 import docker.errors
@@ -14,14 +16,18 @@ import docker.errors
 from lab.errors import ConfigRejected, DockerUnavailable, ImagesMissing, LabError, PortInUse
 from lab.model import Instance
 from lab.runtime.base import LABEL, RUN_LABEL, ProxyEndpoints, Removed
+from lab.runtime.images import all_images, proxy_nginx_version
 
 PROXY_LISTEN = 80
 PROXY_ADMIN = 8081
 CONFIG_PATH = "/etc/nginx/nginx.conf"
 CANDIDATE_PATH = "/etc/nginx/lab-candidate.conf"
-# Small enough that a fleet of eight plus the proxy stays far inside a laptop's memory.
+# Small enough that a fleet of sixteen per version plus the proxy stays far inside a laptop's memory.
 APP_MEMORY = "128m"
 PROXY_MEMORY = "128m"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def connect() -> docker.DockerClient:
@@ -29,12 +35,33 @@ def connect() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=60)
         client.ping()
-    except (
-        Exception
-    ) as exc:  # DockerException, or requests' ConnectionError underneath it: either way, no engine
+    # DockerException, or requests' ConnectionError underneath it: either way there is no engine to use.
+    except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DockerUnavailable(f"Docker is not reachable ({reason}): is the engine running?") from None
     return client
+
+
+def engine_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Docker's own exceptions become one-line LabErrors: the runner and CLI never see the SDK's types."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except LabError:
+            raise
+        except docker.errors.APIError as exc:
+            detail = exc.explanation or str(exc)
+            raise LabError(f"docker: {str(detail).splitlines()[0]}") from None
+        except (docker.errors.DockerException, OSError) as exc:
+            raise DockerUnavailable(f"Docker stopped answering ({str(exc).splitlines()[0]})") from None
+        except Exception as exc:  # requests' ConnectionError and friends, under the SDK
+            if type(exc).__module__.startswith(("requests", "urllib3")):
+                raise DockerUnavailable(f"Docker stopped answering ({str(exc).splitlines()[0]})") from None
+            raise
+
+    return wrapper
 
 
 def port_is_free(port: int) -> bool:
@@ -83,9 +110,10 @@ class DockerRuntime:
         return f"lab-{self.run_id}-proxy"
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def preflight(self, images: list[str]) -> None:
+    @engine_errors
+    def preflight(self) -> None:
         missing = []
-        for image in images:
+        for image in [*all_images()[:-1], self.proxy_image]:
             try:
                 self.client.images.get(image)
             except docker.errors.ImageNotFound:
@@ -93,16 +121,16 @@ class DockerRuntime:
         if missing:
             raise ImagesMissing(f"image(s) {', '.join(missing)} not found: run `lab images` first")
 
+    @engine_errors
     def proxy_nginx_version(self) -> tuple[int, ...] | None:
-        from lab.runtime.images import proxy_nginx_version
-
         return proxy_nginx_version(self.client, self.proxy_image)
 
+    @engine_errors
     def create_network(self) -> None:
         self.client.networks.create(self.network, driver="bridge", labels=self.labels)
 
+    @engine_errors
     def start_instance(self, inst: Instance, image: str, env: Mapping[str, str]) -> None:
-        name = self._container(inst)
         host_config = self.api.create_host_config(network_mode=self.network, mem_limit=APP_MEMORY)
         # The alias is the instance's name, so the rendered nginx config can name it on the network.
         networking = self.api.create_networking_config(
@@ -110,15 +138,16 @@ class DockerRuntime:
         )
         container = self.api.create_container(
             image,
-            name=name,
+            name=self._container(inst),
             hostname=inst.name,
-            environment={"APP_INSTANCE": inst.name, **env},
+            environment={**env, "APP_INSTANCE": inst.name},
             labels={**self.labels, "deploylab.role": "app", "deploylab.instance": inst.name},
             host_config=host_config,
             networking_config=networking,
         )
         self.api.start(container["Id"])
 
+    @engine_errors
     def instance_exit(self, inst: Instance) -> int | None:
         try:
             state = self.api.inspect_container(self._container(inst))["State"]
@@ -128,6 +157,7 @@ class DockerRuntime:
             return None
         return int(state.get("ExitCode", -1))
 
+    @engine_errors
     def stop_instance(self, inst: Instance, grace_s: float) -> None:
         name = self._container(inst)
         try:
@@ -136,16 +166,18 @@ class DockerRuntime:
         except docker.errors.NotFound:
             pass
 
+    @engine_errors
     def instance_logs(self, inst: Instance, lines: int = 20) -> str:
         try:
             raw = self.api.logs(self._container(inst), tail=lines)
         except docker.errors.NotFound:
             return ""
-        return raw.decode(errors="replace").strip()
+        return str(raw.decode(errors="replace")).strip()
 
+    @engine_errors
     def start_proxy(self, config: str, port: int | None) -> ProxyEndpoints:
         if port is not None and not port_is_free(port):
-            raise PortInUse(f"port {port} is in use on 127.0.0.1: pick another with --port")
+            raise PortInUse(f"port {port} is in use on 127.0.0.1")
         host_config = self.api.create_host_config(
             network_mode=self.network,
             mem_limit=PROXY_MEMORY,
@@ -165,25 +197,39 @@ class DockerRuntime:
             self.api.start(container["Id"])
         except docker.errors.APIError as exc:
             if "allocated" in str(exc) or "in use" in str(exc):
-                raise PortInUse(f"port {port} is in use: pick another with --port") from None
+                raise PortInUse(f"port {port} is in use on 127.0.0.1") from None
             raise
-        ports = self.api.inspect_container(container["Id"])["NetworkSettings"]["Ports"]
-        host_port = int(ports[f"{PROXY_LISTEN}/tcp"][0]["HostPort"])
-        admin_port = int(ports[f"{PROXY_ADMIN}/tcp"][0]["HostPort"])
-        return ProxyEndpoints(f"http://127.0.0.1:{host_port}/", f"http://127.0.0.1:{admin_port}", host_port)
+        ports = self._published_ports(container["Id"])
+        return ProxyEndpoints(
+            f"http://127.0.0.1:{ports[PROXY_LISTEN]}/",
+            f"http://127.0.0.1:{ports[PROXY_ADMIN]}",
+            ports[PROXY_LISTEN],
+        )
 
-    def proxy_exit(self) -> int | None:
-        state = self.api.inspect_container(self._proxy)["State"]
-        return None if state.get("Running") else int(state.get("ExitCode", -1))
+    def _published_ports(self, container_id: str, timeout_s: float = 5.0) -> dict[int, int]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self.api.inspect_container(container_id)
+            ports = info["NetworkSettings"]["Ports"] or {}
+            if all(ports.get(f"{p}/tcp") for p in (PROXY_LISTEN, PROXY_ADMIN)):
+                return {p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in (PROXY_LISTEN, PROXY_ADMIN)}
+            if not info["State"].get("Running") or time.monotonic() > deadline:
+                raise LabError(f"the proxy did not start: {self.proxy_logs(3) or 'no output'}")
+            time.sleep(0.05)
 
+    @engine_errors
     def proxy_logs(self, lines: int = 20) -> str:
-        return self.api.logs(self._proxy, tail=lines).decode(errors="replace").strip()
+        try:
+            return str(self.api.logs(self._proxy, tail=lines).decode(errors="replace")).strip()
+        except docker.errors.NotFound:
+            return ""
 
     def _exec(self, cmd: list[str]) -> tuple[int, str]:
         exec_id = self.api.exec_create(self._proxy, cmd)["Id"]
         output = self.api.exec_start(exec_id).decode(errors="replace")
         return int(self.api.exec_inspect(exec_id)["ExitCode"]), output
 
+    @engine_errors
     def apply_config(self, config: str) -> None:
         # The candidate is checked in the proxy, where Docker's DNS resolves the instance names that
         # nginx looks up at load time. Only a config that passes becomes nginx.conf.
@@ -201,14 +247,38 @@ class DockerRuntime:
 
 
 def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | None = None) -> Removed:
-    """Remove every container and network carrying the lab's label (and `labels`, when given)."""
-    filters = [LABEL] + [f"{k}={v}" for k, v in (labels or {}).items()]
-    containers = client.containers.list(all=True, filters={"label": filters})
-    for container in containers:
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True)
-    networks = client.networks.list(filters={"label": filters})
-    for network in networks:
-        with contextlib.suppress(docker.errors.NotFound):
-            network.remove()
-    return Removed(len(containers), len(networks))
+    """Remove every container and network carrying the lab's label (and `labels`, when given).
+
+    Never raises for one object: it tries each, then tries the networks again once their containers are
+    gone, and reports what could not be removed, so a clean-up in a `finally` always finishes.
+    """
+    filters = {"label": [LABEL] + [f"{k}={v}" for k, v in (labels or {}).items()]}
+
+    def attempt(what: str, remove: Callable[[], None], problems: list[str]) -> bool:
+        try:
+            remove()
+        except docker.errors.NotFound:
+            pass
+        except Exception as exc:  # the next object must still be tried
+            problems.append(f"{what}: {str(exc).splitlines()[0]}")
+            return False
+        return True
+
+    container_problems: list[str] = []
+    network_problems: list[str] = []
+    try:
+        containers = client.containers.list(all=True, filters=filters)
+        removed_containers = sum(
+            attempt(c.name, functools.partial(c.remove, force=True), container_problems) for c in containers
+        )
+        removed_networks = 0
+        for _ in range(3):  # a network refuses removal while an endpoint is still being torn down
+            network_problems = []
+            networks = client.networks.list(filters=filters)
+            removed_networks += sum(attempt(n.name, n.remove, network_problems) for n in networks)
+            if not network_problems:
+                break
+            time.sleep(0.5)
+    except Exception as exc:
+        return Removed(0, 0, [f"Docker did not answer ({str(exc).splitlines()[0]})"])
+    return Removed(removed_containers, removed_networks, container_problems + network_problems)

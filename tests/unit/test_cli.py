@@ -70,6 +70,7 @@ def expected_steps(name: str, size: int, window: float) -> list[str]:
             f"start {names(new)} and wait until healthy",
             f"route v2 100% over {names(new)}",
             f"pause {window:g} s (blue kept for rollback)",
+            f"check health of {names(new)}",
             f"stop {names(old)}",
         ],
     }[name]
@@ -85,8 +86,9 @@ def assert_plan_output(output: str, name: str, size: int, window: float) -> None
     route_steps = [i for i, text in steps if text.startswith("route ")]
     assert len(configs) == 1 + len(route_steps)
     # Printed verbatim: nothing wrapped at the terminal's width, so it can be copied into nginx.
-    assert configs[0] == render_config(Route.even(old), ProxySettings(), generation=0, title="initial")
-    for generation, (index, config) in enumerate(zip(route_steps, configs[1:], strict=True), start=1):
+    # Numbered as the runner numbers them: 0 is the static config the proxy starts on, 1 the first route.
+    assert configs[0] == render_config(Route.even(old), ProxySettings(), generation=1, title="initial")
+    for generation, (index, config) in enumerate(zip(route_steps, configs[1:], strict=True), start=2):
         title = f"step {index}: route v2 100% over {names(new)}"
         assert config == render_config(Route.even(new), ProxySettings(), generation=generation, title=title)
 
@@ -249,6 +251,7 @@ class FakeRunner:
             else:
                 samples.append(Sample(i, t, t, t + 0.003, 200, "v1" if i < 100 else "v2", "app-x-1"))
         self.record.samples = samples
+        self.record.probe_started = t0
         self.record.events = [Event(0, "Start", "start app-v2-1", t0 + 0.4, t0 + 1.2, True)]
         self.record.configs = [("initial", "# initial\n")]
         self.record.status = self.status
