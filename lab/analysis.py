@@ -178,10 +178,10 @@ class ShareBin:
         """Fraction of this bin's good answers that came from ``version`` (0.0 for an empty bin)."""
         return self.versions.get(version, 0) / self.answered if self.answered else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, origin: float = 0.0) -> dict[str, Any]:
         return {
-            "start": round(self.start, 4),
-            "end": round(self.end, 4),
+            "start": round(self.start - origin, 4),
+            "end": round(self.end - origin, 4),
             "scheduled": self.scheduled,
             "versions": dict(sorted(self.versions.items())),
             "failures": dict(sorted(self.failures.items())),

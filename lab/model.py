@@ -138,6 +138,7 @@ class ErrorClass(StrEnum):
     RESET = "reset"  # connection reset or closed before a full response
     TIMEOUT = "timeout"  # connect or read timeout
     HTTP_5XX = "http_5xx"  # an answer with a 5xx status (nginx's 502/504, the app's 500)
+    HTTP_4XX = "http_4xx"  # an answer with a 4xx status: a client of this app never expects one
     # The probe itself could not send on time (every connection busy, pool exhausted). Not a server
     # failure: it is shown apart and never counted as downtime.
     SATURATED = "client_saturation"

@@ -178,6 +178,8 @@ class _Worker:
                 instance = response.headers.get("X-Instance")
                 if status >= 500:
                     error = ErrorClass.HTTP_5XX
+                elif status >= 400:
+                    error = ErrorClass.HTTP_4XX
             except Exception as exc:  # a worker must outlive anything a request can throw
                 finished = clock()
                 error = classify(exc)
@@ -435,8 +437,9 @@ class _Child:
         """
         if self._result is not None:
             return self._result
-        if self._proc is None:
-            raise RuntimeError("probe child not started")
+        if self._proc is None:  # interrupted before it was launched: nothing was measured
+            self._result = []
+            return self._result
         self.request_stop()
         # A request in flight may spend timeout_s connecting, then again writing and reading.
         if not self._done.wait(3 * self.config.timeout_s + 5.0) and self.error is None:

@@ -19,9 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from lab import __version__
-from lab.analysis import Analysis
+from lab.analysis import Analysis, version_share
 from lab.runner import RunRecord
 
+SHARE_BIN_S = 0.5
 SAMPLE_COLUMNS = [
     "seq",
     "scheduled_s",
@@ -83,6 +84,8 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
             for e in record.events
         ],
         "analysis": analysis.to_dict(origin),
+        # Bins of scheduled time from the probe's first tick: what each half second of clients got.
+        "version_share": [b.to_dict(origin) for b in version_share(record.samples, bin_s=SHARE_BIN_S)],
         "status": record.status,
         "error": record.error,
         "error_detail": record.error_detail,
@@ -91,10 +94,14 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
 
 
 def summary(record: RunRecord, analysis: Analysis, out_dir: Path | None) -> dict[str, Any]:
-    """The `--json` object: the analysis's figures first, then where to find the rest."""
+    """The `--json` object: the analysis's figures first, then where to find the rest. A run that failed
+    before the probe started measured nothing: its figures are null, not zero."""
+    figures = analysis.to_dict(record.t0)
+    if record.probe_started is None:
+        figures = dict.fromkeys(figures)
     return {
         "strategy": record.config.strategy,
-        **analysis.to_dict(record.t0),
+        **figures,
         "status": record.status,
         "error": record.error,
         "notes": record.notes,
@@ -136,6 +143,14 @@ def write_run(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
     return out_dir
 
 
+def v2_share_line(record: RunRecord, new: str = "v2") -> str:
+    """The share of answers from `new` in each second of probing, e.g. `0 0 0 38 100 100 %`; `-` marks a
+    second in which nothing was answered."""
+    bins = version_share(record.samples, bin_s=1.0)
+    cells = [f"{b.share(new) * 100:.0f}" if b.answered else "-" for b in bins]
+    return (" ".join(cells) + " %") if cells else "no answers"
+
+
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f} ms"
 
@@ -165,6 +180,7 @@ def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_d
         ),
         ("late ticks", f"{a.late_ticks:,} (sent late {a.late_sent:,}, not sent {a.client_saturated:,})"),
     ]
+    rows.append(("v2 share, per second", v2_share_line(record)))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

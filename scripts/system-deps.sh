@@ -10,9 +10,14 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-li
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} from apt"
   export DEBIAN_FRONTEND=noninteractive
+  # Debian starts nginx on install where it can; the lab only wants the binary. A policy-rc.d that says
+  # "no" (exit 101) keeps the package from starting it, without touching any nginx already running.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts nginx on install where it can; the lab only wants the binary.
-  (command -v service >/dev/null 2>&1 && service nginx stop >/dev/null 2>&1) || pkill -x nginx 2>/dev/null || true
 else
   echo "note: ${missing[*]} not installed (needs root and apt); the offline base image and the host nginx -t test need them"
 fi

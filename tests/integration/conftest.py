@@ -6,13 +6,16 @@ import os
 from collections.abc import Iterator
 
 import docker
+import docker.errors
 import pytest
 
 # The reaper image (ryuk) cannot be pulled where there is no registry; our own fixtures clean up instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
+import contextlib
+
 from lab.runtime import LABEL  # noqa: E402
-from lab.runtime.docker_local import connect, remove_labelled  # noqa: E402
+from lab.runtime.docker_local import connect  # noqa: E402
 from lab.runtime.images import all_images  # noqa: E402
 
 
@@ -30,18 +33,22 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-def _labelled(client: docker.DockerClient) -> list[str]:
-    containers = [c.name for c in client.containers.list(all=True, filters={"label": LABEL})]
-    networks = [n.name for n in client.networks.list(filters={"label": LABEL})]
-    return containers + networks
+def _labelled(client: docker.DockerClient) -> set[str]:
+    containers = {c.name for c in client.containers.list(all=True, filters={"label": LABEL})}
+    networks = {n.name for n in client.networks.list(filters={"label": LABEL})}
+    return containers | networks
 
 
 @pytest.fixture(autouse=True)
 def nothing_left_behind(docker_client: docker.DockerClient) -> Iterator[None]:
+    # Only what appeared during the test counts: a lab run of someone else's on the same engine is theirs.
     before = _labelled(docker_client)
-    assert not before, f"labelled objects exist before the test: {before}"
     yield
-    left = _labelled(docker_client)
-    if left:
-        remove_labelled(docker_client)  # so one leak does not fail every later test too
-    assert not left, f"the test left lab objects behind: {left}"
+    left = _labelled(docker_client) - before
+    for name in sorted(left):  # remove the leak, so it does not fail every later test too
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.containers.get(name).remove(force=True)
+    for name in sorted(left):
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.networks.get(name).remove()
+    assert not left, f"the test left lab objects behind: {sorted(left)}"

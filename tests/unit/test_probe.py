@@ -69,9 +69,17 @@ def test_headers_are_recorded() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "error"), [(200, None), (404, None), (500, ErrorClass.HTTP_5XX), (503, ErrorClass.HTTP_5XX)]
+    ("status", "error"),
+    [
+        (200, None),
+        (304, None),
+        (404, ErrorClass.HTTP_4XX),
+        (429, ErrorClass.HTTP_4XX),
+        (500, ErrorClass.HTTP_5XX),
+        (503, ErrorClass.HTTP_5XX),
+    ],
 )
-def test_only_5xx_is_a_failure(status: int, error: ErrorClass | None) -> None:
+def test_error_statuses_are_failures_by_class(status: int, error: ErrorClass | None) -> None:
     samples = probe(lambda r: httpx.Response(status, headers={"X-App-Version": "v1"}), n=2)
     assert [(s.status, s.error, s.version) for s in samples] == [(status, error, "v1")] * 2
 
