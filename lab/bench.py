@@ -27,6 +27,7 @@ from lab.probe import MODES, ProbeConfig, ProbeProcess
 
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
 MAX_LATE_FRACTION = 0.01
+WARMUP_S = 1.0
 
 
 class Measurement(TypedDict):
@@ -36,6 +37,8 @@ class Measurement(TypedDict):
     sent: int
     late: int  # sent, but later than the probe's lateness threshold
     saturated: int  # never sent: every worker busy, or the tick was too far overdue
+    warmup_late: int  # late or unsent in the warm-up before the judged seconds: shown, not judged
+    processes: int  # probe processes sharing the schedule
     failed: int  # server-side failures (refused, reset, timeout, 5xx, other)
     achieved: float  # requests sent per second of schedule
     p50_ms: float | None  # latency, sent to finished
@@ -50,32 +53,39 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float | None:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def measure(url: str, mode: str, rate: float, seconds: float) -> Measurement:
-    """Probe `url` at `rate` for `seconds` in its own process and summarise what the probe managed."""
+def measure(url: str, mode: str, rate: float, seconds: float, warmup_s: float = WARMUP_S) -> Measurement:
+    """Probe `url` at `rate` for `warmup_s` + `seconds` in its own process(es) and summarise the last
+    `seconds`. The warm-up's late ticks are counted and shown (`warmup_late`), not judged: they measure
+    threads and first connections starting, not the rate the probe holds."""
     with ProbeProcess(ProbeConfig(url=url, rate=rate, mode=mode)) as probe:
-        time.sleep(seconds)
-        samples = probe.stop()
+        time.sleep(warmup_s + seconds)
+        everything = probe.stop()
     if probe.error:
         raise RuntimeError(f"the probe failed: {probe.error}")
+    start = (probe.started_at or 0.0) + warmup_s
+    samples = [s for s in everything if s.scheduled >= start]
+    warmup_late = sum(1 for s in everything if s.scheduled < start and (s.late or s.sent is None))
     sent = [s for s in samples if s.sent is not None]
     latencies = sorted((s.finished - s.sent) * 1000 for s in sent if s.finished is not None and s.sent)
     late = sum(s.late for s in samples)
     saturated = len(samples) - len(sent)
-    failed = sum(s.server_failure for s in samples)
+    failed = sum(s.server_failure for s in everything)  # a failure anywhere disqualifies the rate
     span = len(samples) / rate  # the schedule's length: tick n-1 was due (n-1)/rate after tick 0
     p50, p99 = _quantile(latencies, 0.50), _quantile(latencies, 0.99)
     return Measurement(
         mode=mode,
         rate=rate,
+        processes=probe.processes,
         scheduled=len(samples),
         sent=len(sent),
         late=late,
         saturated=saturated,
+        warmup_late=warmup_late,
         failed=failed,
         achieved=len(sent) / span if span else 0.0,
         p50_ms=p50,
         p99_ms=p99,
-        probe_cpu=probe.cpu_s / seconds if probe.cpu_s is not None else None,
+        probe_cpu=probe.cpu_s / (warmup_s + seconds) if probe.cpu_s is not None else None,
         sustained=bool(samples) and failed == 0 and late + saturated <= MAX_LATE_FRACTION * len(samples),
     )
 
@@ -106,7 +116,20 @@ def _ms(value: float | None) -> str:
 
 
 def format_table(measurements: Sequence[Measurement]) -> str:
-    head = ("mode", "schedule", "achieved", "sent", "late", "unsent", "failed", "p50", "p99", "probe CPU", "")
+    head = (
+        "mode",
+        "schedule",
+        "achieved",
+        "sent",
+        "late",
+        "unsent",
+        "warm-up late",
+        "failed",
+        "p50",
+        "p99",
+        "probe CPU",
+        "",
+    )
     rows = [head]
     for m in measurements:
         pct = (m["late"] + m["saturated"]) / m["scheduled"] * 100 if m["scheduled"] else 0.0
@@ -118,10 +141,13 @@ def format_table(measurements: Sequence[Measurement]) -> str:
                 f"{m['sent']:,}",
                 f"{m['late']:,}",
                 f"{m['saturated']:,}",
+                f"{m['warmup_late']:,}",
                 f"{m['failed']:,}",
                 _ms(m["p50_ms"]),
                 _ms(m["p99_ms"]),
-                "-" if m["probe_cpu"] is None else f"{m['probe_cpu'] * 100:.0f}% of a core",
+                "-"
+                if m["probe_cpu"] is None
+                else f"{m['probe_cpu'] * 100:.0f}% of a core ({m['processes']} proc)",
                 f"ok ({pct:.2f}% late)" if m["sustained"] else f"NOT sustained ({pct:.2f}% late)",
             )
         )

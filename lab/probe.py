@@ -51,10 +51,12 @@ class ProbeConfig:
     mode: str = "keepalive"  # "keepalive": one reused connection per worker; "fresh": new TCP connection each
     timeout_s: float = 2.0  # connect, write and read timeout, each, per request
     workers: int = 64  # requests in flight at most; a tick with every worker busy is client saturation
-    # 2 ms: above what an idle 2-core VM adds by itself (time.sleep overshoot p99.9 about 1.4 ms) and what a
-    # healthy probe adds at 1,000 req/s (send lag p99 0.2 to 1 ms), so a late tick means a real stall; yet
-    # 150 times finer than the shortest window the lab measures (an in-place outage, about 300 ms).
-    late_after_s: float = 0.002
+    # 5 ms: a healthy probe sends within 0.2 to 2 ms (p99) of schedule here, but on a 2-core machine that
+    # also runs the fleet, the proxy and Docker, a woken thread can wait a scheduler slice of a few ms for
+    # a core; 2 ms flagged those as stalls in 1 to 3% of ticks with the probe idle half the time. 5 ms is
+    # still 60 times finer than the shortest outage the lab measures (in-place, about 300 ms), and a
+    # tick's lateness always shows in its latency, which counts from the scheduled time.
+    late_after_s: float = 0.005
     skip_after_s: float = 1.0  # a tick more overdue than this is recorded unsent instead of joining a burst
     # One schedule split over several processes: this one sends the ticks whose seq is `share` modulo
     # `shares`. One Python process tops out near 1,000 fresh connections per second on this machine.
@@ -293,9 +295,9 @@ def _sample(r: _Row) -> Sample:
 def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent, which stops us cleanly
     # A thread waiting for the GIL waits up to the switch interval (5 ms by default) for a thread busy in
-    # Python: more than the lateness threshold. Half of it keeps GIL hand-off alone from making a tick late;
-    # 0.5 ms measured no more punctual and cost about 10% more CPU per request in forced switches.
-    sys.setswitchinterval(min(0.001, config.late_after_s / 2) or 0.001)
+    # Python, which alone would make ticks late. 1 ms keeps the dispatcher punctual; 0.5 ms measured no
+    # more punctual and cost about 10% more CPU per request in forced switches.
+    sys.setswitchinterval(0.001)
     stop = threading.Event()
     send_lock = threading.Lock()
 
@@ -320,6 +322,18 @@ def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> N
         cpu_at_start[0] = time.process_time()  # probing only, not interpreter start-up and imports
         send(("ready", t0))
 
+    # Two-phase start: say we are loaded (interpreter up, httpx imported), then wait for tick 0's time,
+    # which the parent picks once every child is loaded, so no child starts its share of the schedule late.
+    send(("loaded", None))
+    try:
+        go = control.recv()
+    except (EOFError, OSError):
+        go = None
+    if not (isinstance(go, tuple) and go[0] == "go"):
+        send(("done", 0.0))  # stopped before it started: nothing was measured
+        data.close()
+        return
+    config = dataclasses.replace(config, start_at=go[1])
     threading.Thread(target=await_stop, name="probe-control", daemon=True).start()
     try:
         run_probe(config, stop, emit, on_start=on_start)
@@ -352,6 +366,7 @@ class _Child:
         self._lock = threading.Lock()
         self._samples: list[Sample] = []
         self._seen = 0
+        self._loaded = threading.Event()
         self._ready = threading.Event()
         self._done = threading.Event()
         self._result: list[Sample] | None = None
@@ -360,7 +375,9 @@ class _Child:
     def start(self) -> None:
         """Start the child; return once it is about to send its first request."""
         self.launch()
-        self.wait_ready()
+        self.wait_for(self._loaded, "load")
+        self.go(time.monotonic() + _GO_LEAD_S)
+        self.wait_for(self._ready, "start")
 
     def launch(self) -> None:
         if self._proc is not None:
@@ -381,12 +398,23 @@ class _Child:
         self._reader = threading.Thread(target=self._read, args=(data_r,), name="probe-reader", daemon=True)
         self._reader.start()
 
-    def wait_ready(self) -> None:
+    def wait_for(self, event: threading.Event, what: str) -> None:
         deadline = time.monotonic() + self.start_timeout_s
-        while not self._ready.wait(0.05):
+        while not event.wait(0.05):
             if self._done.is_set() or time.monotonic() > deadline:
                 self.close()
-                raise RuntimeError(f"probe process did not start: {self.error or 'timed out'}")
+                raise RuntimeError(f"probe process did not {what}: {self.error or 'timed out'}")
+
+    def wait_loaded(self) -> None:
+        self.wait_for(self._loaded, "load")
+
+    def wait_ready(self) -> None:
+        self.wait_for(self._ready, "start")
+
+    def go(self, start_at: float) -> None:
+        """Tell a loaded child when tick 0 is due."""
+        if self._control is not None:
+            self._control.send(("go", start_at))
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.pid is not None and self._proc.is_alive()
@@ -406,6 +434,8 @@ class _Child:
                     batch = [_sample(r) for r in payload]
                     with self._lock:
                         self._samples.extend(batch)
+                elif kind == "loaded":
+                    self._loaded.set()
                 elif kind == "ready":
                     self.started_at = payload
                     self._ready.set()
@@ -484,9 +514,9 @@ def processes_for(rate: float) -> int:
     return max(1, min(os.cpu_count() or 1, math.ceil(rate / 750)))
 
 
-# Time for every child to spawn and import before the shared tick 0 (spawn + httpx import: 0.3 to 0.5 s
-# here). A child that is still late gets late ticks, which are counted, not hidden.
-_SPLIT_LEAD_S = 1.0
+# From "every child is loaded" to tick 0: time for a child to start its worker threads (64 to 1,024).
+# A child that is still not ready gets late ticks, which are counted, not hidden.
+_GO_LEAD_S = 0.25
 
 
 class ProbeProcess:
@@ -523,20 +553,21 @@ class ProbeProcess:
         """Start the children; return once tick 0 is due (or, with one child, about to be sent)."""
         if self._children:
             raise RuntimeError("ProbeProcess already started")
-        if self._count == 1:
-            self._children = [_Child(self.config, start_timeout_s=self._start_timeout_s)]
-        else:
-            start_at = time.monotonic() + _SPLIT_LEAD_S
-            self._children = [
-                _Child(
-                    dataclasses.replace(self.config, share=k, shares=self._count, start_at=start_at),
-                    start_timeout_s=self._start_timeout_s,
-                )
-                for k in range(self._count)
-            ]
+        self._children = [
+            _Child(
+                dataclasses.replace(self.config, share=k, shares=self._count),
+                start_timeout_s=self._start_timeout_s,
+            )
+            for k in range(self._count)
+        ]
         try:
             for child in self._children:
                 child.launch()
+            for child in self._children:
+                child.wait_loaded()
+            start_at = time.monotonic() + _GO_LEAD_S
+            for child in self._children:
+                child.go(start_at)
             for child in self._children:
                 child.wait_ready()
         except BaseException:

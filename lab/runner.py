@@ -186,8 +186,9 @@ class Runner:
                         self._note_saturation()
                         if probe.error and record.status not in {"failed", "interrupted"}:
                             # A hole in the samples is not missing traffic: the run measured nothing there.
+                            last = (probe.error.strip().splitlines() or ["no message"])[-1]
                             record.status = "failed"
-                            record.error = f"the probe failed: {probe.error.strip().splitlines()[-1]}"
+                            record.error = f"the probe failed: {last}"
                             record.error_detail = probe.error
                 finally:  # whatever stopping the probe did, the containers go
                     if not self.keep or record.status == "interrupted":

@@ -1,0 +1,387 @@
+"""The runner against an in-memory runtime, a fake probe and a mock proxy: no Docker, no network.
+
+lab.runner's clock is replaced by one that moves only when the runner sleeps, so waiting out a health
+timeout takes no real time and every Pause shows up as exactly its length.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import pytest
+
+import lab.runner
+from lab.errors import ConfigRejected
+from lab.model import ErrorClass, Instance, Sample
+from lab.probe import ProbeConfig
+from lab.runner import RunConfig, Runner, RunRecord, probe_config
+from lab.runtime.base import ProxyEndpoints, Removed
+from lab.runtime.images import app_image
+
+ENDPOINTS = ProxyEndpoints("http://proxy.test:8000", "http://proxy.test:8081", 8000)
+V1, V2 = "app-v1-1 app-v1-2", "app-v2-1 app-v2-2"
+SWITCH = "step 1: route v2 100% over app-v2-1, app-v2-2"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeRuntime:
+    """Every Runtime method, in memory; `calls` keeps the effects in order as (operation, instance name)."""
+
+    run_id = "test01"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # a fleet starts and stops from a thread pool
+        self.calls: list[tuple[str, str]] = []
+        self.running: set[str] = set()
+        self.started: dict[str, tuple[str, Mapping[str, str]]] = {}  # name -> (image, env)
+        self.proxy_config: str | None = None
+        self.applied: list[str] = []  # every config that passed "nginx -t", in order
+        self.exit_codes: dict[str, int] = {}  # name -> the code it exits with as soon as it starts
+        self.never_healthy: set[str] = set()
+        self.reject: str | None = None  # nginx's message for any config that routes to v2
+        self.fail_on: dict[tuple[str, str], BaseException] = {}  # (operation, name) -> raised there
+
+    def _call(self, op: str, name: str = "") -> None:
+        with self.lock:
+            self.calls.append((op, name))
+        if (exc := self.fail_on.get((op, name))) is not None:
+            raise exc
+
+    def healthy(self, name: str) -> bool:
+        return name in self.running and name not in self.exit_codes and name not in self.never_healthy
+
+    @property
+    def live(self) -> str | None:
+        return self.applied[-1] if self.applied else self.proxy_config
+
+    def preflight(self) -> None:
+        self._call("preflight")
+
+    def create_network(self) -> None:
+        self._call("create_network")
+
+    def proxy_nginx_version(self) -> tuple[int, ...] | None:
+        return (1, 27, 4)
+
+    def start_instance(self, inst: Instance, image: str, env: Mapping[str, str]) -> None:
+        self._call("start", inst.name)
+        self.started[inst.name] = (image, env)
+        self.running.add(inst.name)
+
+    def instance_exit(self, inst: Instance) -> int | None:
+        return self.exit_codes.get(inst.name) if inst.name in self.running else None
+
+    def stop_instance(self, inst: Instance, grace_s: float) -> None:
+        self._call("stop", inst.name)
+        self.running.discard(inst.name)
+
+    def instance_logs(self, inst: Instance, lines: int = 20) -> str:
+        return "panic: boom" if inst.name in self.exit_codes else ""
+
+    def start_proxy(self, config: str, port: int | None) -> ProxyEndpoints:
+        self._call("start_proxy")
+        self.proxy_config = config
+        return ENDPOINTS
+
+    def proxy_logs(self, lines: int = 20) -> str:
+        return ""
+
+    def apply_config(self, config: str) -> None:
+        self._call("apply_config")
+        if self.reject and "app-v2" in config:
+            raise ConfigRejected(self.reject)
+        self.applied.append(config)
+
+    def cleanup(self) -> Removed:
+        self._call("cleanup")
+        return Removed(len(self.running) + 1, 1)
+
+
+class FakeProbe:
+    def __init__(self, config: ProbeConfig, samples: list[Sample], error: str | None) -> None:
+        self.config, self.samples, self.stop_error = config, samples, error
+        self.error: str | None = None
+        self.started_at: float | None = None
+        self.stopped = False
+
+    def start(self) -> None:
+        self.started_at = 1000.0
+
+    def stop(self) -> list[Sample]:
+        self.stopped, self.error = True, self.stop_error
+        return list(self.samples)
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.rt = FakeRuntime()
+        self.probes: list[FakeProbe] = []
+        self.probe_samples: list[Sample] = []
+        self.probe_error: str | None = None
+
+    def probe(self, config: ProbeConfig) -> FakeProbe:
+        self.probes.append(FakeProbe(config, self.probe_samples, self.probe_error))
+        return self.probes[-1]
+
+    def proxy(self, request: httpx.Request) -> httpx.Response:
+        """The proxy's two ports, answered from the fake runtime's state."""
+        live, path = self.rt.live, request.url.path
+        if live is None:
+            raise httpx.ConnectError("proxy not started", request=request)
+        if request.url.port == 8081 and path == "/lab/generation":
+            generation = re.search(r"^# generation (\d+)$", live, re.MULTILINE)
+            assert generation is not None
+            return httpx.Response(200, text=generation.group(1) + "\n")
+        if request.url.port == 8081 and path.startswith("/lab/health/"):
+            return httpx.Response(200 if self.rt.healthy(path.rsplit("/", 1)[1]) else 502)
+        if request.url.port == 8000 and path == "/":
+            return httpx.Response(200, text="ok\n")
+        return httpx.Response(404)
+
+    def runner(self, strategy: str = "blue-green", *, keep: bool = False, **config: Any) -> Runner:
+        params = {"rollback_window_s": 1.5} if strategy == "blue-green" else {}
+        fast = {"fleet_size": 2, "baseline_s": 0, "settle_s": 0, "health_timeout_s": 0.5}
+        runner = Runner(
+            RunConfig(strategy, params, **fast | config), self.rt, probe_factory=self.probe, keep=keep
+        )
+        runner.http.close()
+        runner.http = httpx.Client(transport=httpx.MockTransport(self.proxy))
+        return runner
+
+    def run(self, strategy: str = "blue-green", **kwargs: Any) -> RunRecord:
+        return self.runner(strategy, **kwargs).run()
+
+    def effects(self) -> list[str]:
+        """The runtime's calls, those of one operation in a row merged: a fleet starts in any order."""
+        merged: list[tuple[str, list[str]]] = []
+        for op, name in self.rt.calls:
+            if name and merged and merged[-1][0] == op and merged[-1][1]:
+                merged[-1][1].append(name)
+            else:
+                merged.append((op, [name] if name else []))
+        return [" ".join([op, *sorted(names)]) for op, names in merged]
+
+
+@pytest.fixture
+def lab_(monkeypatch: pytest.MonkeyPatch) -> Harness:
+    monkeypatch.setattr(lab.runner, "time", FakeClock())
+    return Harness()
+
+
+def upstreams(config: str) -> list[str]:
+    return re.findall(r"^\s*server (app-[a-z0-9]+-\d+):", config, re.MULTILINE)
+
+
+def kinds(record: RunRecord) -> list[str]:
+    return [e.kind for e in record.events]
+
+
+def test_blue_green_happy_path(lab_: Harness) -> None:
+    record = lab_.run(v1_env={"V": "1"}, v2_env={"V": "2"})
+    assert (record.status, record.error, record.notes) == ("completed", None, [])
+    assert lab_.effects() == [
+        "preflight",
+        "create_network",
+        f"start {V1}",
+        "start_proxy",
+        "apply_config",
+        f"start {V2}",
+        "apply_config",
+        f"stop {V1}",
+        "cleanup",
+    ]
+    assert lab_.rt.proxy_config is not None and upstreams(lab_.rt.proxy_config) == []
+    assert "upstream" not in lab_.rt.proxy_config
+    initial, switch = lab_.rt.applied
+    assert upstreams(initial) == ["app-v1-1", "app-v1-2"] and "app-v2" not in initial
+    assert upstreams(switch) == ["app-v2-1", "app-v2-2"] and "app-v1" not in switch
+    assert record.configs == [("initial", initial), (SWITCH, switch)]
+    assert lab_.rt.started["app-v1-2"] == (app_image("v1"), {"V": "1"})
+    assert lab_.rt.started["app-v2-1"] == (app_image("v2"), {"V": "2"})
+
+    assert kinds(record) == ["Start", "Route", "Pause", "Check", "Stop"]
+    assert [e.result for e in record.events] == [True, None, None, True, None]
+    assert all(e.error is None for e in record.events)
+    pause = record.events[2]
+    assert pause.ended - pause.started == pytest.approx(1.5)
+    assert record.removed == Removed(3, 1) and record.endpoints == ENDPOINTS  # v2 fleet + proxy
+    (probe,) = lab_.probes
+    assert probe.stopped and probe.config.url == ENDPOINTS.url
+    assert record.probe_started == 1000.0 and record.probe_stopped is not None
+
+
+def test_in_place_starts_v2_only_after_every_v1_stopped(lab_: Harness) -> None:
+    record = lab_.run("in-place")
+    assert record.status == "completed"
+    assert lab_.effects()[4:] == ["apply_config", f"stop {V1}", f"start {V2}", "apply_config", "cleanup"]
+    assert [label for label, _ in record.configs] == [
+        "initial",
+        "step 2: route v2 100% over app-v2-1, app-v2-2",
+    ]
+    assert lab_.rt.running == set(V2.split())
+
+
+def test_v2_that_crashes_at_start_is_rolled_back(lab_: Harness) -> None:
+    lab_.rt.exit_codes["app-v2-2"] = 1
+    record = lab_.run(health_timeout_s=30)
+    assert record.status == "rolled_back"
+    start, stop = record.events
+    assert (start.kind, start.result, stop.kind) == ("Start", False, "Stop")
+    assert start.error == "app-v2-2 exited with code 1: panic: boom"
+    assert start.ended - start.started < 1  # a crash is seen at once, not after the health timeout
+    assert lab_.effects()[-3:] == [f"start {V2}", f"stop {V2}", "cleanup"]
+    assert not any(op == "stop" and name.startswith("app-v1") for op, name in lab_.rt.calls)
+    assert [label for label, _ in record.configs] == ["initial"]  # traffic never left v1
+
+
+def test_in_place_rolls_back_by_starting_v1_again(lab_: Harness) -> None:
+    lab_.rt.exit_codes["app-v2-1"] = 1
+    record = lab_.run("in-place")
+    assert record.status == "rolled_back"
+    assert kinds(record) == ["Stop", "Start", "Stop", "Start", "Route"]
+    assert [e.result for e in record.events] == [None, False, None, True, None]
+    assert lab_.rt.running == set(V1.split())
+    assert upstreams(lab_.rt.applied[-1]) == ["app-v1-1", "app-v1-2"]
+
+
+def test_v2_never_healthy_is_rolled_back_after_the_health_timeout(lab_: Harness) -> None:
+    lab_.rt.never_healthy.add("app-v2-1")
+    record = lab_.run()
+    assert record.status == "rolled_back"
+    start = record.events[0]
+    assert (start.result, start.error) == (False, "not healthy within 0.5 s")
+    assert 0.5 <= start.ended - start.started < 0.7
+
+
+def test_v2_that_fails_the_check_after_the_switch_gets_traffic_back_to_v1(lab_: Harness) -> None:
+    apply = lab_.rt.apply_config
+
+    def apply_then_break(config: str) -> None:
+        apply(config)
+        if "app-v2" in config:
+            lab_.rt.never_healthy.add("app-v2-2")
+
+    lab_.rt.apply_config = apply_then_break  # type: ignore[method-assign]
+    record = lab_.run()
+    assert record.status == "rolled_back"
+    assert kinds(record) == ["Start", "Route", "Pause", "Check", "Route", "Stop"]
+    assert record.events[3].result is False
+    assert upstreams(lab_.rt.applied[-1]) == ["app-v1-1", "app-v1-2"]
+    assert lab_.rt.running == set(V1.split())
+
+
+def test_a_rejected_config_fails_the_run_with_nginx_message(lab_: Harness) -> None:
+    message = 'nginx: [emerg] host not found in upstream "app-v2-1:8080"'
+    lab_.rt.reject = message
+    record = lab_.run()
+    assert (record.status, record.error) == ("failed", message)
+    assert kinds(record) == ["Start", "Route"]
+    assert (record.events[1].result, record.events[1].error) == (None, message)
+    assert lab_.rt.calls.count(("cleanup", "")) == 1
+    assert not any(op == "stop" and name.startswith("app-v1") for op, name in lab_.rt.calls)
+    assert lab_.probes[0].stopped
+
+
+def test_ctrl_c_in_a_step_cleans_up_even_with_keep_and_is_raised_again(lab_: Harness) -> None:
+    lab_.rt.fail_on[("start", "app-v2-1")] = KeyboardInterrupt()
+    runner = lab_.runner(keep=True)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    record = runner.record
+    assert (record.status, record.error) == ("interrupted", "interrupted by the user")
+    assert (record.events[-1].kind, record.events[-1].error) == ("Start", "KeyboardInterrupt")
+    assert lab_.rt.calls[-1] == ("cleanup", "") and record.removed is not None
+    assert lab_.probes[0].stopped and record.probe_stopped is not None
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_keep_skips_cleanup_after_a_run(lab_: Harness) -> None:
+    record = lab_.run(keep=True)
+    assert record.status == "completed"
+    assert ("cleanup", "") not in lab_.rt.calls and record.removed is None
+
+
+def test_a_probe_that_failed_fails_a_completed_run(lab_: Harness) -> None:
+    lab_.probe_error = "Traceback (most recent call last):\n  ...\nOSError: too many open files\n"
+    record = lab_.run()
+    assert (record.status, record.error) == ("failed", "the probe failed: OSError: too many open files")
+    assert record.error_detail == lab_.probe_error
+
+
+def test_a_probe_failure_does_not_hide_the_error_that_failed_the_run(lab_: Harness) -> None:
+    lab_.probe_error, lab_.rt.reject = "OSError: too many open files", "nginx: [emerg] bad"
+    record = lab_.run()
+    assert (record.status, record.error) == ("failed", "nginx: [emerg] bad")
+
+
+def test_an_unexpected_exception_is_an_internal_error_with_a_traceback(lab_: Harness) -> None:
+    lab_.rt.fail_on[("stop", "app-v1-1")] = RuntimeError("engine hiccup\nsecond line")
+    record = lab_.run()
+    assert (record.status, record.error) == ("failed", "internal error: RuntimeError: engine hiccup")
+    assert record.error_detail is not None and "Traceback" in record.error_detail
+    assert "engine hiccup" in record.error_detail
+    assert record.events[-1].kind == "Stop" and "engine hiccup" in (record.events[-1].error or "")
+    assert lab_.rt.calls[-1] == ("cleanup", "") and lab_.probes[0].stopped
+
+
+@pytest.mark.parametrize(
+    ("breakage", "error"),
+    [
+        ("v1 never healthy", "the v1 fleet did not become healthy: not healthy within 0.5 s"),
+        ("stale reload", "nginx did not load config generation 1 within 10 s"),
+    ],
+)
+def test_a_setup_failure_fails_the_run_before_probing_and_cleans_up(
+    lab_: Harness, breakage: str, error: str
+) -> None:
+    if breakage == "v1 never healthy":
+        lab_.rt.never_healthy.add("app-v1-2")
+    else:  # nginx -t passes but the reload never takes: the proxy keeps answering generation 0
+        lab_.rt.apply_config = lambda config: lab_.rt._call("apply_config")  # type: ignore[method-assign]
+    record = lab_.run()
+    assert (record.status, record.error, record.events) == ("failed", error, [])
+    assert lab_.probes == [] and lab_.rt.calls[-1] == ("cleanup", "")
+
+
+def test_unsent_ticks_are_noted_as_client_saturation(lab_: Harness) -> None:
+    lab_.probe_samples.extend(Sample(i, 1000.0 + i, None, None, error=ErrorClass.SATURATED) for i in range(3))
+    lab_.probe_samples.append(Sample(3, 1003.0, 1003.0, 1003.01, 200, "v1", "app-v1-1"))
+    record = lab_.run()
+    assert record.status == "completed" and len(record.samples) == 4
+    (note,) = record.notes
+    assert note.startswith("3 ticks were not sent (client saturation)")
+
+
+@pytest.mark.parametrize(
+    ("rate", "timeout_s", "workers"),
+    [(200, 2.0, 500), (1000, 0.5, 625), (10, 2.0, 64), (200, 0.1, 64), (5000, 2.0, 1024)],
+)
+def test_probe_workers_cover_a_timeout_of_requests_in_flight_within_bounds(
+    rate: float, timeout_s: float, workers: int
+) -> None:
+    config = RunConfig("blue-green", rate=rate, probe_timeout_s=timeout_s, mode="fresh")
+    probe = probe_config("http://proxy.test:8000", config)
+    assert probe.workers == workers
+    assert probe.workers >= min(1024, rate * timeout_s)
+    assert (probe.url, probe.rate, probe.mode, probe.timeout_s) == (
+        "http://proxy.test:8000",
+        rate,
+        "fresh",
+        timeout_s,
+    )
