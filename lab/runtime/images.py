@@ -202,8 +202,9 @@ def ensure_images(
     wanted = all_images()
     present = [name for name in wanted if _exists(client, name)]
     if not rebuild and len(present) == len(wanted):
-        labels = client.images.get(PROXY_IMAGE).labels or {}
-        return ImageReport(labels.get(BASE_LABEL, "unknown"), [], present)
+        base_image = (client.images.get(PROXY_IMAGE).labels or {}).get(BASE_LABEL, "")
+        path = "debootstrap" if base_image == OFFLINE_BASE else "official" if base_image else "unknown"
+        return ImageReport(path, [], present)
 
     app_base, proxy_base, path = _choose_base(client, base, log)
     app_dir = resources.files("sample_app")
