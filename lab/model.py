@@ -35,7 +35,8 @@ def fleet(version: str, size: int, first_slot: int = 1) -> tuple[Instance, ...]:
 
 # ---------------------------------------------------------------------------------------------------
 # Plan steps. A strategy is a generator that yields these; the runner sends a result back for each:
-# a bool for Start and Check (True when every instance is healthy), None for the others.
+# a bool for Start and Check (True when every instance is healthy) and Judge (True when the version
+# passed), None for the others.
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,21 @@ class Check:
     instances: tuple[Instance, ...]
 
 
-Step = Start | Stop | Route | Pause | Check
+@dataclass(frozen=True)
+class Judge:
+    """Judge a version from what the probe saw of it since traffic last changed (a canary's verdict).
+
+    The runner sends back True when that version's error rate is at most `max_error_rate` and, if set,
+    its p99 latency at most `max_p99_ms`. With no answer from it at all, the verdict is False: a canary
+    that got no traffic proved nothing.
+    """
+
+    version: str
+    max_error_rate: float = 0.01
+    max_p99_ms: float | None = None
+
+
+Step = Start | Stop | Route | Pause | Check | Judge
 
 
 def _names(instances: tuple[Instance, ...]) -> str:
@@ -124,6 +139,11 @@ def describe(step: Step) -> str:
             return f"pause {seconds:g} s" + (f" ({reason})" if reason else "")
         case Check(instances):
             return f"check health of {_names(instances)}"
+        case Judge(version, max_error_rate, max_p99_ms):
+            limits = f"error rate <= {max_error_rate:.2%}"
+            if max_p99_ms is not None:
+                limits += f", p99 <= {max_p99_ms:g} ms"
+            return f"judge {version} ({limits})"
     raise TypeError(f"not a step: {step!r}")
 
 
@@ -179,4 +199,5 @@ class Event:
     started: float
     ended: float
     result: bool | None = None  # the verdict sent back into the plan, where there is one
-    error: str | None = None  # set when the step itself failed (a rejected config, a Docker error)
+    error: str | None = None  # why a step failed or a verdict was negative (a rejected config, a crash)
+    in_service: int | None = None  # instances receiving traffic after the step: the fleet's capacity

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab.model import Check, Instance, Pause, Route, Start, Step, Stop
+from lab.model import Check, Instance, Judge, Pause, Route, Start, Step, Stop
 from lab.strategies.base import Plan
 
 
@@ -41,7 +41,7 @@ class Topology:
                 if down:
                     raise PlanError(f"routes traffic to {', '.join(down)}, not running")
                 return Topology(self.running, step)
-            case Pause() | Check():
+            case Pause() | Check() | Judge():
                 return self
         raise PlanError(f"not a step: {step!r}")
 
@@ -77,7 +77,7 @@ def walk(
             if len(steps) >= max_steps:
                 raise PlanError(f"plan did not finish within {max_steps} steps")
             state = state.apply(step)
-            result = verdict(step) if isinstance(step, Start | Check) else None
+            result = verdict(step) if isinstance(step, Start | Check | Judge) else None
             steps.append(PlannedStep(len(steps), step, result, state))
             step = plan.send(result)
     except StopIteration:

@@ -80,6 +80,7 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
                 "duration_s": round(e.ended - e.started, 4),
                 "result": e.result,
                 "error": e.error,
+                "in_service": e.in_service,
             }
             for e in record.events
         ],

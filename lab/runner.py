@@ -17,11 +17,13 @@ import httpx
 
 from lab import strategies
 from lab.errors import LabError
+from lab.judge import judge_samples
 from lab.model import (
     Check,
     ErrorClass,
     Event,
     Instance,
+    Judge,
     Pause,
     Route,
     Sample,
@@ -38,6 +40,7 @@ from lab.runtime.base import ProxyEndpoints, Removed, Runtime
 from lab.runtime.images import app_image
 
 OLD, NEW = "v1", "v2"
+JUDGE_SETTLE_S = 0.25  # more than the probe's 0.1 s batches, so a judge sees every answer that is in
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Probe(Protocol):
     started_at: float | None  # when tick 0 was due
 
     def start(self) -> None: ...
+    def new_samples(self) -> list[Sample]: ...
     def stop(self) -> list[Sample]: ...
 
 
@@ -140,6 +144,9 @@ class Runner:
         self.old = fleet(OLD, config.fleet_size)
         self.new = fleet(NEW, config.fleet_size)
         self.generation = 0
+        self.traffic_changed_at = 0.0  # when the last Route went live: a Judge looks at what came after
+        self.live: list[Sample] = []  # samples streamed from the probe while the run goes on
+        self.probe: Probe | None = None
         self.proxy = config.proxy
         self.endpoints: ProxyEndpoints | None = None
         self.record = RunRecord(
@@ -156,7 +163,7 @@ class Runner:
             self.rt.preflight()
             self._setup()
             assert self.endpoints is not None
-            probe = self.probe_factory(probe_config(self.endpoints.url, self.config))
+            probe = self.probe = self.probe_factory(probe_config(self.endpoints.url, self.config))
             try:
                 probe.start()
             except RuntimeError as exc:
@@ -227,7 +234,8 @@ class Runner:
                     topology = topology.apply(step)
                 except PlanError as exc:
                     raise LabError(f"strategy {self.strategy.name} made an impossible step: {exc}") from None
-                result = self._step(index, step)
+                in_service = len([i for i in topology.route.instances if i in topology.running])
+                result = self._step(index, step, in_service)
                 index += 1
                 step = plan.send(result)
         except StopIteration:
@@ -243,7 +251,7 @@ class Runner:
                 "are not counted, so failures may be undercounted"
             )
 
-    def _step(self, index: int, step: Step) -> bool | None:
+    def _step(self, index: int, step: Step, in_service: int | None = None) -> bool | None:
         detail = describe(step)
         started = time.monotonic()
         self.hook(f"step {index}: {detail}", None)
@@ -266,12 +274,20 @@ class Runner:
                     time.sleep(seconds)
                 case Check(instances):
                     result = all(self._healthy(inst) for inst in instances)
+                case Judge():
+                    result, error = self._judge(step)
         except BaseException as exc:  # the journal shows the step that failed, whatever failed it
             reason = str(exc) or type(exc).__name__
-            event = Event(index, type(step).__name__, detail, started, time.monotonic(), result, reason)
+            event = Event(
+                index, type(step).__name__, detail, started, time.monotonic(), result, reason, in_service
+            )
             self.record.events.append(event)
             raise
-        event = Event(index, type(step).__name__, detail, started, time.monotonic(), result, error)
+        event = Event(
+            index, type(step).__name__, detail, started, time.monotonic(), result, error, in_service
+        )
+        if isinstance(step, Route):
+            self.traffic_changed_at = event.ended
         self.record.events.append(event)
         self.hook(
             f"step {index} done in {event.ended - event.started:.2f} s" + (f": {error}" if error else ""),
@@ -355,6 +371,15 @@ class Runner:
             f"nginx did not load config generation {generation} within {timeout_s:g} s"
             + (f" (proxy log: {logs})" if logs else "")
         )
+
+    def _judge(self, judge: Judge) -> tuple[bool, str | None]:
+        """The verdict on `judge.version` from the probe's samples since traffic last changed."""
+        time.sleep(JUDGE_SETTLE_S)  # the probe streams samples in batches: let the last ones arrive
+        if self.probe is not None:
+            self.live.extend(self.probe.new_samples())
+        now = time.monotonic() - JUDGE_SETTLE_S
+        verdict = judge_samples([s for s in self.live if self.traffic_changed_at <= s.scheduled < now], judge)
+        return verdict.passed, None if verdict.passed else verdict.reason
 
     def _wait_serving(self, timeout_s: float = 15.0) -> None:
         assert self.endpoints is not None

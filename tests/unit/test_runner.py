@@ -122,6 +122,9 @@ class FakeProbe:
     def start(self) -> None:
         self.started_at = 1000.0
 
+    def new_samples(self) -> list[Sample]:
+        return []
+
     def stop(self) -> list[Sample]:
         self.stopped, self.error = True, self.stop_error
         return list(self.samples)
