@@ -1,16 +1,28 @@
-"""What a strategy is: a generator of steps that receives each step's result."""
+"""What a strategy is: a generator of steps that receives each step's result.
+
+Parameters are the factory's keyword-only arguments. Their defaults say how a value from the command line
+is read (`-p key=value`): as the default's type; a tuple default takes comma-separated numbers
+(`percents=10,50,100`); a `None` default takes the other type of its annotation (`float | None`), or
+`none`; a `Literal[...]` annotation lists the accepted words; a type with a `parse` class method
+(`Batch`) parses its own text. Numbers must be finite and not negative, and a parameter whose name says
+`percent` holds percentages above 0 and at most 100.
+"""
 
 from __future__ import annotations
 
 import inspect
 import math
+import re
+import types
+import typing
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from fractions import Fraction
+from typing import Any, Literal
 
-from lab.model import Instance, Step
+from lab.model import Instance, Step, fleet
 
-# A plan yields steps; Start and Check get a bool back (healthy or not), the others get None.
+# A plan yields steps; Start, Check and Judge get a bool back (healthy, passed), the others get None.
 Plan = Generator[Step, bool | None, None]
 PlanFactory = Callable[..., Plan]
 
@@ -21,49 +33,141 @@ class Strategy:
     summary: str
     factory: PlanFactory
 
+    def _parameters(self, eval_str: bool = False) -> list[inspect.Parameter]:
+        return [
+            p
+            for p in inspect.signature(self.factory, eval_str=eval_str).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+
     def defaults(self) -> dict[str, Any]:
         """The strategy's parameters and their defaults, read from its keyword-only arguments."""
-        return {
-            p.name: p.default
-            for p in inspect.signature(self.factory).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        return {p.name: p.default for p in self._parameters()}
 
     def plan(self, old: tuple[Instance, ...], new: tuple[Instance, ...], **params: Any) -> Plan:
         return self.factory(old, new, **self.coerce(params))
 
     def coerce(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check parameter names and convert values (from the command line) to the default's type."""
-        defaults = self.defaults()
+        known = {p.name: p for p in self._parameters(eval_str=True)}
         out: dict[str, Any] = {}
         for key, value in params.items():
-            if key not in defaults:
-                known = ", ".join(defaults) or "none"
-                raise ValueError(f"strategy {self.name!r} has no parameter {key!r} (parameters: {known})")
-            out[key] = _convert(key, value, defaults[key])
+            if key not in known:
+                names = ", ".join(known) or "none"
+                raise ValueError(f"strategy {self.name!r} has no parameter {key!r} (parameters: {names})")
+            out[key] = _convert(key, value, known[key].default, known[key].annotation)
+        # A factory may check what no type can say (a time scale of 0, percents that go down) when it is
+        # called, before its plan runs: calling it here makes such a mistake bad input, not a failed run.
+        self.factory(fleet("v1", 1), fleet("v2", 1), **out).close()
         return out
 
 
-def _convert(key: str, value: Any, default: Any) -> Any:
-    kind = type(default)
+@dataclass(frozen=True)
+class Batch:
+    """How many instances a rolling deployment takes out at a time: a count (`2`) or a share (`25%`).
+
+    A share rounds down, as Kubernetes rounds maxUnavailable, so capacity never drops by more than the
+    share; but at least one instance, or the deployment would never move. A count larger than the fleet
+    is the whole fleet.
+    """
+
+    amount: Fraction
+    percent: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Batch:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", text)
+        if not match:
+            raise ValueError(f"{text!r} is neither a count like 2 nor a percentage like 25%")
+        amount, percent = Fraction(match.group(1)), bool(match.group(2))
+        if percent and not 0 < amount <= 100:
+            raise ValueError(f"{text!r}: a percentage must be above 0 and at most 100")
+        if not percent and (amount.denominator != 1 or amount < 1):
+            raise ValueError(f"{text!r}: a count must be a whole number, at least 1")
+        return cls(amount, percent)
+
+    def of(self, fleet_size: int) -> int:
+        """The number of instances in one batch of a fleet of `fleet_size`."""
+        if self.percent:
+            return max(1, math.floor(self.amount * fleet_size / 100))
+        return min(int(self.amount), fleet_size)
+
+    def __str__(self) -> str:
+        return f"{float(self.amount):g}" + ("%" if self.percent else "")
+
+
+def _convert(key: str, value: Any, default: Any, annotation: Any = None) -> Any:
+    if default is None:  # optional: the annotation (`float | None`) names the type when there is one
+        if value is None or (isinstance(value, str) and value.strip().lower() in {"none", ""}):
+            return None
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if not (isinstance(annotation, types.UnionType) and len(kinds) == 1 and isinstance(kinds[0], type)):
+            return value
+        return _convert(key, value, kinds[0](), kinds[0])
+    if isinstance(default, tuple):
+        return _convert_tuple(key, value, default)
+    parse = getattr(type(default), "parse", None)
+    if parse is not None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a count from Python
+        if isinstance(value, str):
+            try:
+                return parse(value)
+            except ValueError as exc:
+                raise ValueError(f"parameter {key}: {exc}") from None
+        if isinstance(value, type(default)):
+            return value
+        raise ValueError(f"parameter {key}={value!r} is not a valid {type(default).__name__}")
+    converted = _scalar(key, value, type(default))
+    if typing.get_origin(annotation) is Literal and converted not in typing.get_args(annotation):
+        words = ", ".join(str(a) for a in typing.get_args(annotation))
+        raise ValueError(f"parameter {key}={value!r} must be one of: {words}")
+    return _checked(key, value, converted)
+
+
+def _convert_tuple(key: str, value: Any, default: tuple[Any, ...]) -> tuple[Any, ...]:
+    kind = type(default[0]) if default else float
+    if isinstance(value, str):
+        items: list[Any] = [item.strip() for item in value.split(",")]
+        if items == [""]:
+            items = []
+    elif isinstance(value, tuple | list):
+        items = list(value)
+    else:
+        raise ValueError(f"parameter {key}={value!r} is not a list of numbers like 10,50,100")
+    if not items:
+        raise ValueError(f"parameter {key} needs at least one value")
+    try:
+        return tuple(_checked(key, item, _scalar(key, item, kind)) for item in items)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (in {key}={value!r})") from None
+
+
+def _scalar(key: str, value: Any, kind: type) -> Any:
     if isinstance(value, str):
         try:
             if kind is bool:
                 if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
                     raise ValueError
                 return value.lower() in {"true", "1", "yes"}
-            converted = kind(value)
+            return kind(value)
         except ValueError:
             raise ValueError(f"parameter {key}={value!r} is not a valid {kind.__name__}") from None
-    elif default is None or _accepts(kind, value):
-        converted = value
-    else:  # from Python, not the command line: a list for a float, a bool for an int ...
-        raise ValueError(f"parameter {key}={value!r} is not a valid {kind.__name__}")
+    if _accepts(kind, value):
+        return value
+    # From Python, not the command line: a list for a float, a bool for an int ...
+    raise ValueError(f"parameter {key}={value!r} is not a valid {kind.__name__}")
+
+
+def _checked(key: str, raw: Any, converted: Any) -> Any:
     if isinstance(converted, int | float) and not isinstance(converted, bool):
         if not math.isfinite(converted):
-            raise ValueError(f"parameter {key}={value!r} must be a finite number")
+            raise ValueError(f"parameter {key}={raw!r} must be a finite number")
         if converted < 0:
-            raise ValueError(f"parameter {key}={value!r} must not be negative")
+            raise ValueError(f"parameter {key}={raw!r} must not be negative")
+        # A share of traffic: 0% would send a step no traffic at all, so it proves nothing.
+        if "percent" in key and not 0 < converted <= 100:
+            raise ValueError(f"parameter {key}={raw!r} must be a percentage above 0 and at most 100")
     return converted
 
 

@@ -1,30 +1,28 @@
-"""Blue/green: start a full green (v2) fleet beside blue (v1), switch all traffic at once, keep blue for
-a rollback window, then remove it.
+"""Blue/green: start a full green (v2) fleet beside blue (v1), let both serve for a while, switch all
+traffic to green, keep blue for a rollback window, then remove it.
 
-The switch is one proxy reload. Clients on kept-alive connections can go on reaching blue through the
-old nginx workers for a moment after fresh connections reach green: that is the mixed-version window
-the lab measures.
+Both fleets serve half the traffic for `overlap_s` before the switch (0 leaves that out): blue/green
+keeps the old fleet serving beside the new one, and that overlap is what sets it apart from red/black
+in the measured mixed-version window. The switch itself is one proxy reload; clients on kept-alive
+connections can go on reaching blue through the old nginx workers for a moment after it. Blue stays up
+`rollback_window_s` after the switch, green is checked again, and only then is blue removed.
 """
 
 from __future__ import annotations
 
-from lab.model import Check, Instance, Pause, Route, Start, Stop
+from lab.model import Instance
 from lab.strategies.base import Plan
+from lab.strategies.shifting import full_fleet
 
 
 def blue_green(
-    old: tuple[Instance, ...], new: tuple[Instance, ...], *, rollback_window_s: float = 2.0
+    old: tuple[Instance, ...],
+    new: tuple[Instance, ...],
+    *,
+    overlap_s: float = 2.0,
+    rollback_window_s: float = 2.0,
 ) -> Plan:
-    healthy = yield Start(new)
-    if not healthy:
-        # Blue never stopped serving: removing green is the whole rollback.
-        yield Stop(new)
-        return
-    yield Route.even(new)
-    yield Pause(rollback_window_s, "blue kept for rollback")
-    if not (yield Check(new)):
-        # Green went bad while blue was still there: switch back, which is what the window is for.
-        yield Route.even(old)
-        yield Stop(new)
-        return
-    yield Stop(old)
+    both = (50,) if overlap_s > 0 else ()
+    return full_fleet(
+        old, new, both, bake_s=overlap_s, why="blue and green both serve", window_s=rollback_window_s
+    )
