@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import ErrorClass, Event, Sample
+from .rollout import Rollback
+from .rollout import blast_radius as _blast_radius
+from .rollout import lowest_capacity as _lowest_capacity
+from .rollout import rollback as _rollback
 
 # ---------------------------------------------------------------------------------------------------
 # Small helpers shared by the functions below.
@@ -304,7 +308,10 @@ class Analysis:
     p99_before_ms: float | None
     p50_during_ms: float | None
     p99_during_ms: float | None
-    # Capacity over time (issue 3) will be added here.
+    lowest_capacity: int | None = None  # fewest instances in service at any point of the deployment
+    new_answers: int = 0  # answers from the new version ...
+    blast_radius: int = 0  # ... and how many of them failed: the clients a bad release hurt
+    rollback: Rollback | None = None
 
     def to_dict(self, origin: float = 0.0) -> dict[str, Any]:
         """JSON-ready: ms and rates rounded to 0.1, times to 0.1 ms and relative to `origin`.
@@ -332,6 +339,10 @@ class Analysis:
             "deploy_duration_s": round(self.deploy_duration_s, 4),
             "probe_rate_target": round(self.probe_rate_target, 1),
             "probe_rate_achieved": round(self.probe_rate_achieved, 1),
+            "lowest_capacity": self.lowest_capacity,
+            "new_answers": self.new_answers,
+            "blast_radius": self.blast_radius,
+            "rollback": None if self.rollback is None else self.rollback.to_dict(origin),
             "latency_ms": {
                 "before": {"p50": ms(self.p50_before_ms), "p99": ms(self.p99_before_ms)},
                 "during": {"p50": ms(self.p50_during_ms), "p99": ms(self.p99_during_ms)},
@@ -359,6 +370,7 @@ def summarize(
     target_rate: float,
     old: str = "v1",
     new: str = "v2",
+    fleet_size: int | None = None,
 ) -> Analysis:
     """The run's analysis.
 
@@ -367,7 +379,9 @@ def summarize(
     and everything counts as "before".
     """
     samples = list(samples)
+    events = list(events)
     windows = downtime_windows(samples)
+    answers, hurt = _blast_radius(samples, new)
     mixed = mixed_version_window(samples, old, new)
     span = deploy_span(events)
     saturated = sum(1 for s in samples if s.error is ErrorClass.SATURATED)
@@ -400,4 +414,8 @@ def summarize(
         p99_before_ms=before[1] if before else None,
         p50_during_ms=during[0] if during else None,
         p99_during_ms=during[1] if during else None,
+        lowest_capacity=_lowest_capacity(events, fleet_size) if fleet_size is not None else None,
+        new_answers=answers,
+        blast_radius=hurt,
+        rollback=_rollback(events),
     )

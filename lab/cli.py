@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +22,10 @@ from lab.errors import BadInput, LabError, PortInUse
 from lab.model import Route, describe, fleet
 from lab.nginx import ProxySettings, render_config
 from lab.plan import PlanError, Topology, walk
+
+if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` need no Docker SDK
+    from lab.analysis import Analysis
+    from lab.runner import RunConfig, RunRecord
 
 DEFAULT_PORT = 8080
 MODES = ("keepalive", "fresh")
@@ -152,23 +156,90 @@ def plan_cmd(
             out.print(config, markup=False, soft_wrap=True)
 
 
+RateOpt = Annotated[float, typer.Option(help="Probe requests per second (open loop).")]
+ModeOpt = Annotated[
+    str, typer.Option(help="Probe connections: keepalive (reused) or fresh (one per request).")
+]
+V1EnvOpt = Annotated[list[str] | None, typer.Option("--v1-env", help="Env KEY=VALUE for v1 instances.")]
+V2EnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--v2-env", help="Env KEY=VALUE for v2 instances, e.g. APP_BOOT_DELAY_S=3 (wins over --scenario)."
+    ),
+]
+ScenarioOpt = Annotated[str, typer.Option(help="A named release for v2: see `lab scenarios`.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder under which the run folders are written.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
+BaselineOpt = Annotated[float, typer.Option(help="Seconds of probing before the first step.")]
+SettleOpt = Annotated[float, typer.Option(help="Seconds of probing after the last step.")]
+HealthOpt = Annotated[float, typer.Option(help="Seconds a new instance gets to become healthy.")]
+NextUpstreamOpt = Annotated[
+    str, typer.Option(help="nginx proxy_next_upstream: when the proxy tries another instance ('off': never).")
+]
+
+
+def run_config(
+    strategy: strategies.Strategy,
+    params: dict[str, Any],
+    *,
+    fleet_size: int,
+    rate: float,
+    mode: str,
+    v1_env: list[str] | None,
+    v2_env: list[str] | None,
+    scenario: str,
+    port: int | None,
+    baseline: float,
+    settle: float,
+    health_timeout: float,
+    next_upstream: str,
+) -> RunConfig:
+    """Every check of `run`'s and `compare`'s inputs, before anything touches Docker."""
+    from lab.runner import RunConfig
+    from lab.runtime.docker_local import port_is_free
+    from lab.scenarios import scenario as named
+
+    _number("--fleet", fleet_size, low=1, high=16)
+    _number("--rate", rate, low=0, high=5000, low_ok=False)
+    _number("--baseline", baseline, low=0, high=600)
+    _number("--settle", settle, low=0, high=600)
+    _number("--health-timeout", health_timeout, low=0, high=600, low_ok=False)
+    if mode not in MODES:
+        raise BadInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    try:
+        release = named(scenario)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if port is not None:
+        _number("--port", port, low=1, high=65535)
+        if not port_is_free(port):  # before any container exists, so nothing has to be undone
+            raise PortInUse(f"port {port} is in use on 127.0.0.1: pick another with --port")
+    return RunConfig(
+        strategy=strategy.name,
+        params=params,
+        fleet_size=fleet_size,
+        rate=rate,
+        mode=mode,
+        v1_env=_env(v1_env, "--v1-env"),
+        v2_env={**release.v2_env, **_env(v2_env, "--v2-env")},
+        scenario=release.name,
+        port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
+        baseline_s=baseline,
+        settle_s=settle,
+        health_timeout_s=health_timeout,
+        proxy=_proxy_settings(next_upstream),
+    )
+
+
 @app.command("run")
 def run_cmd(
     strategy: Annotated[str, typer.Argument(help="Strategy name, see `lab strategies`.")],
     fleet_size: FleetOpt = 4,
-    rate: Annotated[float, typer.Option(help="Probe requests per second (open loop).")] = 200.0,
-    mode: Annotated[
-        str, typer.Option(help="Probe connections: keepalive (reused) or fresh (one per request).")
-    ] = "keepalive",
-    v1_env: Annotated[
-        list[str] | None, typer.Option("--v1-env", help="Env KEY=VALUE for v1 instances.")
-    ] = None,
-    v2_env: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--v2-env", help="Env KEY=VALUE for v2 instances, e.g. APP_BOOT_DELAY_S=3 or APP_FAIL_RATE=0.2."
-        ),
-    ] = None,
+    rate: RateOpt = 200.0,
+    mode: ModeOpt = "keepalive",
+    v1_env: V1EnvOpt = None,
+    v2_env: V2EnvOpt = None,
+    scenario: ScenarioOpt = "default",
     param: ParamOpt = None,
     port: Annotated[
         int | None,
@@ -176,82 +247,47 @@ def run_cmd(
             help=f"Host port of the proxy (default {DEFAULT_PORT}, or any free port if that is taken)."
         ),
     ] = None,
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder under which the run's folder is written.")
-    ] = Path("runs"),
+    out_dir: OutOpt = Path("runs"),
     keep: Annotated[
         bool, typer.Option(help="Leave the topology up after the run (remove it with `lab clean`).")
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")
-    ] = False,
-    baseline: Annotated[float, typer.Option(help="Seconds of probing before the first step.")] = 2.0,
-    settle: Annotated[float, typer.Option(help="Seconds of probing after the last step.")] = 2.0,
+    as_json: JsonOpt = False,
+    baseline: BaselineOpt = 2.0,
+    settle: SettleOpt = 2.0,
+    health_timeout: HealthOpt = 30.0,
     max_downtime_ms: Annotated[
         float | None, typer.Option(help="Budget: exit 3 if the longest downtime exceeds it.")
     ] = None,
     max_failed: Annotated[int | None, typer.Option(help="Budget: exit 3 if more requests failed.")] = None,
-    next_upstream: Annotated[
-        str,
-        typer.Option(help="nginx proxy_next_upstream: when the proxy tries another instance ('off': never)."),
-    ] = "error timeout",
+    next_upstream: NextUpstreamOpt = "error timeout",
 ) -> None:
     """Deploy v1 -> v2 with STRATEGY on a real fleet while probing, and report what clients saw.
 
     Exit codes: 0 deployed, 1 lab error, 2 bad input, 3 budget exceeded, 4 rolled back, 130 interrupted.
     """
     from lab import report
-    from lab.analysis import summarize
-    from lab.runner import RunConfig, Runner
-    from lab.runtime.docker_local import DockerRuntime, port_is_free
-    from lab.runtime.images import PROXY_IMAGE
 
     chosen = _strategy(strategy)
-    params = _params(chosen, param)
-    _number("--fleet", fleet_size, low=1, high=16)
-    _number("--rate", rate, low=0, high=5000, low_ok=False)
-    _number("--baseline", baseline, low=0, high=600)
-    _number("--settle", settle, low=0, high=600)
     if max_downtime_ms is not None:
         _number("--max-downtime-ms", max_downtime_ms, low=0, high=1e9)
     if max_failed is not None:
         _number("--max-failed", max_failed, low=0, high=1e12)
-    if mode not in MODES:
-        raise BadInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if port is not None:
-        _number("--port", port, low=1, high=65535)
-        if not port_is_free(port):  # before any container exists, so nothing has to be undone
-            raise PortInUse(f"port {port} is in use on 127.0.0.1: pick another with --port")
-    config = RunConfig(
-        strategy=chosen.name,
-        params=params,
+    config = run_config(
+        chosen,
+        _params(chosen, param),
         fleet_size=fleet_size,
         rate=rate,
         mode=mode,
-        v1_env=_env(v1_env, "--v1-env"),
-        v2_env=_env(v2_env, "--v2-env"),
-        port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
-        baseline_s=baseline,
-        settle_s=settle,
-        proxy=_proxy_settings(next_upstream),
+        v1_env=v1_env,
+        v2_env=v2_env,
+        scenario=scenario,
+        port=port,
+        baseline=baseline,
+        settle=settle,
+        health_timeout=health_timeout,
+        next_upstream=next_upstream,
     )
-    run_id = secrets.token_hex(3)
-    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    runtime = DockerRuntime(run_id, proxy_image=PROXY_IMAGE)
-
-    def progress(line: str, _event: object) -> None:
-        if not as_json:
-            err.print(f"[dim]{escape(line)}[/dim]")
-
-    runner = Runner(config, runtime, keep=keep, hook=progress)
-    try:
-        record = runner.run()
-    except KeyboardInterrupt:
-        removed = runner.record.removed
-        fail(f"interrupted; removed {removed}" if removed else "interrupted", EXIT_INTERRUPTED)
-    analysis = summarize(record.samples, record.events, target_rate=rate)
-    folder = out_dir / f"{stamp}-{chosen.name}-{run_id}"
-    report.write_run(record, analysis, folder)
+    record, analysis, folder = execute(config, out_dir, keep=keep, quiet=as_json)
     if as_json:
         print(json.dumps(report.summary(record, analysis, folder)))
     elif record.probe_started is not None:  # a run that failed before probing measured nothing to show
@@ -270,6 +306,111 @@ def run_cmd(
         fail("budget exceeded: " + "; ".join(over), EXIT_BUDGET)
     if record.status == "rolled_back":
         raise typer.Exit(EXIT_ROLLED_BACK)
+
+
+@app.command("compare")
+def compare_cmd(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Strategies to compare (default: every one).", show_default=False),
+    ] = None,
+    fleet_size: FleetOpt = 4,
+    rate: RateOpt = 200.0,
+    mode: ModeOpt = "keepalive",
+    v1_env: V1EnvOpt = None,
+    v2_env: V2EnvOpt = None,
+    scenario: ScenarioOpt = "default",
+    out_dir: OutOpt = Path("runs"),
+    as_json: JsonOpt = False,
+    baseline: BaselineOpt = 2.0,
+    settle: SettleOpt = 2.0,
+    health_timeout: HealthOpt = 30.0,
+    next_upstream: NextUpstreamOpt = "error timeout",
+) -> None:
+    """Run each strategy on the same scenario, one after the other, and print one table.
+
+    Every run's folder, the table (compare.txt) and its figures (compare.json) go under one folder.
+    Exit codes: 0 every run finished (deployed or rolled back), 1 a run failed, 2 bad input, 130 interrupted.
+    """
+    from lab import compare
+
+    chosen = [_strategy(name) for name in names] if names else list(strategies.REGISTRY.values())
+    configs = [
+        run_config(
+            s,
+            {},
+            fleet_size=fleet_size,
+            rate=rate,
+            mode=mode,
+            v1_env=v1_env,
+            v2_env=v2_env,
+            scenario=scenario,
+            port=None,
+            baseline=baseline,
+            settle=settle,
+            health_timeout=health_timeout,
+            next_upstream=next_upstream,
+        )
+        for s in chosen
+    ]
+    folder = out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-compare-{scenario}"
+    rows = []
+    for n, config in enumerate(configs, start=1):
+        if not as_json:
+            err.print(f"[bold]{n}/{len(configs)}: {config.strategy}[/bold]")
+        record, analysis, _ = execute(config, folder, quiet=as_json)
+        rows.append(compare.row(record, analysis))
+    title = f"{len(rows)} strategies, scenario {scenario}, {fleet_size} instances, {rate:g} req/s ({mode})"
+    (folder / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
+    with (folder / "compare.txt").open("w") as fh:
+        Console(file=fh, width=200).print(compare.table(rows, title))
+    if as_json:
+        print(json.dumps(rows))
+    else:
+        out.print(compare.table(rows, title))
+        out.print(f"runs, compare.txt and compare.json: {folder}")
+    if any(r["status"] == "failed" for r in rows):
+        failed = ", ".join(f"{r['strategy']} ({r['error']})" for r in rows if r["status"] == "failed")
+        fail(f"run(s) failed: {failed}", EXIT_ERROR)
+
+
+@app.command("scenarios")
+def list_scenarios() -> None:
+    """List the named releases that --scenario accepts."""
+    from lab.scenarios import SCENARIOS
+
+    for sc in SCENARIOS.values():
+        env = " ".join(f"{k}={v}" for k, v in sc.v2_env.items())
+        out.print(f"{sc.name:<16} {sc.summary}" + (f"  ({env})" if env else ""), markup=False, soft_wrap=True)
+
+
+def execute(
+    config: RunConfig, out_dir: Path, *, keep: bool = False, quiet: bool = False
+) -> tuple[RunRecord, Analysis, Path]:
+    """One run from start to clean-up, its folder written under `out_dir`. Ctrl-C ends the command."""
+    from lab import report
+    from lab.analysis import summarize
+    from lab.runner import Runner
+    from lab.runtime.docker_local import DockerRuntime
+    from lab.runtime.images import PROXY_IMAGE
+
+    run_id = secrets.token_hex(3)
+    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+    def progress(line: str, _event: object) -> None:
+        if not quiet:
+            err.print(f"[dim]{escape(line)}[/dim]")
+
+    runner = Runner(config, DockerRuntime(run_id, proxy_image=PROXY_IMAGE), keep=keep, hook=progress)
+    try:
+        record = runner.run()
+    except KeyboardInterrupt:
+        removed = runner.record.removed
+        fail(f"interrupted; removed {removed}" if removed else "interrupted", EXIT_INTERRUPTED)
+    analysis = summarize(record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size)
+    folder = out_dir / f"{stamp}-{config.strategy}-{run_id}"
+    report.write_run(record, analysis, folder)
+    return record, analysis, folder
 
 
 @images_app.callback(invoke_without_command=True)

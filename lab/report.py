@@ -53,6 +53,7 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
             "strategy": cfg.strategy,
             "params": dict(cfg.params),
             "scenario": {
+                "name": cfg.scenario,
                 "fleet_size": cfg.fleet_size,
                 "v1_env": dict(cfg.v1_env),
                 "v2_env": dict(cfg.v2_env),

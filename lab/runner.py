@@ -52,6 +52,7 @@ class RunConfig:
     mode: str = "keepalive"  # or "fresh": a new connection per probe request
     v1_env: Mapping[str, str] = field(default_factory=dict)
     v2_env: Mapping[str, str] = field(default_factory=dict)
+    scenario: str = "default"  # the named release v2_env came from (lab/scenarios.py)
     port: int | None = None  # host port of the proxy; None: any free one
     baseline_s: float = 2.0  # probing before the first step: the "before" latency
     settle_s: float = 2.0  # probing after the last step: late failures and stragglers show up here

@@ -1,0 +1,86 @@
+"""One row per strategy from the runs of `lab compare`: pure, so the table is tested without Docker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from lab.analysis import Analysis
+from lab.runner import RunRecord
+
+COLUMNS = (
+    "strategy",
+    "status",
+    "failed",
+    "downtime",
+    "mixed window",
+    "flip-flops",
+    "lowest capacity",
+    "deploy",
+    "rollback",
+    "blast radius",
+)
+
+
+def row(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
+    """The figures `--json` gives for one strategy (the table shows the same, formatted)."""
+    measured = record.probe_started is not None
+    figures = analysis.to_dict(record.t0) if measured else {}
+    return {
+        "strategy": record.config.strategy,
+        "status": record.status,
+        "error": record.error,
+        "requests_sent": figures.get("requests_sent"),
+        "requests_failed": figures.get("requests_failed"),
+        "failures_by_class": figures.get("failures_by_class"),
+        "downtime_ms": figures.get("downtime_ms"),
+        "mixed_window_ms": figures.get("mixed_window_ms"),
+        "flip_flops": figures.get("flip_flops"),
+        "lowest_capacity": figures.get("lowest_capacity"),
+        "deploy_duration_s": figures.get("deploy_duration_s"),
+        "rollback": figures.get("rollback"),
+        "new_answers": figures.get("new_answers"),
+        "blast_radius": figures.get("blast_radius"),
+        "late_ticks": figures.get("late_ticks"),
+    }
+
+
+def _failed(r: dict[str, Any]) -> str:
+    if r["requests_failed"] is None:
+        return "-"
+    text = f"{r['requests_failed']:,}"
+    if r["failures_by_class"]:
+        text += " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(r["failures_by_class"].items())) + ")"
+    return text
+
+
+def _num(value: float | None, unit: str, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f} {unit}"
+
+
+def _rollback(r: dict[str, Any]) -> str:
+    rb = r["rollback"]
+    if not rb:
+        return "no"
+    return f"after step {rb['step']}, took {rb['duration_s']:.2f} s: {rb['reason']}"
+
+
+def table(rows: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    for name in COLUMNS:
+        t.add_column(name, overflow="fold")
+    for r in rows:
+        t.add_row(
+            r["strategy"],
+            r["status"],
+            _failed(r),
+            _num(r["downtime_ms"], "ms"),
+            _num(r["mixed_window_ms"], "ms"),
+            "-" if r["flip_flops"] is None else f"{r['flip_flops']:,}",
+            "-" if r["lowest_capacity"] is None else f"{r['lowest_capacity']}",
+            _num(r["deploy_duration_s"], "s", 2),
+            _rollback(r),
+            "-" if r["blast_radius"] is None else f"{r['blast_radius']:,} of {r['new_answers']:,} v2 answers",
+        )
+    return t

@@ -1,0 +1,59 @@
+"""What a deployment did to capacity, and what a rollback cost: pure functions over events and samples."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lab.model import Event, Sample
+
+
+def capacity_timeline(events: Iterable[Event], initial: int) -> list[tuple[float, int]]:
+    """(time, instances in service) from the start, then after every step that reports it."""
+    timeline = []
+    events = list(events)
+    if events:
+        timeline.append((events[0].started, initial))
+    timeline.extend((e.ended, e.in_service) for e in events if e.in_service is not None)
+    return timeline
+
+
+def lowest_capacity(events: Iterable[Event], initial: int) -> int:
+    return min((n for _, n in capacity_timeline(events, initial)), default=initial)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    decided_at: float  # when the failed verdict came back, on the run's clock
+    step: int  # the step whose verdict failed
+    reason: str
+    duration_s: float  # from the decision to the end of the last step: how long undoing took
+
+    def to_dict(self, origin: float = 0.0) -> dict[str, Any]:
+        return {
+            "decided_at_s": round(self.decided_at - origin, 4),
+            "step": self.step,
+            "reason": self.reason,
+            "duration_s": round(self.duration_s, 4),
+        }
+
+
+def rollback(events: Sequence[Event]) -> Rollback | None:
+    """The decision to roll back: the first Start, Check or Judge whose verdict was False, if any."""
+    for event in events:
+        if event.result is False:
+            end = max(e.ended for e in events)
+            return Rollback(event.ended, event.index, event.error or "verdict failed", end - event.ended)
+    return None
+
+
+def blast_radius(samples: Iterable[Sample], version: str) -> tuple[int, int]:
+    """(answers from `version`, failed answers from it): how much traffic the release reached, and how
+    many clients it hurt. Failures that carry no version (a refused connection) are not counted here."""
+    answers = failed = 0
+    for s in samples:
+        if s.version == version and s.finished is not None:
+            answers += 1
+            failed += s.server_failure
+    return answers, failed
