@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategi
 
 DEFAULT_PORT = 8080
 MODES = ("keepalive", "fresh")
+# What `lab compare` runs by default: every strategy (not the presets, which repeat them with vendors'
+# timings), and rolling once more with a drain, so a hard stop and a drained one sit side by side.
+DEFAULT_COMPARISON = [*(n for n in strategies.REGISTRY if n not in strategies.PRESETS), "rolling:drain_s=1"]
 BASES = ("auto", "official", "debootstrap")
 
 # Exit codes: the verdict of a run, so CI can gate on it.
@@ -110,10 +113,13 @@ ParamOpt = Annotated[
 @app.command("strategies")
 def list_strategies() -> None:
     """List the strategies, one line each, with their parameters."""
+    width = max(len(name) for name in strategies.REGISTRY)
     for s in strategies.REGISTRY.values():
         params = ", ".join(f"{k}={v}" for k, v in s.defaults().items())
         out.print(
-            f"{s.name:<12} {s.summary}" + (f"  ({params})" if params else ""), markup=False, soft_wrap=True
+            f"{s.name:<{width}}  {s.summary}" + (f"  ({params})" if params else ""),
+            markup=False,
+            soft_wrap=True,
         )
 
 
@@ -334,11 +340,13 @@ def compare_cmd(
     """
     from lab import compare
 
-    chosen = [_strategy(name) for name in names] if names else list(strategies.REGISTRY.values())
-    configs = [
-        run_config(
-            s,
-            {},
+    configs = []
+    for spec in names or DEFAULT_COMPARISON:
+        name, *pairs = spec.split(":")
+        chosen = _strategy(name)
+        config = run_config(
+            chosen,
+            _params(chosen, pairs),
             fleet_size=fleet_size,
             rate=rate,
             mode=mode,
@@ -351,15 +359,14 @@ def compare_cmd(
             health_timeout=health_timeout,
             next_upstream=next_upstream,
         )
-        for s in chosen
-    ]
+        configs.append((spec, config))
     folder = out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-compare-{scenario}"
     rows = []
-    for n, config in enumerate(configs, start=1):
+    for n, (spec, config) in enumerate(configs, start=1):
         if not as_json:
-            err.print(f"[bold]{n}/{len(configs)}: {config.strategy}[/bold]")
+            err.print(f"[bold]{n}/{len(configs)}: {escape(spec)}[/bold]")
         record, analysis, _ = execute(config, folder, quiet=as_json)
-        rows.append(compare.row(record, analysis))
+        rows.append({**compare.row(record, analysis), "strategy": spec})
     title = f"{len(rows)} strategies, scenario {scenario}, {fleet_size} instances, {rate:g} req/s ({mode})"
     (folder / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
     with (folder / "compare.txt").open("w") as fh:

@@ -15,74 +15,73 @@ from lab.strategies.red_black import red_black
 from lab.strategies.rolling import rolling
 from lab.strategies.rolling_batch import rolling_batch
 
-REGISTRY: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        Strategy("in-place", "stop every v1 instance, start v2 on the same slots (all at once)", in_place),
-        Strategy(
-            "rolling", "replace a batch at a time on the same slots; capacity drops by a batch", rolling
-        ),
-        Strategy(
-            "rolling-batch", "start an extra v2 batch first, then roll; capacity never drops", rolling_batch
-        ),
-        Strategy(
-            "red-black", "start a full v2 fleet, switch all traffic at once, stop v1 at once", red_black
-        ),
-        Strategy(
-            "blue-green",
-            "start a full v2 fleet, serve from both for a while, switch, keep v1 for rollback",
-            blue_green,
-        ),
-        Strategy("canary", "give v2 a growing share, judge it after each bake, promote or roll back", canary),
-        Strategy("linear", "move a fixed share to v2 every interval, judging v2 after each", linear),
-        Strategy(
-            "blue-green-all-at-once",
-            "blue/green: all traffic to the full v2 fleet at once, judged in the rollback window",
-            blue_green_all_at_once,
-        ),
-        Strategy(
-            "blue-green-canary",
-            "blue/green: a canary share to the full v2 fleet, then all, v1 kept for rollback",
-            blue_green_canary,
-        ),
-        Strategy(
-            "blue-green-linear",
-            "blue/green: a fixed share more to the full v2 fleet every interval, v1 kept for rollback",
-            blue_green_linear,
-        ),
-        # Presets: named configurations, every duration x time_scale (0.01: minutes become seconds).
-        Strategy(
-            "codedeploy-canary10-5min",
-            "CodeDeploy Canary10Percent5Minutes: blue-green-canary, 10% for 5 min, then all",
-            p.codedeploy_canary10_5min,
-        ),
-        Strategy(
-            "codedeploy-linear10-1min",
-            "CodeDeploy Linear10PercentEvery1Minute: blue-green-linear, 10% more every minute",
-            p.codedeploy_linear10_1min,
-        ),
-        Strategy(
-            "codedeploy-all-at-once", "CodeDeploy AllAtOnce: blue-green-all-at-once", p.codedeploy_all_at_once
-        ),
-        Strategy("eb-all-at-once", "Elastic Beanstalk AllAtOnce: in-place", p.eb_all_at_once),
-        Strategy("eb-rolling", "Elastic Beanstalk Rolling: rolling, 25% batches, drained", p.eb_rolling),
-        Strategy(
-            "eb-rolling-batch",
-            "Elastic Beanstalk RollingWithAdditionalBatch: rolling-batch, 25% batches, drained",
-            p.eb_rolling_batch,
-        ),
-        Strategy(
-            "eb-immutable",
-            "Elastic Beanstalk Immutable: blue-green, both fleets serve, then v1 goes",
-            p.eb_immutable,
-        ),
-        Strategy(
-            "eb-traffic-splitting",
-            "Elastic Beanstalk TrafficSplitting: canary, 10% for 5 min, then all",
-            p.eb_traffic_splitting,
-        ),
-    )
-}
+_STRATEGIES = (
+    Strategy("in-place", "stop every v1 instance, start v2 on the same slots (all at once)", in_place),
+    Strategy("rolling", "replace a batch at a time on the same slots; capacity drops by a batch", rolling),
+    Strategy(
+        "rolling-batch", "start an extra v2 batch first, then roll; capacity never drops", rolling_batch
+    ),
+    Strategy("red-black", "start a full v2 fleet, switch all traffic at once, stop v1 at once", red_black),
+    Strategy(
+        "blue-green",
+        "start a full v2 fleet, serve from both for a while, switch, keep v1 for rollback",
+        blue_green,
+    ),
+    Strategy("canary", "give v2 a growing share, judge it after each bake, promote or roll back", canary),
+    Strategy("linear", "move a fixed share to v2 every interval, judging v2 after each", linear),
+    Strategy(
+        "blue-green-all-at-once",
+        "blue/green: all traffic to the full v2 fleet at once, judged in the rollback window",
+        blue_green_all_at_once,
+    ),
+    Strategy(
+        "blue-green-canary",
+        "blue/green: a canary share to the full v2 fleet, then all, v1 kept for rollback",
+        blue_green_canary,
+    ),
+    Strategy(
+        "blue-green-linear",
+        "blue/green: a fixed share more to the full v2 fleet every interval, v1 kept for rollback",
+        blue_green_linear,
+    ),
+)
+# Named configurations people know, each a strategy above with fixed parameters; every duration is
+# multiplied by their one parameter, time_scale (0.01 by default: minutes become seconds).
+_PRESETS = (
+    Strategy(
+        "codedeploy-canary10-5min",
+        "CodeDeploy Canary10Percent5Minutes: blue-green-canary, 10% for 5 min, then all",
+        p.codedeploy_canary10_5min,
+    ),
+    Strategy(
+        "codedeploy-linear10-1min",
+        "CodeDeploy Linear10PercentEvery1Minute: blue-green-linear, 10% more every minute",
+        p.codedeploy_linear10_1min,
+    ),
+    Strategy(
+        "codedeploy-all-at-once", "CodeDeploy AllAtOnce: blue-green-all-at-once", p.codedeploy_all_at_once
+    ),
+    Strategy("eb-all-at-once", "Elastic Beanstalk AllAtOnce: in-place", p.eb_all_at_once),
+    Strategy("eb-rolling", "Elastic Beanstalk Rolling: rolling, 25% batches, drained", p.eb_rolling),
+    Strategy(
+        "eb-rolling-batch",
+        "Elastic Beanstalk RollingWithAdditionalBatch: rolling-batch, 25% batches, drained",
+        p.eb_rolling_batch,
+    ),
+    Strategy(
+        "eb-immutable",
+        "Elastic Beanstalk Immutable: blue-green, both fleets serve, then v1 goes",
+        p.eb_immutable,
+    ),
+    Strategy(
+        "eb-traffic-splitting",
+        "Elastic Beanstalk TrafficSplitting: canary, 10% for 5 min, then all",
+        p.eb_traffic_splitting,
+    ),
+)
+
+REGISTRY: dict[str, Strategy] = {s.name: s for s in (*_STRATEGIES, *_PRESETS)}
+PRESETS: tuple[str, ...] = tuple(s.name for s in _PRESETS)
 
 
 class UnknownStrategy(LookupError):
@@ -97,4 +96,4 @@ def get(name: str) -> Strategy:
         raise UnknownStrategy(f"unknown strategy {name!r} (known: {known})") from None
 
 
-__all__ = ["REGISTRY", "Plan", "Strategy", "UnknownStrategy", "get"]
+__all__ = ["PRESETS", "REGISTRY", "Plan", "Strategy", "UnknownStrategy", "get"]

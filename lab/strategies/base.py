@@ -128,7 +128,8 @@ def _convert(key: str, value: Any, default: Any, annotation: Any = None) -> Any:
 def _convert_tuple(key: str, value: Any, default: tuple[Any, ...]) -> tuple[Any, ...]:
     kind = type(default[0]) if default else float
     if isinstance(value, str):
-        items: list[Any] = [item.strip() for item in value.split(",")]
+        # "(10, 50, 100)", as `lab strategies` shows a default, reads back as well as "10,50,100".
+        items: list[Any] = [item.strip() for item in value.strip().strip("()").rstrip(", ").split(",")]
         if items == [""]:
             items = []
     elif isinstance(value, tuple | list):

@@ -19,12 +19,14 @@ from lab.model import Instance, Pause, Route, Start, Stop
 from lab.strategies.base import Batch, Plan
 from lab.strategies.shifting import Shift
 
+ONE_AT_A_TIME = Batch(Fraction(1))
+
 
 def rolling(
     old: tuple[Instance, ...],
     new: tuple[Instance, ...],
     *,
-    batch: Batch = Batch(Fraction(1)),
+    batch: Batch = ONE_AT_A_TIME,
     drain_s: float = 0.0,
 ) -> Plan:
     return _rolling(old, new, batch.of(len(old)), drain_s)

@@ -10,18 +10,16 @@ and the extra batch goes too.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from lab.model import Instance, Pause, Route, Start, Stop, fleet
 from lab.strategies.base import Batch, Plan
-from lab.strategies.rolling import replace_in_batches
+from lab.strategies.rolling import ONE_AT_A_TIME, replace_in_batches
 
 
 def rolling_batch(
     old: tuple[Instance, ...],
     new: tuple[Instance, ...],
     *,
-    batch: Batch = Batch(Fraction(1)),
+    batch: Batch = ONE_AT_A_TIME,
     drain_s: float = 0.0,
 ) -> Plan:
     return _rolling_batch(old, new, batch.of(len(old)), drain_s)

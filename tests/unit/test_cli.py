@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from lab import strategies
 from lab.cli import app
 from lab.errors import BadInput
-from lab.model import ErrorClass, Event, Instance, Route, Sample, fleet
+from lab.model import ErrorClass, Event, Instance, Route, Sample, describe, fleet
 from lab.nginx import ProxySettings, render_config
 from lab.runner import RunConfig, RunRecord
 
@@ -58,8 +58,12 @@ def printed_configs(output: str) -> list[str]:
     return configs
 
 
-def expected_steps(name: str, size: int, window: float) -> list[str]:
+def expected_steps(name: str, size: int, window: float, overlap: float = 2.0) -> list[str]:
     old, new = fleet("v1", size), fleet("v2", size)
+    both = [
+        f"route v1 50%, v2 50% over {names(old + new)}",
+        f"pause {overlap:g} s (blue and green both serve, v2 at 50%)",
+    ]
     return {
         "in-place": [
             f"stop {names(old)}",
@@ -68,6 +72,7 @@ def expected_steps(name: str, size: int, window: float) -> list[str]:
         ],
         "blue-green": [
             f"start {names(new)} and wait until healthy",
+            *(both if overlap else []),
             f"route v2 100% over {names(new)}",
             f"pause {window:g} s (blue kept for rollback)",
             f"check health of {names(new)}",
@@ -76,10 +81,16 @@ def expected_steps(name: str, size: int, window: float) -> list[str]:
     }[name]
 
 
-def assert_plan_output(output: str, name: str, size: int, window: float) -> None:
+def expected_routes(name: str, size: int, overlap: float = 2.0) -> list[Route]:
     old, new = fleet("v1", size), fleet("v2", size)
+    both = [Route.split({old: 50, new: 50})] if name == "blue-green" and overlap else []
+    return [*both, Route.even(new)]
+
+
+def assert_plan_output(output: str, name: str, size: int, window: float, overlap: float = 2.0) -> None:
+    old = fleet("v1", size)
     steps = step_lines(output)
-    assert steps == list(enumerate(expected_steps(name, size, window)))
+    assert steps == list(enumerate(expected_steps(name, size, window, overlap)))
     assert f"# initial: route v1 100% over {names(old)}" in output
 
     configs = printed_configs(output)
@@ -88,9 +99,12 @@ def assert_plan_output(output: str, name: str, size: int, window: float) -> None
     # Printed verbatim: nothing wrapped at the terminal's width, so it can be copied into nginx.
     # Numbered as the runner numbers them: 0 is the static config the proxy starts on, 1 the first route.
     assert configs[0] == render_config(Route.even(old), ProxySettings(), generation=1, title="initial")
-    for generation, (index, config) in enumerate(zip(route_steps, configs[1:], strict=True), start=2):
-        title = f"step {index}: route v2 100% over {names(new)}"
-        assert config == render_config(Route.even(new), ProxySettings(), generation=generation, title=title)
+    routes = expected_routes(name, size, overlap)
+    for generation, (index, config, route) in enumerate(
+        zip(route_steps, configs[1:], routes, strict=True), start=2
+    ):
+        title = f"step {index}: {describe(route)}"
+        assert config == render_config(route, ProxySettings(), generation=generation, title=title)
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
@@ -146,6 +160,10 @@ def test_plan_passes_parameters_to_the_strategy(no_docker: None) -> None:
     result = CliRunner().invoke(app, ["plan", "blue-green", "-n", "2", "-p", "rollback_window_s=7.5"])
     assert result.exit_code == 0, result.output
     assert_plan_output(result.output, "blue-green", 2, window=7.5)
+    cmd = ["plan", "blue-green", "-n", "2", "-p", "rollback_window_s=1", "-p", "overlap_s=0"]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, result.output
+    assert_plan_output(result.output, "blue-green", 2, window=1, overlap=0)
 
 
 def test_plan_without_configs_prints_only_steps(no_docker: None) -> None:

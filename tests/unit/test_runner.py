@@ -157,7 +157,7 @@ class Harness:
         return httpx.Response(404)
 
     def runner(self, strategy: str = "blue-green", *, keep: bool = False, **config: Any) -> Runner:
-        params = {"rollback_window_s": 1.5} if strategy == "blue-green" else {}
+        params = {"rollback_window_s": 1.5, "overlap_s": 0} if strategy == "blue-green" else {}
         fast = {"fleet_size": 2, "baseline_s": 0, "settle_s": 0, "health_timeout_s": 0.5}
         runner = Runner(
             RunConfig(strategy, params, **fast | config), self.rt, probe_factory=self.probe, keep=keep
