@@ -81,6 +81,6 @@ def table(rows: list[dict[str, Any]], title: str) -> Table:
             "-" if r["lowest_capacity"] is None else f"{r['lowest_capacity']}",
             _num(r["deploy_duration_s"], "s", 2),
             _rollback(r),
-            "-" if r["blast_radius"] is None else f"{r['blast_radius']:,} of {r['new_answers']:,} v2 answers",
+            "-" if r["blast_radius"] is None else f"{r['blast_radius']:,} / {r['new_answers']:,}",
         )
     return t

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 
 import docker
@@ -12,11 +14,26 @@ import pytest
 # The reaper image (ryuk) cannot be pulled where there is no registry; our own fixtures clean up instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-import contextlib
-
+from lab.analysis import summarize  # noqa: E402
+from lab.runner import RunConfig, Runner, RunRecord  # noqa: E402
 from lab.runtime import LABEL  # noqa: E402
-from lab.runtime.docker_local import connect  # noqa: E402
-from lab.runtime.images import all_images  # noqa: E402
+from lab.runtime.docker_local import (
+    DockerRuntime,  # noqa: E402
+    connect,  # noqa: E402
+)
+from lab.runtime.images import (
+    PROXY_IMAGE,  # noqa: E402
+    all_images,  # noqa: E402
+)
+
+
+def run(strategy: str, **overrides: object) -> tuple[RunRecord, dict]:
+    settings: dict = {"fleet_size": 4, "rate": 200.0, "baseline_s": 1.0, "settle_s": 1.0}
+    settings.update(overrides)
+    config = RunConfig(strategy=strategy, **settings)
+    record = Runner(config, DockerRuntime(secrets.token_hex(3), proxy_image=PROXY_IMAGE)).run()
+    analysis = summarize(record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size)
+    return record, analysis.to_dict()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
-
-from lab.analysis import summarize
-from lab.runner import RunConfig, Runner, RunRecord
-from lab.runtime.docker_local import DockerRuntime
-from lab.runtime.images import PROXY_IMAGE
-
-
-def run(strategy: str, **overrides: object) -> tuple[RunRecord, dict]:
-    settings: dict = {"fleet_size": 4, "rate": 200.0, "baseline_s": 1.0, "settle_s": 1.0}
-    settings.update(overrides)
-    config = RunConfig(strategy=strategy, **settings)
-    record = Runner(config, DockerRuntime(secrets.token_hex(3), proxy_image=PROXY_IMAGE)).run()
-    analysis = summarize(record.samples, record.events, target_rate=config.rate)
-    return record, analysis.to_dict()
+from conftest import run
 
 
 @pytest.mark.parametrize("mode", ["keepalive", "fresh"])

@@ -330,3 +330,51 @@ def test_run_progress_and_summary_show_messages_verbatim(fake_run: type[FakeRunn
     journal = json.loads((folder / "journal.json").read_text())
     assert journal["input"]["params"] == {"rollback_window_s": 1.0}
     assert journal["input"]["probe"]["rate"] == 200.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# lab compare, with the fake runner: one row per strategy, one folder for everything
+
+
+def test_compare_runs_each_strategy_once_and_writes_one_table(
+    fake_run: type[FakeRunner], tmp_path: Path
+) -> None:
+    fake_run.failures = 2
+    cmd = ["compare", "in-place", "rolling:drain_s=1", "--out", str(tmp_path), "--json"]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    rows = json.loads(result.stdout)
+    assert [r["strategy"] for r in rows] == ["in-place", "rolling:drain_s=1"]
+    assert all(r["requests_failed"] == 2 and r["failures_by_class"] == {"refused": 2} for r in rows)
+    (folder,) = tmp_path.iterdir()
+    assert json.loads((folder / "compare.json").read_text()) == rows
+    assert "rolling:drain_s=1" in (folder / "compare.txt").read_text()
+    runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert len(runs) == 2 and "in-place" in runs[0] and "rolling" in runs[1]
+    journal = json.loads(next(folder.glob("*rolling*/journal.json")).read_text())
+    assert journal["input"]["params"] == {"drain_s": 1.0}
+
+
+def test_compare_default_is_every_strategy_without_presets_plus_drained_rolling() -> None:
+    from lab.cli import DEFAULT_COMPARISON
+    from lab.strategies import PRESETS, REGISTRY
+
+    assert DEFAULT_COMPARISON[-1] == "rolling:drain_s=1"
+    assert set(DEFAULT_COMPARISON[:-1]) == set(REGISTRY) - set(PRESETS)
+
+
+def test_compare_checks_every_spec_before_running_any(fake_run: type[FakeRunner], tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", "in-place", "rolling:nope=1", "--out", str(tmp_path)])
+    assert isinstance(result.exception, BadInput) and "nope" in str(result.exception)
+    assert list(tmp_path.iterdir()) == []  # nothing ran
+
+
+def test_scenario_sets_v2_env_and_explicit_env_wins(fake_run: type[FakeRunner], tmp_path: Path) -> None:
+    cmd = ["run", "canary", "--scenario", "errors", "--v2-env", "APP_SEED=3", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    journal = json.loads(next(tmp_path.glob("*/journal.json")).read_text())
+    assert journal["input"]["scenario"]["name"] == "errors"
+    assert journal["input"]["scenario"]["v2_env"] == {"APP_FAIL_RATE": "0.2", "APP_SEED": "3"}
+    result = CliRunner().invoke(app, ["run", "canary", "--scenario", "nope", "--out", str(tmp_path)])
+    assert isinstance(result.exception, BadInput) and "unknown scenario" in str(result.exception)
