@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from lab.analysis import Analysis
@@ -71,7 +72,8 @@ def table(rows: list[dict[str, Any]], title: str) -> Table:
     for name in COLUMNS:
         t.add_column(name, overflow="fold")
     for r in rows:
-        t.add_row(
+        add_row(
+            t,
             r["strategy"],
             r["status"],
             _failed(r),
@@ -84,3 +86,8 @@ def table(rows: list[dict[str, Any]], title: str) -> Table:
             "-" if r["blast_radius"] is None else f"{r['blast_radius']:,} / {r['new_answers']:,}",
         )
     return t
+
+
+def add_row(t: Table, *cells: str) -> None:
+    # Reasons quote nginx and the app ("[emerg] ..."): print them as text, not as rich markup.
+    t.add_row(*(escape(c) for c in cells))

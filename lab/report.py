@@ -153,6 +153,16 @@ def v2_share_line(record: RunRecord, new: str = "v2") -> str:
     return (" ".join(cells) + " %") if cells else "no answers"
 
 
+def _rollback_text(a: Analysis, origin: float) -> str:
+    if a.rollback is None:
+        return "no"
+    rb = a.rollback
+    return (
+        f"decided at {rb.decided_at - origin:,.2f} s (step {rb.step}): {rb.reason}; "
+        f"undoing took {rb.duration_s:,.2f} s"
+    )
+
+
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f} ms"
 
@@ -174,6 +184,12 @@ def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_d
         ("versions seen", ", ".join(f"{v} {n:,}" for v, n in sorted(a.versions_seen.items())) or "none"),
         ("flip-flops (v1 after v2)", f"{a.flip_flops:,}"),
         ("deploy duration", f"{a.deploy_duration_s:,.2f} s"),
+        (
+            "lowest capacity",
+            "–" if a.lowest_capacity is None else f"{a.lowest_capacity} instance(s) in service",
+        ),
+        ("rollback", _rollback_text(a, record.t0)),
+        ("blast radius", f"{a.blast_radius:,} failed of {a.new_answers:,} v2 answers"),
         ("latency p50 / p99 before", f"{_ms(a.p50_before_ms)} / {_ms(a.p99_before_ms)}"),
         ("latency p50 / p99 during", f"{_ms(a.p50_during_ms)} / {_ms(a.p99_during_ms)}"),
         (
@@ -184,7 +200,7 @@ def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_d
     ]
     rows.append(("v2 share, per second", v2_share_line(record)))
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, escape(value))
     console.print(table)
     if record.error:
         console.print(f"[red]error:[/red] {escape(record.error)}")
