@@ -64,7 +64,8 @@ def _rollback(r: dict[str, Any]) -> str:
     rb = r["rollback"]
     if not rb:
         return "no"
-    return f"after step {rb['step']}, took {rb['duration_s']:.2f} s: {rb['reason']}"
+    back = "" if rb["traffic_back_s"] is None else f"v1 back in {rb['traffic_back_s']:.2f} s, "
+    return f"after step {rb['step']}, {back}done in {rb['duration_s']:.2f} s: {rb['reason']}"
 
 
 def table(rows: list[dict[str, Any]], title: str) -> Table:

@@ -107,13 +107,20 @@ class Judge:
     """Judge a version from what the probe saw of it since traffic last changed (a canary's verdict).
 
     The runner sends back True when that version's error rate is at most `max_error_rate` and, if set,
-    its p99 latency at most `max_p99_ms`. With no answer from it at all, the verdict is False: a canary
-    that got no traffic proved nothing.
+    its p99 latency at most `max_p99_ms`. With fewer than `min_answers` answers the verdict is False: a
+    canary that got next to no traffic proved nothing.
     """
 
     version: str
     max_error_rate: float = 0.01
     max_p99_ms: float | None = None
+    min_answers: int = 10  # fewer answers than this prove nothing: the verdict is False (a gate fails closed)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_error_rate <= 1:
+            raise ValueError(f"max_error_rate is a fraction from 0 to 1, got {self.max_error_rate:g}")
+        if self.max_p99_ms is not None and not self.max_p99_ms > 0:
+            raise ValueError(f"max_p99_ms must be above 0, got {self.max_p99_ms:g}")
 
 
 Step = Start | Stop | Route | Pause | Check | Judge
@@ -139,7 +146,7 @@ def describe(step: Step) -> str:
             return f"pause {seconds:g} s" + (f" ({reason})" if reason else "")
         case Check(instances):
             return f"check health of {_names(instances)}"
-        case Judge(version, max_error_rate, max_p99_ms):
+        case Judge(version, max_error_rate, max_p99_ms, _):
             limits = f"error rate <= {max_error_rate:.2%}"
             if max_p99_ms is not None:
                 limits += f", p99 <= {max_p99_ms:g} ms"

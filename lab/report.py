@@ -157,9 +157,14 @@ def _rollback_text(a: Analysis, origin: float) -> str:
     if a.rollback is None:
         return "no"
     rb = a.rollback
+    back = (
+        "v2 never had traffic"
+        if rb.traffic_back_s is None
+        else f"traffic back on v1 in {rb.traffic_back_s:,.2f} s"
+    )
     return (
-        f"decided at {rb.decided_at - origin:,.2f} s (step {rb.step}): {rb.reason}; "
-        f"undoing took {rb.duration_s:,.2f} s"
+        f"decided at {rb.decided_at - origin:,.2f} s (step {rb.step}): {rb.reason}; {back}, "
+        f"all undone in {rb.duration_s:,.2f} s"
     )
 
 

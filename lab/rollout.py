@@ -28,23 +28,32 @@ class Rollback:
     decided_at: float  # when the failed verdict came back, on the run's clock
     step: int  # the step whose verdict failed
     reason: str
-    duration_s: float  # from the decision to the end of the last step: how long undoing took
+    traffic_back_s: float | None  # from the decision until the proxy routed every request to v1 again
+    duration_s: float  # from the decision to the end of the last step, clean-up of v2 included
 
     def to_dict(self, origin: float = 0.0) -> dict[str, Any]:
         return {
             "decided_at_s": round(self.decided_at - origin, 4),
             "step": self.step,
             "reason": self.reason,
+            "traffic_back_s": None if self.traffic_back_s is None else round(self.traffic_back_s, 4),
             "duration_s": round(self.duration_s, 4),
         }
 
 
 def rollback(events: Sequence[Event]) -> Rollback | None:
-    """The decision to roll back: the first Start, Check or Judge whose verdict was False, if any."""
+    """The decision to roll back: the first Start, Check or Judge whose verdict was False, if any.
+
+    Two durations: until traffic was back (the first Route after the decision; none when the new version
+    never had traffic), and until the last step ended, which includes stopping v2."""
     for event in events:
         if event.result is False:
             end = max(e.ended for e in events)
-            return Rollback(event.ended, event.index, event.error or "verdict failed", end - event.ended)
+            route_back = next((e for e in events if e.index > event.index and e.kind == "Route"), None)
+            back = None if route_back is None else route_back.ended - event.ended
+            return Rollback(
+                event.ended, event.index, event.error or "verdict failed", back, end - event.ended
+            )
     return None
 
 

@@ -40,7 +40,6 @@ from lab.runtime.base import ProxyEndpoints, Removed, Runtime
 from lab.runtime.images import app_image
 
 OLD, NEW = "v1", "v2"
-JUDGE_SETTLE_S = 0.25  # more than the probe's 0.1 s batches, so a judge sees every answer that is in
 
 
 @dataclass(frozen=True)
@@ -374,13 +373,29 @@ class Runner:
         )
 
     def _judge(self, judge: Judge) -> tuple[bool, str | None]:
-        """The verdict on `judge.version` from the probe's samples since traffic last changed."""
-        time.sleep(JUDGE_SETTLE_S)  # the probe streams samples in batches: let the last ones arrive
-        if self.probe is not None:
+        """The verdict on `judge.version` from every tick due since traffic last changed.
+
+        The probe streams samples in batches, and a slow answer arrives late: wait until every tick due
+        before the cut has come back (or could no longer: three timeouts, connect, write and read), so
+        the slowest answers, the ones a latency limit is for, are never left out.
+        """
+        assert self.probe is not None and self.probe.started_at is not None
+        cut, t0, rate = time.monotonic(), self.probe.started_at, self.config.rate
+        first = max(0, math.ceil((self.traffic_changed_at - t0) * rate))
+        last = math.floor((cut - t0) * rate)  # ticks first..last were due in the judged window
+        deadline = cut + 3 * self.config.probe_timeout_s + 0.5
+        while True:
             self.live.extend(self.probe.new_samples())
-        now = time.monotonic() - JUDGE_SETTLE_S
-        verdict = judge_samples([s for s in self.live if self.traffic_changed_at <= s.scheduled < now], judge)
-        return verdict.passed, None if verdict.passed else verdict.reason
+            window = [s for s in self.live if first <= s.seq <= last]
+            if len(window) >= last - first + 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        verdict = judge_samples(window, judge)
+        missing = last - first + 1 - len(window)
+        reason = verdict.reason + (
+            f"; {missing} tick(s) never came back from the probe" if missing > 0 else ""
+        )
+        return verdict.passed and missing <= 0, None if verdict.passed and missing <= 0 else reason
 
     def _wait_serving(self, timeout_s: float = 15.0) -> None:
         assert self.endpoints is not None

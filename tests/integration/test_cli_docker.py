@@ -61,7 +61,10 @@ def test_run_json_prints_one_object_with_the_required_keys(tmp_path: Path) -> No
     assert result["strategy"] == "blue-green"
     folder = Path(result["output"])
     assert (folder / "journal.json").is_file() and (folder / "samples.csv").is_file()
-    assert len(list((folder / "configs").glob("*.conf"))) == 2  # initial and the switch
+    journal = json.loads((folder / "journal.json").read_text())
+    routes = [step for step in journal["steps"] if step["kind"] == "Route"]
+    assert len(routes) >= 2  # blue/green: both fleets, then green alone
+    assert len(list((folder / "configs").glob("*.conf"))) == 1 + len(routes)  # the initial one, then each
 
 
 def test_ctrl_c_mid_run_removes_everything(docker_client: docker.DockerClient, tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ def test_a_row_per_strategy_with_units() -> None:
                 blast_radius=12,
                 new_answers=60,
                 rollback={
+                    "traffic_back_s": 0.31,
                     "step": 2,
                     "duration_s": 1.25,
                     "reason": "v2 failed: error rate 20.00% > 1.00%",
@@ -61,7 +62,7 @@ def test_a_row_per_strategy_with_units() -> None:
         ]
     )
     assert "357 (http_5xx 357)" in text and "1,784.9 ms" in text
-    assert "after step 2, took 1.25 s: v2 failed: error rate 20.00% > 1.00%" in text
+    assert "after step 2, v1 back in 0.31 s, done in 1.25 s: v2 failed: error rate 20.00% > 1.00%" in text
     assert "12 / 60" in text and "rolled_back" in text
 
 
@@ -86,7 +87,13 @@ def test_reasons_are_printed_as_text_not_markup() -> None:
         [
             row(
                 "canary",
-                rollback={"step": 1, "duration_s": 0.5, "reason": "[emerg] bad [/x]", "decided_at_s": 1.0},
+                rollback={
+                    "step": 1,
+                    "duration_s": 0.5,
+                    "traffic_back_s": None,
+                    "reason": "[emerg] bad [/x]",
+                    "decided_at_s": 1.0,
+                },
             )
         ]
     )

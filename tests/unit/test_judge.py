@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lab.judge import judge_samples
 from lab.model import ErrorClass, Judge, Sample
 
@@ -39,9 +41,22 @@ def test_latency_limit_uses_the_good_answers_p99() -> None:
 
 def test_no_answer_from_the_version_is_not_a_pass() -> None:
     verdict = judge_samples(answers("v1", 50), Judge("v2"))
-    assert not verdict.passed and verdict.answers == 0 and "no request" in verdict.reason
+    assert not verdict.passed and verdict.answers == 0 and "fewer than the 10" in verdict.reason
 
 
-def test_failures_without_a_version_are_not_blamed_on_it() -> None:
-    refused = [Sample(900 + i, 9.0, 9.0, 9.001, error=ErrorClass.REFUSED) for i in range(50)]
-    assert judge_samples(answers("v2", 100) + refused, Judge("v2", max_error_rate=0.0)).passed
+def test_too_few_answers_prove_nothing() -> None:
+    assert not judge_samples(answers("v2", 9), Judge("v2", min_answers=10)).passed
+    assert judge_samples(answers("v2", 10), Judge("v2", min_answers=10)).passed
+
+
+def test_failures_that_name_no_version_count_against_it_so_the_gate_fails_closed() -> None:
+    refused = [Sample(900 + i, 9.0, 9.0, 9.001, error=ErrorClass.REFUSED) for i in range(5)]
+    saturated = [Sample(950 + i, 9.0, None, None, error=ErrorClass.SATURATED) for i in range(50)]
+    verdict = judge_samples(answers("v2", 95) + refused + saturated, Judge("v2", max_error_rate=0.04))
+    assert not verdict.passed and "(5 of 100)" in verdict.reason  # saturation is the probe's, not v2's
+    assert judge_samples(answers("v2", 95) + refused, Judge("v2", max_error_rate=0.05)).passed
+
+
+def test_an_error_rate_is_a_fraction() -> None:
+    with pytest.raises(ValueError, match="max_error_rate"):
+        Judge("v2", max_error_rate=5)

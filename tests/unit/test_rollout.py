@@ -49,6 +49,7 @@ def test_the_first_failed_verdict_is_the_decision_and_undoing_is_timed() -> None
     assert decision is not None
     assert decision.step == 2 and decision.decided_at == 5.6 and "error rate" in decision.reason
     assert abs(decision.duration_s - 1.5) < 1e-9
+    assert decision.traffic_back_s is not None and abs(decision.traffic_back_s - 0.3) < 1e-9
     assert decision.to_dict(origin=1.0)["decided_at_s"] == 4.6
 
 

@@ -377,10 +377,18 @@ def test_coerce_rejects_negative_or_non_finite_values(strategy: Strategy, key: s
 
 @pytest.mark.parametrize(("strategy", "key"), FLOAT_PARAMS)
 def test_coerce_turns_a_string_into_the_float_of_the_default(strategy: Strategy, key: str) -> None:
-    coerced = strategy.coerce({key: "3"})
-    assert coerced == {key: 3.0} and type(coerced[key]) is float
-    assert strategy.coerce({key: 2}) == {key: 2}  # an int from Python is a fine float
+    # An error rate is a fraction (0 to 1); every other float here is a duration or a limit.
+    text, number, whole = ("0.5", 0.5, 1) if key == "max_error_rate" else ("3", 3.0, 2)
+    coerced = strategy.coerce({key: text})
+    assert coerced == {key: number} and type(coerced[key]) is float
+    assert strategy.coerce({key: whole}) == {key: whole}  # an int from Python is a fine float
     assert strategy.coerce({}) == {}
+
+
+@pytest.mark.parametrize("name", ["canary", "linear", "blue-green-canary"])
+def test_an_error_rate_above_one_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="max_error_rate"):
+        strategies.get(name).coerce({"max_error_rate": "5"})
 
 
 def _toy(
