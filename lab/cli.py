@@ -318,7 +318,11 @@ def run_cmd(
 def compare_cmd(
     names: Annotated[
         list[str] | None,
-        typer.Argument(help="Strategies to compare (default: every one).", show_default=False),
+        typer.Argument(
+            help="Strategies to compare, each NAME or NAME:KEY=VALUE[:KEY=VALUE] "
+            "(default: every strategy but the presets, and rolling:drain_s=1).",
+            show_default=False,
+        ),
     ] = None,
     fleet_size: FleetOpt = 4,
     rate: RateOpt = 200.0,
