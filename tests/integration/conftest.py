@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 
 import docker
 import docker.errors
+import httpx
 import pytest
 
 # The reaper image (ryuk) cannot be pulled where there is no registry; our own fixtures clean up instead.
@@ -34,6 +36,21 @@ def run(strategy: str, **overrides: object) -> tuple[RunRecord, dict]:
     record = Runner(config, DockerRuntime(secrets.token_hex(3), proxy_image=PROXY_IMAGE)).run()
     analysis = summarize(record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size)
     return record, analysis.to_dict()
+
+
+def wait_for_200(url: str, timeout_s: float = 15.0) -> httpx.Response:
+    """Poll `url` until it answers 200 (a container still booting refuses or answers 503)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            response = httpx.get(url, timeout=1.0)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer 200 within {timeout_s} s")
+        time.sleep(0.05)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

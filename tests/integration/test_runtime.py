@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import secrets
 import socket
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import wait_for_200
 
 from lab.errors import ConfigRejected, PortInUse
 from lab.model import Route, fleet
 from lab.nginx import render_config
 from lab.runtime.docker_local import DockerRuntime
 from lab.runtime.images import PROXY_IMAGE, app_image
-
-
-def _get(url: str, timeout_s: float = 15.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            response = httpx.get(url, timeout=1.0)
-            if response.status_code == 200:
-                return response
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer 200 within {timeout_s} s")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -45,7 +31,7 @@ def test_rejected_config_keeps_the_old_one_serving(runtime: DockerRuntime) -> No
     runtime.create_network()
     runtime.start_instance(v1[0], app_image("v1"), {})
     endpoints = runtime.start_proxy(render_config(Route.even(v1)), None)
-    assert _get(endpoints.url).headers["X-App-Version"] == "v1"
+    assert wait_for_200(endpoints.url).headers["X-App-Version"] == "v1"
 
     # Names an instance that does not exist: nginx -t fails on the unresolvable host.
     bad = render_config(Route.even(fleet("v2", 1)), generation=1)
@@ -53,7 +39,7 @@ def test_rejected_config_keeps_the_old_one_serving(runtime: DockerRuntime) -> No
         runtime.apply_config(bad)
 
     assert httpx.get(f"{endpoints.admin_url}/lab/generation").text.strip() == "0"
-    assert _get(endpoints.url).headers["X-App-Version"] == "v1"
+    assert wait_for_200(endpoints.url).headers["X-App-Version"] == "v1"
 
 
 def test_port_in_use_is_a_clear_error(runtime: DockerRuntime) -> None:

@@ -6,23 +6,11 @@ import time
 
 import httpx
 import pytest
+from conftest import wait_for_200
 from testcontainers.core.container import DockerContainer
 
 from lab.runtime import LABEL
 from lab.runtime.images import app_image
-
-
-def _wait_ready(url: str, timeout_s: float = 15.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url, timeout=1.0)
-            if response.status_code == 200:
-                return response
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{url} never answered 200")
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -30,7 +18,7 @@ def test_image_answers_with_its_version(version: str) -> None:
     # Labelled like the lab's own objects, so the leak check would catch it if stop() failed.
     with DockerContainer(app_image(version), labels={LABEL: "1"}).with_exposed_ports(8080) as app:
         base = f"http://{app.get_container_host_ip()}:{app.get_exposed_port(8080)}"
-        assert _wait_ready(f"{base}/healthz").status_code == 200
+        assert wait_for_200(f"{base}/healthz").status_code == 200
         response = httpx.get(base + "/")
         assert response.headers["X-App-Version"] == version
         assert response.json()["version"] == version
@@ -44,7 +32,7 @@ def test_drain_keeps_serving_then_exits_cleanly() -> None:
     )
     with container as app:
         base = f"http://{app.get_container_host_ip()}:{app.get_exposed_port(8080)}"
-        _wait_ready(f"{base}/healthz")
+        wait_for_200(f"{base}/healthz")
         wrapped = app.get_wrapped_container()
         wrapped.kill(signal="SIGTERM")
         time.sleep(0.2)
