@@ -20,6 +20,7 @@ from rich.table import Table
 
 from lab import __version__
 from lab.analysis import Analysis, version_share
+from lab.rollout import capacity_timeline
 from lab.runner import RunRecord
 
 SHARE_BIN_S = 0.5
@@ -88,6 +89,11 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         "analysis": analysis.to_dict(origin),
         # Bins of scheduled time from the probe's first tick: what each half second of clients got.
         "version_share": [b.to_dict(origin) for b in version_share(record.samples, bin_s=SHARE_BIN_S)],
+        # Instances routed with traffic, as planned: from the first step, then after each step.
+        "capacity": [
+            {"at_s": round(t - origin, 4), "in_service": n}
+            for t, n in capacity_timeline(record.events, cfg.fleet_size)
+        ],
         "status": record.status,
         "error": record.error,
         "error_detail": record.error_detail,
@@ -145,6 +151,15 @@ def write_run(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
     return out_dir
 
 
+def capacity_line(record: RunRecord) -> str:
+    """Instances in service whenever it changed, e.g. `4 at 2.1 s, 3 at 2.4 s, 4 at 3.9 s`."""
+    points: list[tuple[float, int]] = []
+    for t, n in capacity_timeline(record.events, record.config.fleet_size):
+        if not points or points[-1][1] != n:
+            points.append((t, n))
+    return ", ".join(f"{n} at {t - record.t0:,.1f} s" for t, n in points) or "no steps"
+
+
 def v2_share_line(record: RunRecord, new: str = "v2") -> str:
     """The share of answers from `new` in each second of probing, e.g. `0 0 0 38 100 100 %`; `-` marks a
     second in which nothing was answered."""
@@ -193,6 +208,7 @@ def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_d
             "lowest capacity",
             "–" if a.lowest_capacity is None else f"{a.lowest_capacity} instance(s) in service",
         ),
+        ("capacity over time", capacity_line(record)),
         ("rollback", _rollback_text(a, record.t0)),
         ("blast radius", f"{a.blast_radius:,} failed of {a.new_answers:,} v2 answers"),
         ("latency p50 / p99 before", f"{_ms(a.p50_before_ms)} / {_ms(a.p99_before_ms)}"),

@@ -272,3 +272,24 @@ def test_print_summary_shows_the_error_and_failed_steps(record: RunRecord, tmp_p
     assert "step 4 (start app-v2-1 and wait until healthy): app-v2-1 exited with code 1: [bold]boom[/x]" in (
         text
     )
+
+
+def rolling_record() -> RunRecord:
+    record = make_record()
+    record.events = [
+        Event(0, "Route", "route v1 100% over app-v1-2", T0 + 1.0, T0 + 1.2, None, None, 1),
+        Event(1, "Stop", "stop app-v1-1", T0 + 1.2, T0 + 1.5, None, None, 1),
+        Event(2, "Start", "start app-v2-1", T0 + 1.5, T0 + 2.5, True, None, 1),
+        Event(3, "Route", "route over app-v2-1, app-v1-2", T0 + 2.5, T0 + 2.7, None, None, 2),
+    ]
+    return record
+
+
+def test_capacity_over_time_in_the_summary_and_the_journal(tmp_path: Path) -> None:
+    record = rolling_record()
+    # Only the changes: 2 from the first step, 1 while slot 1 is out, 2 once v2 is routed in.
+    assert report.capacity_line(record) == "2 at 1.0 s, 1 at 1.2 s, 2 at 2.7 s"
+    report.write_run(record, summarize(record.samples, record.events, target_rate=RATE), tmp_path / "r")
+    journal = json.loads((tmp_path / "r" / "journal.json").read_text())
+    assert [p["in_service"] for p in journal["capacity"]] == [2, 1, 1, 1, 2]
+    assert journal["capacity"][0]["at_s"] == 1.0
