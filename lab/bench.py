@@ -23,7 +23,8 @@ from typing import TypedDict
 import httpx
 
 from lab.errors import LabError
-from lab.probe import MODES, ProbeConfig, ProbeProcess
+from lab.probe import MODES, ProbeConfig
+from lab.probe_process import ProbeProcess
 
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
 MAX_LATE_FRACTION = 0.01

@@ -35,7 +35,8 @@ from lab.model import (
 )
 from lab.nginx import ProxySettings, render_config, supported
 from lab.plan import PlanError, Topology
-from lab.probe import ProbeConfig, ProbeProcess
+from lab.probe import ProbeConfig
+from lab.probe_process import ProbeProcess
 from lab.runtime.base import ProxyEndpoints, Removed, Runtime
 from lab.runtime.images import app_image
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from lab.model import ErrorClass, Sample
-from lab.probe import Channel, ProbeConfig, ProbeProcess, as_httpx_error, classify, run_probe
+from lab.probe import ProbeConfig, classify, run_probe
 
 URL = "http://probe.test/"
 
@@ -197,37 +196,6 @@ def test_classify_follows_the_cause_chain() -> None:
     assert classify(exc) is ErrorClass.REFUSED
 
 
-@pytest.mark.parametrize(
-    ("exc", "expected"),
-    [
-        (httpcore.ConnectError("[Errno 111] Connection refused"), ErrorClass.REFUSED),
-        (httpcore.ConnectError("[Errno 104] Connection reset by peer"), ErrorClass.RESET),
-        (httpcore.ConnectError("[Errno -2] Name or service not known"), ErrorClass.OTHER),
-        (httpcore.ConnectTimeout("timed out"), ErrorClass.TIMEOUT),
-        (httpcore.ReadTimeout("timed out"), ErrorClass.TIMEOUT),
-        (httpcore.ReadError("[Errno 104] Connection reset by peer"), ErrorClass.RESET),
-        (httpcore.WriteError("[Errno 32] Broken pipe"), ErrorClass.RESET),
-        (httpcore.RemoteProtocolError("Server disconnected without sending a response."), ErrorClass.RESET),
-        (httpcore.PoolTimeout("timed out"), ErrorClass.SATURATED),
-        (httpcore.UnsupportedProtocol("no"), ErrorClass.OTHER),
-    ],
-)
-def test_httpcore_errors_classify_as_their_httpx_errors(exc: Exception, expected: ErrorClass) -> None:
-    mapped = as_httpx_error(exc)
-    assert isinstance(mapped, httpx.TransportError) and mapped.__cause__ is exc
-    assert classify(mapped) is expected
-
-
-def test_httpcore_error_keeps_the_socket_error_as_cause() -> None:
-    try:
-        try:
-            raise ConnectionRefusedError(errno.ECONNREFUSED, "os says no")
-        except OSError as os_err:
-            raise httpcore.ConnectError("wrapped") from os_err
-    except httpcore.ConnectError as core_err:
-        assert classify(as_httpx_error(core_err)) is ErrorClass.REFUSED
-
-
 def test_request_errors_are_classified_in_samples() -> None:
     def timeout(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
@@ -237,153 +205,8 @@ def test_request_errors_are_classified_in_samples() -> None:
     assert all(s.server_failure for s in samples)
 
 
-# ---------------------------------------------------------------------------------------------------
-# The real channel (httpcore connections) over a mock network: what goes on the wire, how many connections.
-
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-App-Version: v1\r\n\r\nok"
-
-
-class CountingBackend(httpcore.NetworkBackend):
-    """Counts connection attempts; each connection answers every request with RESPONSE."""
-
-    def __init__(self, refuse: bool = False, responses: int = 100) -> None:
-        self.refuse = refuse
-        self.responses = responses  # per connection; then it reads as closed by the server
-        self.connects = 0
-        self.closes = 0
-        self.written: list[bytes] = []
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        self.connects += 1
-        if self.refuse:
-            raise httpcore.ConnectError("[Errno 111] Connection refused")
-        backend = self
-
-        class Stream(httpcore.MockStream):
-            def write(self, buffer: bytes, timeout: float | None = None) -> None:
-                backend.written.append(buffer)
-
-            def close(self) -> None:
-                backend.closes += 1
-                super().close()
-
-            def get_extra_info(self, info: str) -> object:
-                if info == "is_readable":  # idle and readable: a keep-alive connection the server closed
-                    return not self._buffer
-                return None
-
-        return Stream([RESPONSE] * self.responses)
-
-
-def probe_wire(mode: str, backend: CountingBackend, n: int) -> list[Sample]:
-    """Sent samples only: on a loaded machine the single worker may still be busy at a tick."""
-    cfg = ProbeConfig(URL, 100, mode=mode, workers=1)
-    out: list[Sample] = []
-    run_probe(cfg, threading.Event(), out.extend, network_backend=backend, max_requests=n)
-    return [s for s in sorted(out, key=lambda s: s.seq) if s.sent is not None]
-
-
-def test_keepalive_reuses_one_connection() -> None:
-    backend = CountingBackend()
-    samples = probe_wire("keepalive", backend, 6)
-    assert len(samples) > 1 and {(s.status, s.version) for s in samples} == {(200, "v1")}
-    assert backend.connects == 1
-    assert backend.closes == 1  # when the run ended
-    wire = b"".join(backend.written).lower()
-    assert wire.count(b"get / http/1.1") == len(samples) and b"connection: close" not in wire
-    assert wire.count(b"host: probe.test") == len(samples)
-
-
-def test_keepalive_replaces_a_connection_the_server_closed() -> None:
-    # Each connection answers twice, then the server closes it: noticed before the next request (as
-    # httpx's pool does), so the request goes out on a new connection instead of failing.
-    backend = CountingBackend(responses=2)
-    samples = probe_wire("keepalive", backend, 6)
-    assert len(samples) > 1 and {(s.status, s.error) for s in samples} == {(200, None)}
-    assert backend.connects == (len(samples) + 1) // 2
-
-
-def test_fresh_opens_a_new_connection_per_request() -> None:
-    backend = CountingBackend()
-    samples = probe_wire("fresh", backend, 6)
-    assert len(samples) > 1 and {(s.status, s.version) for s in samples} == {(200, "v1")}
-    assert backend.connects == backend.closes == len(samples)  # each closed after its response
-    wire = b"".join(backend.written).lower()
-    assert wire.count(b"get / http/1.1") == wire.count(b"connection: close") == len(samples)
-
-
-def test_channel_reads_headers_as_httpx_does() -> None:
-    # Case-insensitive names, repeated values joined: what httpx.Headers.get returns.
-    raw = b"HTTP/1.1 503 Busy\r\nx-app-version: v2\r\nX-INSTANCE: a\r\nX-Instance: b\r\nContent-Length: 0\r\n"
-    raw += b"\r\n"
-    channel = Channel(ProbeConfig(URL, 1, mode="fresh"), network_backend=httpcore.MockBackend([raw]))
-    assert channel.exchange() == (503, "v2", "a, b")
-    assert channel.connection is None  # fresh: nothing kept
-
-
-@pytest.mark.parametrize("mode", ["keepalive", "fresh"])
-def test_a_refused_connection_is_tried_once(mode: str) -> None:
-    backend = CountingBackend(refuse=True)
-    samples = probe_wire(mode, backend, 4)
-    assert samples and {s.error for s in samples} == {ErrorClass.REFUSED}
-    assert backend.connects == len(samples)  # no retry, at the httpcore pool level either
-
-
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError):
         ProbeConfig(URL, 0)
     with pytest.raises(ValueError):
         ProbeConfig(URL, 10, mode="sometimes")
-
-
-# ---------------------------------------------------------------------------------------------------
-# The child process, against a closed loopback port: no server, no network beyond this host.
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_probe_process_streams_samples_and_stops() -> None:
-    config = ProbeConfig(f"http://127.0.0.1:{closed_port()}/", rate=200, workers=4)
-    with ProbeProcess(config) as proc:
-        assert proc.started_at is not None
-        time.sleep(0.3)
-        live = proc.new_samples()
-        samples = proc.stop()
-    assert proc.error is None
-    assert live and len(samples) >= len(live)
-    assert [s.seq for s in samples] == list(range(len(samples)))
-    assert samples[0].scheduled == proc.started_at
-    sent = [s for s in samples if s.sent is not None]  # a loaded machine may saturate a few ticks
-    assert len(sent) > len(samples) / 2 and {s.error for s in sent} == {ErrorClass.REFUSED}
-    assert proc.processes == 1 and not proc.alive()
-
-
-def test_a_schedule_split_over_two_processes_is_the_same_schedule() -> None:
-    config = ProbeConfig(f"http://127.0.0.1:{closed_port()}/", rate=400, workers=4)
-    with ProbeProcess(config, processes=2) as proc:
-        time.sleep(0.5)
-        samples = proc.stop()
-    assert proc.error is None and not proc.alive()
-    assert proc.started_at is not None
-    assert [s.seq for s in samples] == list(range(len(samples)))
-    assert len(samples) >= 100  # 0.5 s at 400 req/s, give or take the stop
-    for s in samples:  # one tick 0 for both children: exactly the one-process schedule
-        assert s.scheduled == pytest.approx(proc.started_at + s.seq / 400, abs=1e-9)
-
-
-def test_a_killed_probe_process_is_reported_not_hidden() -> None:
-    config = ProbeConfig(f"http://127.0.0.1:{closed_port()}/", rate=100, workers=2)
-    proc = ProbeProcess(config)
-    proc.start()
-    time.sleep(0.2)
-    child = proc._children[0]._proc
-    assert child is not None
-    child.kill()
-    samples = proc.stop()  # no exception: the runner stops the probe in a `finally` before cleaning up
-    assert proc.error is not None and "without finishing" in proc.error
-    seqs = [s.seq for s in samples]
-    assert seqs == sorted(set(seqs))
