@@ -365,16 +365,21 @@ def compare_cmd(
         )
         configs.append((spec, config))
     folder = out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-compare-{scenario}"
-    rows = []
+    rows: list[dict[str, Any]] = []
+    title = f"{len(configs)} strategies, scenario {scenario}, {fleet_size} instances, {rate:g} req/s ({mode})"
+
+    def save() -> None:
+        # After every run, not once at the end: a Ctrl-C in run 7 keeps the table of runs 1 to 6.
+        (folder / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
+        with (folder / "compare.txt").open("w") as fh:
+            Console(file=fh, width=200).print(compare.table(rows, title))
+
     for n, (spec, config) in enumerate(configs, start=1):
         if not as_json:
             err.print(f"[bold]{n}/{len(configs)}: {escape(spec)}[/bold]")
         record, analysis, _ = execute(config, folder, quiet=as_json)
         rows.append({**compare.row(record, analysis), "strategy": spec})
-    title = f"{len(rows)} strategies, scenario {scenario}, {fleet_size} instances, {rate:g} req/s ({mode})"
-    (folder / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
-    with (folder / "compare.txt").open("w") as fh:
-        Console(file=fh, width=200).print(compare.table(rows, title))
+        save()
     if as_json:
         print(json.dumps(rows))
     else:

@@ -378,3 +378,22 @@ def test_scenario_sets_v2_env_and_explicit_env_wins(fake_run: type[FakeRunner], 
     assert journal["input"]["scenario"]["v2_env"] == {"APP_FAIL_RATE": "0.2", "APP_SEED": "3"}
     result = CliRunner().invoke(app, ["run", "canary", "--scenario", "nope", "--out", str(tmp_path)])
     assert isinstance(result.exception, BadInput) and "unknown scenario" in str(result.exception)
+
+
+def test_compare_keeps_the_table_of_the_runs_before_an_interrupt(
+    fake_run: type[FakeRunner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def run(self: FakeRunner) -> RunRecord:
+        calls.append(self.config.strategy)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return FakeRunner.run(self)
+
+    monkeypatch.setattr(fake_run, "run", run)
+    result = CliRunner().invoke(app, ["compare", "in-place", "rolling", "red-black", "--out", str(tmp_path)])
+    assert result.exit_code == 130
+    (folder,) = tmp_path.iterdir()
+    rows = json.loads((folder / "compare.json").read_text())
+    assert [r["strategy"] for r in rows] == ["in-place"] and calls == ["in-place", "rolling"]
