@@ -22,6 +22,11 @@ class Topology:
     running: frozenset[Instance]
     route: Route
 
+    @property
+    def in_service(self) -> int:
+        """Instances that get traffic and are running: the fleet's capacity."""
+        return sum(1 for inst in self.route.instances if inst in self.running)
+
     def apply(self, step: Step) -> Topology:
         """The topology after `step`, or PlanError if the step is impossible from here."""
         match step:
@@ -64,22 +69,36 @@ class PlannedStep:
     after: Topology
 
 
-def walk(
-    plan: Plan, start: Topology, verdict: Callable[[Step], bool] = lambda step: True, max_steps: int = 10_000
-) -> list[PlannedStep]:
-    """Drive a plan against simulated state; `verdict` answers Start and Check steps."""
-    steps: list[PlannedStep] = []
+def drive(
+    plan: Plan, start: Topology, act: Callable[[int, Step, Topology], bool | None], max_steps: int = 10_000
+) -> Topology:
+    """Run a plan: check each step against the topology it leaves, let `act` carry it out, and send
+    `act`'s answer back into the plan. Returns the topology the plan ended with."""
     state = start
-    result: bool | None = None
+    index = 0
     try:
         step = next(plan)
         while True:
-            if len(steps) >= max_steps:
+            if index >= max_steps:
                 raise PlanError(f"plan did not finish within {max_steps} steps")
             state = state.apply(step)
-            result = verdict(step) if isinstance(step, Start | Check | Judge) else None
-            steps.append(PlannedStep(len(steps), step, result, state))
-            step = plan.send(result)
+            step = plan.send(act(index, step, state))
+            index += 1
     except StopIteration:
         pass
+    return state
+
+
+def walk(
+    plan: Plan, start: Topology, verdict: Callable[[Step], bool] = lambda step: True, max_steps: int = 10_000
+) -> list[PlannedStep]:
+    """Drive a plan against simulated state; `verdict` answers Start, Check and Judge steps."""
+    steps: list[PlannedStep] = []
+
+    def record(index: int, step: Step, after: Topology) -> bool | None:
+        result = verdict(step) if isinstance(step, Start | Check | Judge) else None
+        steps.append(PlannedStep(index, step, result, after))
+        return result
+
+    drive(plan, start, record, max_steps)
     return steps

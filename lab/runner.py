@@ -34,7 +34,7 @@ from lab.model import (
     fleet,
 )
 from lab.nginx import ProxySettings, render_config, supported
-from lab.plan import PlanError, Topology
+from lab.plan import PlanError, Topology, drive
 from lab.probe import ProbeConfig
 from lab.probe_process import ProbeProcess
 from lab.runtime.base import ProxyEndpoints, Removed, Runtime
@@ -225,23 +225,12 @@ class Runner:
 
     def _execute_plan(self) -> str:
         plan = self.strategy.plan(self.old, self.new, **dict(self.config.params))
-        topology = Topology(frozenset(self.old), Route.even(self.old))
-        result: bool | None = None
-        index = 0
+        start = Topology(frozenset(self.old), Route.even(self.old))
         try:
-            step = next(plan)
-            while True:
-                try:
-                    topology = topology.apply(step)
-                except PlanError as exc:
-                    raise LabError(f"strategy {self.strategy.name} made an impossible step: {exc}") from None
-                in_service = len([i for i in topology.route.instances if i in topology.running])
-                result = self._step(index, step, in_service)
-                index += 1
-                step = plan.send(result)
-        except StopIteration:
-            pass
-        on_new = set(topology.route.instances) <= set(self.new) and not (topology.running & set(self.old))
+            end = drive(plan, start, lambda index, step, after: self._step(index, step, after.in_service))
+        except PlanError as exc:
+            raise LabError(f"strategy {self.strategy.name} made an impossible step: {exc}") from None
+        on_new = set(end.route.instances) <= set(self.new) and not (end.running & set(self.old))
         return "completed" if on_new else "rolled_back"
 
     def _note_saturation(self) -> None:
