@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import ErrorClass, Event, Sample
+from . import rollout
 from .rollout import Rollback
-from .rollout import blast_radius as _blast_radius
-from .rollout import lowest_capacity as _lowest_capacity
-from .rollout import rollback as _rollback
 
 # ---------------------------------------------------------------------------------------------------
 # Small helpers shared by the functions below.
@@ -381,7 +379,7 @@ def summarize(
     samples = list(samples)
     events = list(events)
     windows = downtime_windows(samples)
-    answers, hurt = _blast_radius(samples, new)
+    answers, hurt = rollout.blast_radius(samples, new)
     mixed = mixed_version_window(samples, old, new)
     span = deploy_span(events)
     saturated = sum(1 for s in samples if s.error is ErrorClass.SATURATED)
@@ -414,8 +412,8 @@ def summarize(
         p99_before_ms=before[1] if before else None,
         p50_during_ms=during[0] if during else None,
         p99_during_ms=during[1] if during else None,
-        lowest_capacity=_lowest_capacity(events, fleet_size) if fleet_size is not None else None,
+        lowest_capacity=rollout.lowest_capacity(events, fleet_size) if fleet_size is not None else None,
         new_answers=answers,
         blast_radius=hurt,
-        rollback=_rollback(events),
+        rollback=rollout.rollback(events),
     )
