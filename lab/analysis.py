@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import ErrorClass, Event, Sample
 from . import rollout
+from .model import ErrorClass, Event, Sample
 from .rollout import Rollback
 
 # ---------------------------------------------------------------------------------------------------
