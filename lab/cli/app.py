@@ -1,0 +1,35 @@
+"""The `lab` command's Typer apps, consoles, exit codes and the one way it reports an error."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from lab import strategies
+
+DEFAULT_PORT = 8080
+MODES = ("keepalive", "fresh")
+# What `lab compare` runs by default: every strategy (not the presets, which repeat them with vendors'
+# timings), and rolling once more with a drain, so a hard stop and a drained one sit side by side.
+DEFAULT_COMPARISON = [*(n for n in strategies.REGISTRY if n not in strategies.PRESETS), "rolling:drain_s=1"]
+BASES = ("auto", "official", "debootstrap")
+
+# Exit codes: the verdict of a run, so CI can gate on it.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUDGET, EXIT_ROLLED_BACK, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="A laptop lab that deploys a real fleet from v1 to v2 and measures what clients saw.",
+)
+images_app = typer.Typer(help="Build the app and proxy images (offline if no registry is reachable).")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"lab: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)

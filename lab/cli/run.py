@@ -1,0 +1,153 @@
+"""`lab run`, and `execute`: one run from start to clean-up, shared with `lab compare`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from lab.cli.app import (
+    DEFAULT_PORT,
+    EXIT_BUDGET,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_ROLLED_BACK,
+    app,
+    err,
+    fail,
+    out,
+)
+from lab.cli.inputs import (
+    BaselineOpt,
+    FleetOpt,
+    HealthOpt,
+    JsonOpt,
+    ModeOpt,
+    NextUpstreamOpt,
+    OutOpt,
+    ParamOpt,
+    RateOpt,
+    ScenarioOpt,
+    SettleOpt,
+    V1EnvOpt,
+    V2EnvOpt,
+    _number,
+    _params,
+    _strategy,
+    run_config,
+)
+
+if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` need no Docker SDK
+    from lab.analysis import Analysis
+    from lab.runner import RunConfig, RunRecord
+
+
+@app.command("run")
+def run_cmd(
+    strategy: Annotated[str, typer.Argument(help="Strategy name, see `lab strategies`.")],
+    fleet_size: FleetOpt = 4,
+    rate: RateOpt = 200.0,
+    mode: ModeOpt = "keepalive",
+    v1_env: V1EnvOpt = None,
+    v2_env: V2EnvOpt = None,
+    scenario: ScenarioOpt = "default",
+    param: ParamOpt = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Host port of the proxy (default {DEFAULT_PORT}, or any free port if that is taken)."
+        ),
+    ] = None,
+    out_dir: OutOpt = Path("runs"),
+    keep: Annotated[
+        bool, typer.Option(help="Leave the topology up after the run (remove it with `lab clean`).")
+    ] = False,
+    as_json: JsonOpt = False,
+    baseline: BaselineOpt = 2.0,
+    settle: SettleOpt = 2.0,
+    health_timeout: HealthOpt = 30.0,
+    max_downtime_ms: Annotated[
+        float | None, typer.Option(help="Budget: exit 3 if the longest downtime exceeds it.")
+    ] = None,
+    max_failed: Annotated[int | None, typer.Option(help="Budget: exit 3 if more requests failed.")] = None,
+    next_upstream: NextUpstreamOpt = "error timeout",
+) -> None:
+    """Deploy v1 -> v2 with STRATEGY on a real fleet while probing, and report what clients saw.
+
+    Exit codes: 0 deployed, 1 lab error, 2 bad input, 3 budget exceeded, 4 rolled back, 130 interrupted.
+    """
+    from lab import report
+
+    chosen = _strategy(strategy)
+    if max_downtime_ms is not None:
+        _number("--max-downtime-ms", max_downtime_ms, low=0, high=1e9)
+    if max_failed is not None:
+        _number("--max-failed", max_failed, low=0, high=1e12)
+    config = run_config(
+        chosen,
+        _params(chosen, param),
+        fleet_size=fleet_size,
+        rate=rate,
+        mode=mode,
+        v1_env=v1_env,
+        v2_env=v2_env,
+        scenario=scenario,
+        port=port,
+        baseline=baseline,
+        settle=settle,
+        health_timeout=health_timeout,
+        next_upstream=next_upstream,
+    )
+    record, analysis, folder = execute(config, out_dir, keep=keep, quiet=as_json)
+    if as_json:
+        print(json.dumps(report.summary(record, analysis, folder)))
+    elif record.probe_started is not None:  # a run that failed before probing measured nothing to show
+        report.print_summary(out, record, analysis, folder)
+        if keep and record.endpoints:
+            out.print(f"kept: proxy at {record.endpoints.url} (remove with `lab clean`)")
+
+    if record.status == "failed":
+        fail(record.error or "the run failed", EXIT_ERROR)
+    over = []
+    if max_downtime_ms is not None and analysis.downtime_ms > max_downtime_ms:
+        over.append(f"downtime {analysis.downtime_ms:,.1f} ms > {max_downtime_ms:,.1f} ms")
+    if max_failed is not None and analysis.requests_failed > max_failed:
+        over.append(f"failed requests {analysis.requests_failed:,} > {max_failed:,}")
+    if over:
+        fail("budget exceeded: " + "; ".join(over), EXIT_BUDGET)
+    if record.status == "rolled_back":
+        raise typer.Exit(EXIT_ROLLED_BACK)
+
+
+def execute(
+    config: RunConfig, out_dir: Path, *, keep: bool = False, quiet: bool = False
+) -> tuple[RunRecord, Analysis, Path]:
+    """One run from start to clean-up, its folder written under `out_dir`. Ctrl-C ends the command."""
+    from lab import report
+    from lab.analysis import summarize
+    from lab.runner import Runner
+    from lab.runtime.docker_local import DockerRuntime
+    from lab.runtime.images import PROXY_IMAGE
+
+    run_id = secrets.token_hex(3)
+    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+    def progress(line: str, _event: object) -> None:
+        if not quiet:
+            err.print(f"[dim]{escape(line)}[/dim]")
+
+    runner = Runner(config, DockerRuntime(run_id, proxy_image=PROXY_IMAGE), keep=keep, hook=progress)
+    try:
+        record = runner.run()
+    except KeyboardInterrupt:
+        removed = runner.record.removed
+        fail(f"interrupted; removed {removed}" if removed else "interrupted", EXIT_INTERRUPTED)
+    analysis = summarize(record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size)
+    folder = out_dir / f"{stamp}-{config.strategy}-{run_id}"
+    report.write_run(record, analysis, folder)
+    return record, analysis, folder
