@@ -1,0 +1,117 @@
+"""The compose files bring up a topology that answers, and blue/green switches by config copy and reload."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import docker
+import httpx
+import pytest
+from conftest import wait_for_200
+
+from lab.compose_files import COMPOSE_FILE, LIVE_CONFIG, MOUNT, PORT_VARIABLE, ROOT, topologies
+from lab.runtime.docker_local import port_is_free
+
+TOPOLOGIES = {t.folder: t for t in topologies()}
+
+
+def compose_command() -> list[str]:
+    """Compose v2 (`docker compose`) where it is installed, else v1 (`docker-compose`)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+
+
+def free_port() -> int:
+    for port in range(18088, 18200):
+        if port_is_free(port):
+            return port
+    raise AssertionError("no free port from 18088 to 18199")
+
+
+class Project:
+    def __init__(self, folder: str) -> None:
+        self.name = f"deploylab-test-{secrets.token_hex(3)}"
+        self.port = free_port()
+        self.base = [*compose_command(), "-p", self.name, "-f", str(ROOT / folder / COMPOSE_FILE)]
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, PORT_VARIABLE: str(self.port)}
+        done = subprocess.run([*self.base, *args], capture_output=True, text=True, env=env, timeout=timeout)
+        assert done.returncode == 0, f"{' '.join(args)}: {done.stderr.strip()[-600:]}"
+        return done
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest, docker_client: docker.DockerClient) -> Iterator[Project]:
+    proj = Project(request.param)
+    try:
+        yield proj
+    finally:
+        proj("down", "-v", "--remove-orphans")
+        label = {"label": f"com.docker.compose.project={proj.name}"}
+        left = [c.name for c in docker_client.containers.list(all=True, filters=label)]
+        left += [n.name for n in docker_client.networks.list(filters=label)]
+        assert not left, f"compose down left {left}"
+
+
+def answers(url: str, count: int) -> list[httpx.Response]:
+    with httpx.Client(timeout=2.0) as client:
+        return [client.get(url, headers={"Connection": "close"}) for _ in range(count)]
+
+
+@pytest.mark.parametrize("folder", sorted(TOPOLOGIES))
+def test_compose_file_is_valid_for_the_installed_compose(folder: str) -> None:
+    done = subprocess.run(
+        [*compose_command(), "-f", str(ROOT / folder / COMPOSE_FILE), "config", "--services"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    names = {inst.name for inst in TOPOLOGIES[folder].instances}
+    assert set(done.stdout.split()) == names | {"proxy"}
+
+
+@pytest.mark.parametrize("project", ["baseline"], indirect=True)
+def test_baseline_answers_from_every_v1_instance(project: Project) -> None:
+    project("up", "-d")
+    first = wait_for_200(project.url, timeout_s=30)
+    assert first.headers["X-App-Version"] == "v1"
+    seen = answers(project.url, 12)
+    assert [r.status_code for r in seen] == [200] * 12
+    assert {r.headers["X-App-Version"] for r in seen} == {"v1"}
+    # Round robin over the whole fleet: every instance the config names answers.
+    assert {r.headers["X-Instance"] for r in seen} == {i.name for i in TOPOLOGIES["baseline"].instances}
+
+
+@pytest.mark.parametrize("project", ["blue-green"], indirect=True)
+def test_blue_green_switches_to_green_by_copy_and_reload(project: Project) -> None:
+    project("up", "-d")
+    assert wait_for_200(project.url, timeout_s=30).headers["X-App-Version"] == "v1"
+    before = answers(project.url, 9)
+    assert {r.headers["X-App-Version"] for r in before} == {"v1"}
+
+    # The documented switch, word for word but for -p and the port.
+    project("exec", "-T", "proxy", "cp", f"{MOUNT}/nginx-green.conf", LIVE_CONFIG)
+    project("exec", "-T", "proxy", "nginx", "-s", "reload")
+
+    deadline = time.monotonic() + 10
+    while answers(project.url, 1)[0].headers.get("X-App-Version") != "v2":
+        assert time.monotonic() < deadline, "still not v2 10 s after the reload"
+        time.sleep(0.05)
+    after = answers(project.url, 9)
+    assert [r.status_code for r in after] == [200] * 9
+    assert {r.headers["X-App-Version"] for r in after} == {"v2"}
+    assert {r.headers["X-Instance"] for r in after} == {
+        i.name for i in TOPOLOGIES["blue-green"].instances if i.version == "v2"
+    }
