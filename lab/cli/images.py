@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,6 +36,45 @@ def images_cmd(
     for name in report.present:
         out.print(f"present {name}", markup=False)
     out.print(f"base: {report.path}", markup=False)
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+@images_app.command("export")
+def export_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="The bundle to write; gzip-compressed unless it ends in .tar.")
+    ],
+) -> None:
+    """Write every image the lab needs (app v1, v2, proxy and their base) to one file, for offline use."""
+    from lab.runtime.bundle import export_bundle, open_engine
+
+    done = export_bundle(open_engine(), file)
+    for name, image_id in done.manifest.images.items():
+        out.print(f"exported {name} ({_short(image_id)})", markup=False)
+    for base in done.without_base:
+        err.print(
+            f"note: base {base} is not in the engine: a rebuild after import needs a registry", markup=False
+        )
+    out.print(f"bundle: {done.path}, {done.size_bytes / 1e6:,.1f} MB in {done.seconds:.1f} s", markup=False)
+
+
+@images_app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="A bundle written by `lab images export`.")],
+) -> None:
+    """Load a bundle from `lab images export`, then check every image in it is there with the same id."""
+    from lab.runtime.bundle import check_bundle, import_bundle, open_engine
+
+    started = time.monotonic()
+    manifest = check_bundle(file)  # before Docker: a bad file is reported as such, engine or not
+    import_bundle(open_engine(), file, checked=manifest)
+    out.print(f"bundle from lab {manifest.lab_version}, made {manifest.created}", markup=False)
+    for name, image_id in manifest.images.items():
+        out.print(f"loaded {name} ({_short(image_id)})", markup=False)
+    out.print(f"imported {len(manifest.images)} images in {time.monotonic() - started:.1f} s", markup=False)
 
 
 app.add_typer(images_app, name="images")
