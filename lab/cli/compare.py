@@ -21,12 +21,14 @@ from lab.cli.inputs import (
     NextUpstreamOpt,
     OutOpt,
     RateOpt,
+    RepeatOpt,
     ScenarioOpt,
     SettleOpt,
     V1EnvOpt,
     V2EnvOpt,
     _params,
     _strategy,
+    repeat_count,
     run_config,
 )
 from lab.cli.run import execute
@@ -54,14 +56,21 @@ def compare_cmd(
     settle: SettleOpt = 2.0,
     health_timeout: HealthOpt = 30.0,
     next_upstream: NextUpstreamOpt = "error timeout",
+    repeat: RepeatOpt = 1,
 ) -> None:
     """Run each strategy on the same scenario, one after the other, and print one table.
 
     Every run's folder, the table (compare.txt) and its figures (compare.json) go under one folder.
+    With --repeat N the runs are interleaved (round 1 runs every strategy once, then round 2 ...), so a
+    slow drift of the machine hits every strategy alike; the table shows each figure as median (min–max),
+    compare.json keeps every run's figures and the aggregates, and lines under the table say whether
+    neighbouring strategies' downtime can be told apart (exact rank-sum test, p < 0.05).
     Exit codes: 0 every run finished (deployed or rolled back), 1 a run failed, 2 bad input, 130 interrupted.
     """
     from lab import compare
+    from lab import repeat as rep
 
+    repeat_count(repeat)
     configs = []
     for spec in names or DEFAULT_COMPARISON:
         name, *pairs = spec.split(":")
@@ -85,23 +94,46 @@ def compare_cmd(
     folder = out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-compare-{scenario}"
     rows: list[dict[str, Any]] = []
     title = f"{len(configs)} strategies, scenario {scenario}, {fleet_size} instances, {rate:g} req/s ({mode})"
+    specs = [spec for spec, _ in configs]
+    if repeat > 1:
+        title += f", {repeat} interleaved runs each: median (min–max)"
+
+    def document() -> Any:
+        # One run each: the rows as ever. Repeated: every run's row (with its round) and the aggregates.
+        return rows if repeat == 1 else rep.compare_document(rows, specs, repeat)
+
+    def lines() -> list[str]:
+        return [] if repeat == 1 else [c.line for c in rep.downtime_comparisons(rows, specs)]
+
+    def show(console: Console) -> None:
+        console.print(compare.table(rows, title) if repeat == 1 else rep.compare_table(rows, specs, title))
+        for line in lines():
+            console.print(line, markup=False)
 
     def save() -> None:
         # After every run, not once at the end: a Ctrl-C in run 7 keeps the table of runs 1 to 6.
-        (folder / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (folder / "compare.json").write_text(json.dumps(document(), indent=2) + "\n")
         with (folder / "compare.txt").open("w") as fh:
-            Console(file=fh, width=200).print(compare.table(rows, title))
+            show(Console(file=fh, width=200))
 
-    for n, (spec, config) in enumerate(configs, start=1):
+    # Round after round, not each strategy N times in a row: drift (a warming laptop, a busy neighbour)
+    # then lands on every strategy alike instead of on whichever ran last.
+    total = len(configs) * repeat
+    for n, (round_no, (spec, config)) in enumerate(
+        ((r, c) for r in range(1, repeat + 1) for c in configs), start=1
+    ):
         if not as_json:
-            err.print(f"[bold]{n}/{len(configs)}: {escape(spec)}[/bold]")
+            where = f"{n}/{total}" if repeat == 1 else f"{n}/{total} (round {round_no}/{repeat})"
+            err.print(f"[bold]{where}: {escape(spec)}[/bold]")
         record, analysis, _ = execute(config, folder, quiet=as_json)
-        rows.append({**compare.row(record, analysis), "strategy": spec})
+        rows.append(
+            {**compare.row(record, analysis), "strategy": spec, **({"round": round_no} if repeat > 1 else {})}
+        )
         save()
     if as_json:
-        print(json.dumps(rows))
+        print(json.dumps(document()))
     else:
-        out.print(compare.table(rows, title))
+        show(out)
         out.print(f"runs, compare.txt and compare.json: {folder}")
     if any(r["status"] == "failed" for r in rows):
         failed = ", ".join(f"{r['strategy']} ({r['error']})" for r in rows if r["status"] == "failed")

@@ -94,6 +94,20 @@ HealthOpt = Annotated[float, typer.Option(help="Seconds a new instance gets to b
 NextUpstreamOpt = Annotated[
     str, typer.Option(help="nginx proxy_next_upstream: when the proxy tries another instance ('off': never).")
 ]
+RepeatOpt = Annotated[
+    int,
+    typer.Option(
+        help="Run the experiment N times (1 to 50) and report each figure's median, spread and "
+        "confidence interval; every run still writes its own folder."
+    ),
+]
+
+
+def repeat_count(repeat: int) -> int:
+    from lab.repeat import MAX_REPEAT
+
+    _number("--repeat", repeat, low=1, high=MAX_REPEAT)
+    return repeat
 
 
 def run_config(

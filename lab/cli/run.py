@@ -32,6 +32,7 @@ from lab.cli.inputs import (
     OutOpt,
     ParamOpt,
     RateOpt,
+    RepeatOpt,
     ScenarioOpt,
     SettleOpt,
     V1EnvOpt,
@@ -39,8 +40,10 @@ from lab.cli.inputs import (
     _number,
     _params,
     _strategy,
+    repeat_count,
     run_config,
 )
+from lab.errors import BadInput
 
 if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` need no Docker SDK
     from lab.analysis import Analysis
@@ -76,14 +79,21 @@ def run_cmd(
     ] = None,
     max_failed: Annotated[int | None, typer.Option(help="Budget: exit 3 if more requests failed.")] = None,
     next_upstream: NextUpstreamOpt = "error timeout",
+    repeat: RepeatOpt = 1,
 ) -> None:
     """Deploy v1 -> v2 with STRATEGY on a real fleet while probing, and report what clients saw.
 
     Exit codes: 0 deployed, 1 lab error, 2 bad input, 3 budget exceeded, 4 rolled back, 130 interrupted.
+    With --repeat N the verdict covers every run: 1 if any run failed, else 3 if any run exceeded a budget
+    (budgets apply to each run, not to the median: one bad deployment in N is the one a gate must catch),
+    else 4 if any rolled back. The runs' folders and repeat.json go under one folder.
     """
     from lab import report
 
     chosen = _strategy(strategy)
+    repeat_count(repeat)
+    if repeat > 1 and keep:
+        raise BadInput("--keep leaves one run's topology up: it cannot be combined with --repeat")
     if max_downtime_ms is not None:
         _number("--max-downtime-ms", max_downtime_ms, low=0, high=1e9)
     if max_failed is not None:
@@ -103,6 +113,11 @@ def run_cmd(
         health_timeout=health_timeout,
         next_upstream=next_upstream,
     )
+    if repeat > 1:
+        from lab.cli.repeat import run_repeated
+
+        run_repeated(config, repeat, out_dir, as_json=as_json, budgets=(max_downtime_ms, max_failed))
+        return
     record, analysis, folder = execute(config, out_dir, keep=keep, quiet=as_json)
     if as_json:
         print(json.dumps(report.summary(record, analysis, folder)))
@@ -113,15 +128,21 @@ def run_cmd(
 
     if record.status == "failed":
         fail(record.error or "the run failed", EXIT_ERROR)
+    over = over_budget(analysis, max_downtime_ms, max_failed)
+    if over:
+        fail("budget exceeded: " + "; ".join(over), EXIT_BUDGET)
+    if record.status == "rolled_back":
+        raise typer.Exit(EXIT_ROLLED_BACK)
+
+
+def over_budget(analysis: Analysis, max_downtime_ms: float | None, max_failed: int | None) -> list[str]:
+    """What one run spent beyond its budgets, one phrase each; empty when within them."""
     over = []
     if max_downtime_ms is not None and analysis.downtime_ms > max_downtime_ms:
         over.append(f"downtime {analysis.downtime_ms:,.1f} ms > {max_downtime_ms:,.1f} ms")
     if max_failed is not None and analysis.requests_failed > max_failed:
         over.append(f"failed requests {analysis.requests_failed:,} > {max_failed:,}")
-    if over:
-        fail("budget exceeded: " + "; ".join(over), EXIT_BUDGET)
-    if record.status == "rolled_back":
-        raise typer.Exit(EXIT_ROLLED_BACK)
+    return over
 
 
 def execute(

@@ -397,3 +397,198 @@ def test_compare_keeps_the_table_of_the_runs_before_an_interrupt(
     (folder,) = tmp_path.iterdir()
     rows = json.loads((folder / "compare.json").read_text())
     assert [r["strategy"] for r in rows] == ["in-place"] and calls == ["in-place", "rolling"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# --repeat on run and compare, with a fake runner whose figures change from run to run
+
+
+def vary(
+    fake_run: type[FakeRunner],
+    monkeypatch: pytest.MonkeyPatch,
+    failures: list[int],
+    statuses: list[str] | None = None,
+) -> list[str]:
+    """Run k fails failures[k] requests (10 ms of downtime each at 100 req/s) and ends with statuses[k];
+    a `failed` run fails before the probe starts. Returns the strategies in the order they ran."""
+    calls: list[str] = []
+
+    def run(self: FakeRunner) -> RunRecord:
+        k = len(calls)
+        calls.append(self.config.strategy)
+        self.failures = failures[k % len(failures)]
+        self.status = (statuses or ["completed"])[k % len(statuses or ["completed"])]
+        if self.status == "failed":
+            self.record.status, self.record.error = "failed", "docker went away"
+            return self.record
+        return FakeRunner.run(self)
+
+    monkeypatch.setattr(fake_run, "run", run)
+    return calls
+
+
+def table_cells(output: str, first: str) -> list[str]:
+    line = next(li for li in output.splitlines() if li.startswith(f"│ {first} "))
+    return [c.strip() for c in line.split("│")[1:-1]]
+
+
+def test_run_repeat_prints_each_run_then_medians_and_keeps_every_folder(
+    fake_run: type[FakeRunner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vary(fake_run, monkeypatch, [10, 0, 4])  # downtime 100, 0, 40 ms
+    cmd = ["run", "blue-green", "--rate", "100", "--repeat", "3", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, cmd, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert "run 1/3: completed, 10 of 200 failed, downtime 100.0 ms" in result.stdout
+    assert "run 2/3: completed, 0 of 200 failed, downtime 0.0 ms" in result.stdout
+    assert "run 3/3: completed, 4 of 200 failed, downtime 40.0 ms" in result.stdout
+    cells = table_cells(result.stdout, "downtime (longest)")
+    assert cells == ["downtime (longest)", "40.0 ms", "0.0–100.0 ms", "–", "0.0–100.0 ms (75%)", "3 of 3"]
+    assert table_cells(result.stdout, "requests failed")[1:3] == ["4", "0–10"]
+    (parent,) = tmp_path.iterdir()
+    assert parent.name.endswith("-repeat-blue-green")
+    assert len([p for p in parent.iterdir() if (p / "journal.json").is_file()]) == 3
+    saved = json.loads((parent / "repeat.json").read_text())
+    assert [r["downtime_ms"] for r in saved["runs"]] == [100.0, 0.0, 40.0]
+
+
+def test_run_repeat_json_is_one_object_with_runs_and_aggregates(
+    fake_run: type[FakeRunner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vary(fake_run, monkeypatch, [10, 0, 4, 6])
+    cmd = ["run", "blue-green", "--rate", "100", "--repeat", "4", "--out", str(tmp_path), "--json"]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    doc = json.loads(result.stdout)
+    assert doc["repeat"] == 4 and doc["strategy"] == "blue-green" and doc["statuses"] == {"completed": 4}
+    assert [r["run"] for r in doc["runs"]] == [1, 2, 3, 4]
+    assert [r["requests_failed"] for r in doc["runs"]] == [10, 0, 4, 6]
+    downtime = doc["aggregates"]["downtime_ms"]
+    assert (downtime["median"], downtime["min"], downtime["max"], downtime["runs"]) == (50.0, 0.0, 100.0, 4)
+    assert downtime["ci"] == {"low": 0.0, "high": 100.0, "level": 0.875}
+    assert doc["aggregates"]["requests_failed"]["median"] == 5
+    assert json.loads((Path(doc["output"]) / "repeat.json").read_text()) == doc
+
+
+@pytest.mark.parametrize(
+    ("failures", "statuses", "args", "code", "message"),
+    [
+        # the median (40 ms) is within 50 ms, run 1 (100 ms) is not: a budget holds for every run
+        ([10, 0, 4], None, ["--max-downtime-ms", "50"], 3, "budget exceeded in 1 of 3 runs: run 1: downtime"),
+        ([10, 0, 4], None, ["--max-downtime-ms", "100", "--max-failed", "10"], 0, ""),
+        ([0, 0, 0], ["completed", "rolled_back", "completed"], [], 4, ""),
+        ([0, 0, 0], ["completed", "failed", "rolled_back"], [], 1, "run(s) failed: run 2: docker went away"),
+    ],
+)
+def test_run_repeat_exit_code_covers_every_run(
+    failures: list[int],
+    statuses: list[str] | None,
+    args: list[str],
+    code: int,
+    message: str,
+    fake_run: type[FakeRunner],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vary(fake_run, monkeypatch, failures, statuses)
+    cmd = ["run", "blue-green", "--rate", "100", "--repeat", "3", "--out", str(tmp_path), "--json", *args]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    assert result.stderr.startswith(f"lab: error: {message}") if message else result.stderr == ""
+    doc = json.loads(result.stdout)
+    if "failed" in (statuses or []):
+        failed = doc["runs"][1]
+        assert failed["status"] == "failed" and failed["downtime_ms"] is None
+        assert doc["aggregates"]["downtime_ms"]["runs"] == 2 and doc["aggregates"]["downtime_ms"]["of"] == 3
+
+
+def test_run_repeat_keeps_the_runs_before_an_interrupt(
+    fake_run: type[FakeRunner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def run(self: FakeRunner) -> RunRecord:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return FakeRunner.run(self)
+
+    monkeypatch.setattr(fake_run, "run", run)
+    result = CliRunner().invoke(app, ["run", "in-place", "--repeat", "5", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 130 and len(calls) == 3
+    (parent,) = tmp_path.iterdir()
+    saved = json.loads((parent / "repeat.json").read_text())
+    assert [r["run"] for r in saved["runs"]] == [1, 2]
+    assert saved["aggregates"]["downtime_ms"]["runs"] == 2 and saved["runs_done"] == 2
+
+
+def test_compare_repeat_interleaves_and_reports_medians_and_downtime(
+    fake_run: type[FakeRunner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # in-place runs first in every round and fails 10, 12, 8 requests; rolling fails none
+    calls = vary(fake_run, monkeypatch, [10, 0, 12, 0, 8, 0])
+    cmd = ["compare", "in-place", "rolling", "--rate", "100", "--repeat", "3", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, cmd, env={"COLUMNS": "250"})
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert calls == ["in-place", "rolling"] * 3  # round by round, not in-place three times first
+    assert "6/6 (round 3/3): rolling" in result.stderr
+    cells = table_cells(result.stdout, "in-place")
+    assert cells[:5] == ["in-place", "3", "completed 3", "10 (8–12)", "100.0 ms (80.0–120.0)"]
+    assert table_cells(result.stdout, "rolling")[3:5] == ["0 (0–0)", "0.0 ms (0.0–0.0)"]
+    expected_line = (
+        "rolling and in-place: downtime cannot be told apart (0.0–0.0 ms vs 80.0–120.0 ms, N=3 each): "
+        "no test of N=3 each can reach p < 0.05 (the smallest p is 0.1), though every rolling run was lower"
+    )
+    assert expected_line in result.stdout.replace("\n", " ")
+    (folder,) = tmp_path.iterdir()
+    doc = json.loads((folder / "compare.json").read_text())
+    assert [(r["strategy"], r["round"]) for r in doc["runs"]] == [
+        (s, n) for n in (1, 2, 3) for s in ("in-place", "rolling")
+    ]
+    assert [r["requests_failed"] for r in doc["runs"]] == [10, 0, 12, 0, 8, 0]
+    in_place = doc["strategies"][0]["aggregates"]
+    assert in_place["downtime_ms"]["median"] == 100.0 and in_place["downtime_ms"]["ci"]["level"] == 0.75
+    assert doc["downtime"][0]["told_apart"] is False and doc["downtime"][0]["smallest_p"] == 0.1
+    assert expected_line in (folder / "compare.txt").read_text().replace("\n", " ")
+    assert len([p for p in folder.iterdir() if p.is_dir()]) == 6
+
+
+def test_compare_repeat_json_names_the_lower_downtime_when_n_allows(
+    fake_run: type[FakeRunner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vary(fake_run, monkeypatch, [0, 10, 0, 12, 0, 8, 0, 9])
+    cmd = [
+        "compare",
+        "rolling",
+        "in-place",
+        "--rate",
+        "100",
+        "--repeat",
+        "4",
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    (pair,) = json.loads(result.stdout)["downtime"]
+    assert pair["told_apart"] is True and pair["lower"] == "rolling" and pair["p_value"] < 0.05
+    assert pair["line"].startswith("rolling's downtime is lower than in-place's")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "blue-green", "--repeat", "0"], "--repeat must be from 1 up to 50, got 0"),
+        (["run", "blue-green", "--repeat", "51"], "--repeat must be from 1 up to 50, got 51"),
+        (["run", "blue-green", "--repeat", "-3"], "--repeat"),
+        (["run", "blue-green", "--repeat", "two"], "--repeat"),
+        (["run", "blue-green", "--repeat", "2", "--keep"], "--keep"),
+        (["compare", "in-place", "--repeat", "0"], "--repeat"),
+        (["compare", "in-place", "--repeat", "1.5"], "--repeat"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else v,
+)
+def test_bad_repeat_is_one_error_line_and_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
+    assert_one_error_line(lab(*args, cwd=tmp_path), 2, fragment)
+    assert not (tmp_path / "runs").exists()
