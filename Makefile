@@ -6,9 +6,10 @@ BIN    := $(VENV)/bin
 LAB    := $(BIN)/lab
 STRATEGY ?= blue-green
 ARGS   ?=
+FILE   ?= deploylab-images.tar.gz
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps images run plan test unit integration lint bench clean distclean
+.PHONY: help install system-deps images bundle load-bundle run plan test unit integration lint bench clean distclean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,6 +27,12 @@ system-deps: ## Install debootstrap and nginx from apt when missing (root on Deb
 
 images: install system-deps ## Build the app (v1, v2) and proxy images; offline if no registry is reachable
 	$(LAB) images
+
+bundle: images ## Write every image the lab needs to one file for offline use: make bundle FILE=/media/usb/x.tar.gz
+	$(LAB) images export $(FILE)
+
+load-bundle: install ## Load a bundle written by `make bundle` (no registry, no build): make load-bundle FILE=...
+	$(LAB) images import $(FILE)
 
 run: images ## Run a deployment: make run STRATEGY=in-place ARGS='--mode fresh'
 	$(LAB) run $(STRATEGY) $(ARGS)
