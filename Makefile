@@ -22,7 +22,7 @@ $(BIN)/lab: pyproject.toml
 
 install: $(BIN)/lab ## Install the lab and its test tools into .venv
 
-system-deps: ## Install debootstrap and nginx from apt when missing (root on Debian/Ubuntu only)
+system-deps: ## Install debootstrap, nginx (and chromium on Debian) from apt when missing, as root
 	@scripts/system-deps.sh
 
 images: install system-deps ## Build the app (v1, v2) and proxy images; offline if no registry is reachable

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The offline image path needs debootstrap; the unit test that runs `nginx -t` on rendered configs needs an
-# nginx binary. Install them from apt where we may (root on a Debian-like host); elsewhere, say what is
+# nginx binary; the integration test of report.html needs chromium. Install them from apt where we may (root on a Debian-like host); elsewhere, say what is
 # missing and go on: a laptop that can pull the official images needs neither.
 set -u
 missing=()
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# The report test opens report.html in headless Chromium. Debian packages it; Ubuntu's package is only a
+# stub that installs a snap, so it is asked for on Debian itself.
+if ! command -v chromium >/dev/null 2>&1 && grep -qs '^ID=debian' /etc/os-release; then
+  missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} from apt"
@@ -19,6 +24,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   fi
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "note: ${missing[*]} not installed (needs root and apt); the offline base image and the host nginx -t test need them"
+  echo "note: ${missing[*]} not installed (needs root and apt); the offline base image, the host nginx -t test and the report's Chromium test need them"
 fi
 exit 0
