@@ -10,6 +10,7 @@ caused it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,6 +32,31 @@ class Instance:
 
 def fleet(version: str, size: int, first_slot: int = 1) -> tuple[Instance, ...]:
     return tuple(Instance(version, slot) for slot in range(first_slot, first_slot + size))
+
+
+# What nginx can carry in an unquoted proxy_pass URI: RFC 3986 path and query characters, without the
+# ones nginx reads itself (`;`, `$`, quotes, braces, whitespace).
+_HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~!&()*+,=:@%/?-]*")
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What one version's instances run."""
+
+    image: str | None = None  # None: the lab's sample app at that version (deploylab/app:v1 / :v2)
+    port: int = 8080  # the port the app listens on inside its container
+    health_path: str = "/healthz"  # answers 200 when the instance is ready for traffic
+
+    def __post_init__(self) -> None:
+        if self.image is not None and (not self.image.strip() or any(c.isspace() for c in self.image)):
+            raise ValueError(f"image {self.image!r} is not an image name")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be a whole number from 1 to 65535, got {self.port!r}")
+        if not _HEALTH_PATH.fullmatch(self.health_path):
+            raise ValueError(
+                f"health path {self.health_path!r} must start with / and hold only URL path characters "
+                "(no spaces, quotes, ';', '$' or braces)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -185,6 +211,9 @@ class Sample:
     instance: str | None = None  # from the X-Instance header
     error: ErrorClass | None = None
     late: bool = False  # sent more than the probe's lateness threshold after `scheduled`
+    # nginx's X-Lab-Upstream ($upstream_addr): every server the proxy tried, the one that answered last.
+    # Where the app sets no version header, the runner attributes the sample from it (lab/attribution.py).
+    upstream: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
 
 import jinja2
 
-from lab.model import Instance, Route
+from lab.model import AppSpec, Instance, Route
 
 # What nginx accepts in proxy_next_upstream (checked here so a typo is a clear error, not a dead proxy).
 NEXT_UPSTREAM_TOKENS = frozenset(
@@ -109,6 +109,14 @@ def integer_weights(route: Route) -> dict[Instance, int]:
     return {inst: w // common for inst, w in whole.items()}
 
 
+@dataclass(frozen=True)
+class HealthRoute:
+    version: str
+    port: int
+    path: str
+    what: str  # the image, for the reader of the config
+
+
 def default_address(inst: Instance, settings: ProxySettings) -> str:
     return f"{inst.name}:{settings.app_port}"
 
@@ -119,17 +127,38 @@ def render_config(
     *,
     generation: int = 0,
     title: str = "",
-    address: Callable[[Instance, ProxySettings], str] = default_address,
+    address: Callable[[Instance, ProxySettings], str] | None = None,
+    apps: Mapping[str, AppSpec] | None = None,
 ) -> str:
-    """nginx.conf for `route`; with no route, a static `200 ok` server (the probe benchmark's target)."""
+    """nginx.conf for `route`; with no route, a static `200 ok` server (the probe benchmark's target).
+
+    `apps` says what each version runs: its instances are reached on that app's port, and the admin
+    port's `/lab/health/<instance>` asks that app's health path. Versions it does not name use
+    `settings.app_port` and `/healthz`, the sample app's. `address` overrides where a server is reached.
+    """
+    apps = dict(apps or {})
+    for version in apps:
+        if not version.isalnum() or not version.islower():  # it becomes part of a location's regex
+            raise ValueError(f"version {version!r} must be lower-case letters and digits")
+
+    def where(inst: Instance) -> str:
+        if address is not None:
+            return address(inst, settings)
+        port = apps[inst.version].port if inst.version in apps else settings.app_port
+        return f"{inst.name}:{port}"
+
     servers = []
     if route is not None:
         weights = integer_weights(route)
         shares = dict(route.weights)
         servers = [
-            Server(inst.name, address(inst, settings), weight, f"{float(shares[inst]):.4g}")
+            Server(inst.name, where(inst), weight, f"{float(shares[inst]):.4g}")
             for inst, weight in sorted(weights.items())
         ]
+    health = [
+        HealthRoute(version, app.port, app.health_path, app.image or "the lab's sample app")
+        for version, app in sorted(apps.items())
+    ]
     return _ENV.get_template("nginx.conf.j2").render(
-        servers=servers, settings=settings, generation=generation, title=title or "static"
+        servers=servers, settings=settings, generation=generation, title=title or "static", health=health
     )

@@ -128,9 +128,9 @@ class _Worker:
         while (job := self.jobs.get()) is not None:
             seq, scheduled = job
             sent = clock()
-            status = version = instance = error = None
+            status = version = instance = upstream = error = None
             try:
-                status, version, instance = exchange()
+                status, version, instance, upstream = exchange()
                 finished = clock()
                 if status >= 500:
                     error = ErrorClass.HTTP_5XX
@@ -140,7 +140,9 @@ class _Worker:
                 finished = clock()
                 error = classify(as_httpx_error(exc))
             late = sent - scheduled > late_after
-            run.out.append(Sample(seq, scheduled, sent, finished, status, version, instance, error, late))
+            run.out.append(
+                Sample(seq, scheduled, sent, finished, status, version, instance, error, late, upstream)
+            )
             run.idle.append(self)
 
 

@@ -90,13 +90,24 @@ def _decode(value: bytes) -> str:
     return value.decode("iso-8859-1")
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    """Like ``httpx.Headers.get``: case-insensitive, repeated values joined with commas."""
-    values = [_decode(v) for k, v in headers if k.lower() == name]
-    return ", ".join(values) if values else None
+# The headers a Sample records, and their place in the result.
+_RECORDED = {b"x-app-version": 0, b"x-instance": 1, b"x-lab-upstream": 2}
 
 
-_Result = tuple[int, str | None, str | None]  # status, X-App-Version, X-Instance
+def _recorded(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str | None]:
+    """X-App-Version, X-Instance and X-Lab-Upstream as ``httpx.Headers.get`` reads each (names
+    case-insensitive, repeated values joined with ", "), in one pass over the headers: scanning once per
+    name cost half as much again per response."""
+    found: list[str | None] = [None, None, None]
+    for key, value in headers:
+        i = _RECORDED.get(key.lower())
+        if i is not None:
+            text = _decode(value)
+            found[i] = text if found[i] is None else f"{found[i]}, {text}"
+    return found[0], found[1], found[2]
+
+
+_Result = tuple[int, str | None, str | None, str | None]  # status, X-App-Version, X-Instance, X-Lab-Upstream
 
 
 class Channel:
@@ -163,8 +174,7 @@ class Channel:
                 if not conn.is_closed():  # asked for `Connection: close`, it usually closed itself
                     conn.close()
                 self.connection = None
-        headers = response.headers
-        return response.status, _header(headers, b"x-app-version"), _header(headers, b"x-instance")
+        return (response.status, *_recorded(response.headers))
 
     def close(self) -> None:
         if self.connection is not None:
@@ -185,7 +195,13 @@ class TransportChannel:
             response.read()
         finally:
             response.close()
-        return response.status_code, response.headers.get("X-App-Version"), response.headers.get("X-Instance")
+        headers = response.headers
+        return (
+            response.status_code,
+            headers.get("X-App-Version"),
+            headers.get("X-Instance"),
+            headers.get("X-Lab-Upstream"),
+        )
 
     def close(self) -> None:
         pass  # the caller's transport: closed by the caller

@@ -59,7 +59,9 @@ def rollback(events: Sequence[Event]) -> Rollback | None:
 
 def blast_radius(samples: Iterable[Sample], version: str) -> tuple[int, int]:
     """(answers from `version`, failed answers from it): how much traffic the release reached, and how
-    many clients it hurt. Failures that carry no version (a refused connection) are not counted here."""
+    many clients it hurt. A proxy's 502 that reached only `version`'s instances carries its version (the
+    runner reads it from X-Lab-Upstream) and counts; failures that carry no version (a probe timeout)
+    do not."""
     answers = failed = 0
     for s in samples:
         if s.version == version and s.finished is not None:

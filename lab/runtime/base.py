@@ -8,7 +8,7 @@ proxy's admin port, not from the engine, so they work the same on every backend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,8 +41,9 @@ class Removed:
 class Runtime(Protocol):
     run_id: str
 
-    def preflight(self) -> None:
-        """Raise a LabError when the engine is unreachable or an image the run needs is missing."""
+    def preflight(self, images: Sequence[str] | None = None) -> None:
+        """Raise a LabError when the engine is unreachable or an image the run needs is missing: the
+        proxy's, and `images` (None: the lab's sample app at v1 and v2). Never pulls one."""
 
     def create_network(self) -> None: ...
 
@@ -51,6 +52,10 @@ class Runtime(Protocol):
 
     def start_instance(self, inst: Instance, image: str, env: Mapping[str, str]) -> None:
         """Create and start the instance; return at once (the runner waits for health over HTTP)."""
+
+    def instance_ip(self, inst: Instance) -> str | None:
+        """The instance's address on the lab network, as the proxy reaches it (and names it in
+        X-Lab-Upstream); None when it has none, e.g. it has already exited."""
 
     def instance_exit(self, inst: Instance) -> int | None:
         """None while the instance runs; its exit code once it has stopped by itself."""

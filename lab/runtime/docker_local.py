@@ -7,7 +7,7 @@ import io
 import socket
 import tarfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import ParamSpec, TypeVar
 
 import docker
@@ -93,13 +93,21 @@ def _first_error_line(output: str) -> str:
 
 
 class DockerRuntime:
-    def __init__(self, run_id: str, client: docker.DockerClient | None = None, proxy_image: str = ""):
+    def __init__(
+        self,
+        run_id: str,
+        client: docker.DockerClient | None = None,
+        proxy_image: str = "",
+        labels: Mapping[str, str] | None = None,
+    ):
         self.run_id = run_id
         self.client = client or connect()
         self.api = self.client.api
         self.proxy_image = proxy_image
         self.network = f"lab-{run_id}"
-        self.labels = {LABEL: "1", RUN_LABEL: run_id}
+        # `labels` go on every container and network too: a test session's id, so its own clean-up (or a
+        # reaper such as testcontainers' Ryuk) finds what its runs made.
+        self.labels = {**(labels or {}), LABEL: "1", RUN_LABEL: run_id}
 
     # -- names --------------------------------------------------------------------------------------
     def _container(self, inst: Instance) -> str:
@@ -111,15 +119,26 @@ class DockerRuntime:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @engine_errors
-    def preflight(self) -> None:
+    def preflight(self, images: Sequence[str] | None = None) -> None:
+        lab_images = {*all_images(), self.proxy_image}
+        wanted = [*(all_images()[:-1] if images is None else images), self.proxy_image]
         missing = []
-        for image in [*all_images()[:-1], self.proxy_image]:
+        for image in dict.fromkeys(wanted):
             try:
                 self.client.images.get(image)
             except docker.errors.ImageNotFound:
                 missing.append(image)
-        if missing:
-            raise ImagesMissing(f"image(s) {', '.join(missing)} not found: run `lab images` first")
+        ours = [image for image in missing if image in lab_images]
+        yours = [image for image in missing if image not in lab_images]
+        problems = []
+        if ours:
+            problems.append(f"image(s) {', '.join(ours)} not found: run `lab images` first")
+        if yours:  # the lab never pulls: a run must not wait on, or depend on, a registry
+            problems.append(
+                f"image(s) {', '.join(yours)} not found: build or pull it first (the lab never pulls)"
+            )
+        if problems:
+            raise ImagesMissing("; ".join(problems))
 
     @engine_errors
     def proxy_nginx_version(self) -> tuple[int, ...] | None:
@@ -146,6 +165,14 @@ class DockerRuntime:
             networking_config=networking,
         )
         self.api.start(container["Id"])
+
+    @engine_errors
+    def instance_ip(self, inst: Instance) -> str | None:
+        try:
+            networks = self.api.inspect_container(self._container(inst))["NetworkSettings"]["Networks"]
+        except docker.errors.NotFound:
+            return None
+        return (networks or {}).get(self.network, {}).get("IPAddress") or None
 
     @engine_errors
     def instance_exit(self, inst: Instance) -> int | None:

@@ -126,9 +126,9 @@ def test_fresh_opens_a_new_connection_per_request() -> None:
 def test_channel_reads_headers_as_httpx_does() -> None:
     # Case-insensitive names, repeated values joined: what httpx.Headers.get returns.
     raw = b"HTTP/1.1 503 Busy\r\nx-app-version: v2\r\nX-INSTANCE: a\r\nX-Instance: b\r\nContent-Length: 0\r\n"
-    raw += b"\r\n"
+    raw += b"x-lab-upstream: 10.0.0.2:80, 10.0.0.3:80\r\n\r\n"
     channel = Channel(ProbeConfig(URL, 1, mode="fresh"), network_backend=httpcore.MockBackend([raw]))
-    assert channel.exchange() == (503, "v2", "a, b")
+    assert channel.exchange() == (503, "v2", "a, b", "10.0.0.2:80, 10.0.0.3:80")
     assert channel.connection is None  # fresh: nothing kept
 
 

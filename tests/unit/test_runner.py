@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -69,8 +69,9 @@ class FakeRuntime:
     def live(self) -> str | None:
         return self.applied[-1] if self.applied else self.proxy_config
 
-    def preflight(self) -> None:
+    def preflight(self, images: Sequence[str] | None = None) -> None:
         self._call("preflight")
+        self.preflight_images = images
 
     def create_network(self) -> None:
         self._call("create_network")
@@ -82,6 +83,9 @@ class FakeRuntime:
         self._call("start", inst.name)
         self.started[inst.name] = (image, env)
         self.running.add(inst.name)
+
+    def instance_ip(self, inst: Instance) -> str | None:
+        return f"10.{inst.version[1:]}.0.{inst.slot}" if inst.name in self.running else None
 
     def instance_exit(self, inst: Instance) -> int | None:
         return self.exit_codes.get(inst.name) if inst.name in self.running else None
