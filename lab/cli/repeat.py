@@ -24,9 +24,11 @@ def run_repeated(
     *,
     as_json: bool,
     budgets: tuple[float | None, int | None],
+    **options: Any,
 ) -> None:
     """Run `config` `repeat` times; repeat.json is rewritten after every run, so an interrupt keeps the
-    runs measured before it (the interrupted run itself is removed by `execute`)."""
+    runs measured before it (the interrupted run itself is removed by `execute`). `options` go to
+    `execute` as they are (e.g. `live`)."""
     from lab import repeat as rep
     from lab import report
 
@@ -41,7 +43,7 @@ def run_repeated(
     for n in range(1, repeat + 1):
         if not as_json:
             err.print(f"[bold]run {n}/{repeat}: {escape(config.strategy)}[/bold]")
-        record, analysis, run_folder = execute(config, folder, quiet=as_json)
+        record, analysis, run_folder = execute(config, folder, quiet=as_json, **options)
         figures = report.summary(record, analysis, run_folder)
         runs.append({"run": n, **figures})
         if record.status != "failed" and (phrases := over_budget(analysis, *budgets)):
