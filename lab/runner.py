@@ -18,6 +18,7 @@ import httpx
 from lab import strategies
 from lab.errors import LabError
 from lab.judge import judge_samples
+from lab.live.feed import SampleFeed
 from lab.model import (
     Check,
     ErrorClass,
@@ -39,6 +40,7 @@ from lab.probe import ProbeConfig
 from lab.probe_process import ProbeProcess
 from lab.runtime.base import ProxyEndpoints, Removed, Runtime
 from lab.runtime.images import app_image
+from lab.strategies.base import Plan
 
 OLD, NEW = "v1", "v2"
 
@@ -146,13 +148,14 @@ class Runner:
         self.new = fleet(NEW, config.fleet_size)
         self.generation = 0
         self.traffic_changed_at = 0.0  # when the last Route went live: a Judge looks at what came after
-        self.live: list[Sample] = []  # samples streamed from the probe while the run goes on
         self.probe: Probe | None = None
         self.proxy = config.proxy
         self.endpoints: ProxyEndpoints | None = None
         self.record = RunRecord(
             config, runtime.run_id, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
         )
+        # Samples streamed from the probe while the run goes on, for the Judge and a live view.
+        self.feed = SampleFeed(config.rate, self.record.t0, plan=self._plan)
         # Never pooled: each health or generation poll must reach a current nginx worker.
         self.http = httpx.Client(timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0))
 
@@ -170,11 +173,15 @@ class Runner:
             except RuntimeError as exc:
                 raise LabError(str(exc).splitlines()[0]) from None
             record.probe_started = probe.started_at
+            self.feed.attach(probe, probe.started_at)
+            self.feed.set_phase("baseline")
             self.hook(
                 f"probing {self.endpoints.url} at {self.config.rate:g} req/s ({self.config.mode})", None
             )
             time.sleep(self.config.baseline_s)
+            self.feed.set_phase("plan")
             record.status = self._execute_plan()
+            self.feed.set_phase("settle")
             time.sleep(self.config.settle_s)
         except KeyboardInterrupt:
             record.status, record.error = "interrupted", "interrupted by the user"
@@ -186,10 +193,13 @@ class Runner:
             record.error = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
             record.error_detail = traceback.format_exc()
         finally:
+            self.feed.set_phase("cleanup")
             with _sigint_ignored():
                 try:
                     if probe is not None:
+                        self.feed.stopping()
                         record.samples = probe.stop()
+                        self.feed.detach()
                         record.probe_stopped = time.monotonic()
                         self._note_saturation()
                         if probe.error and record.status not in {"failed", "interrupted"}:
@@ -202,6 +212,7 @@ class Runner:
                     if not self.keep or record.status == "interrupted":
                         record.removed = self.rt.cleanup()
                     self.http.close()
+                    self.feed.finish(record.status)
         return record
 
     def _setup(self) -> None:
@@ -223,9 +234,12 @@ class Runner:
         self._apply_route(Route.even(self.old), "initial")
         self._wait_serving()
 
-    def _execute_plan(self) -> str:
+    def _plan(self) -> tuple[Plan, Topology]:
         plan = self.strategy.plan(self.old, self.new, **dict(self.config.params))
-        start = Topology(frozenset(self.old), Route.even(self.old))
+        return plan, Topology(frozenset(self.old), Route.even(self.old))
+
+    def _execute_plan(self) -> str:
+        plan, start = self._plan()
         try:
             end = drive(plan, start, lambda index, step, after: self._step(index, step, after.in_service))
         except PlanError as exc:
@@ -244,6 +258,7 @@ class Runner:
     def _step(self, index: int, step: Step, in_service: int | None = None) -> bool | None:
         detail = describe(step)
         started = time.monotonic()
+        self.feed.step_started(index, detail)
         self.hook(f"step {index}: {detail}", None)
         result: bool | None = None
         error: str | None = None
@@ -279,6 +294,7 @@ class Runner:
         if isinstance(step, Route):
             self.traffic_changed_at = event.ended
         self.record.events.append(event)
+        self.feed.step_ended(index, event.kind, result)
         self.hook(
             f"step {index} done in {event.ended - event.started:.2f} s" + (f": {error}" if error else ""),
             event,
@@ -295,6 +311,7 @@ class Runner:
         self.generation += 1
         self.rt.apply_config(self._render(route, label))
         self._wait_generation(self.generation)
+        self.feed.set_route(route)
 
     def _start(self, instances: tuple[Instance, ...]) -> None:
         def start(inst: Instance) -> None:
@@ -375,8 +392,8 @@ class Runner:
         last = math.floor((cut - t0) * rate)  # ticks first..last were due in the judged window
         deadline = cut + 3 * self.config.probe_timeout_s + 0.5
         while True:
-            self.live.extend(self.probe.new_samples())
-            window = [s for s in self.live if first <= s.seq <= last]
+            self.feed.drain()
+            window = self.feed.select(lambda s: first <= s.seq <= last)
             if len(window) >= last - first + 1 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

@@ -17,6 +17,7 @@ from lab.cli.inputs import (
     FleetOpt,
     HealthOpt,
     JsonOpt,
+    LiveOpt,
     ModeOpt,
     NextUpstreamOpt,
     OutOpt,
@@ -52,6 +53,7 @@ def compare_cmd(
     scenario: ScenarioOpt = "default",
     out_dir: OutOpt = Path("runs"),
     as_json: JsonOpt = False,
+    live: LiveOpt = True,
     baseline: BaselineOpt = 2.0,
     settle: SettleOpt = 2.0,
     health_timeout: HealthOpt = 30.0,
@@ -125,7 +127,7 @@ def compare_cmd(
         if not as_json:
             where = f"{n}/{total}" if repeat == 1 else f"{n}/{total} (round {round_no}/{repeat})"
             err.print(f"[bold]{where}: {escape(spec)}[/bold]")
-        record, analysis, _ = execute(config, folder, quiet=as_json)
+        record, analysis, _ = execute(config, folder, quiet=as_json, live=live)
         rows.append(
             {**compare.row(record, analysis), "strategy": spec, **({"round": round_no} if repeat > 1 else {})}
         )

@@ -88,6 +88,14 @@ V2EnvOpt = Annotated[
 ScenarioOpt = Annotated[str, typer.Option(help="A named release for v2: see `lab scenarios`.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder under which the run folders are written.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
+LiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--live/--no-live",
+        help="Draw a live view on stderr while a run goes, when stderr is a terminal; with --no-live, or "
+        "TERM=dumb, or stderr not a terminal: a plain status line every 2 s. Nothing under --json.",
+    ),
+]
 BaselineOpt = Annotated[float, typer.Option(help="Seconds of probing before the first step.")]
 SettleOpt = Annotated[float, typer.Option(help="Seconds of probing after the last step.")]
 HealthOpt = Annotated[float, typer.Option(help="Seconds a new instance gets to become healthy.")]

@@ -27,6 +27,7 @@ from lab.cli.inputs import (
     FleetOpt,
     HealthOpt,
     JsonOpt,
+    LiveOpt,
     ModeOpt,
     NextUpstreamOpt,
     OutOpt,
@@ -71,6 +72,7 @@ def run_cmd(
         bool, typer.Option(help="Leave the topology up after the run (remove it with `lab clean`).")
     ] = False,
     as_json: JsonOpt = False,
+    live: LiveOpt = True,
     baseline: BaselineOpt = 2.0,
     settle: SettleOpt = 2.0,
     health_timeout: HealthOpt = 30.0,
@@ -118,7 +120,7 @@ def run_cmd(
 
         run_repeated(config, repeat, out_dir, as_json=as_json, budgets=(max_downtime_ms, max_failed))
         return
-    record, analysis, folder = execute(config, out_dir, keep=keep, quiet=as_json)
+    record, analysis, folder = execute(config, out_dir, keep=keep, quiet=as_json, live=live)
     if as_json:
         print(json.dumps(report.summary(record, analysis, folder)))
     elif record.probe_started is not None:  # a run that failed before probing measured nothing to show
@@ -146,11 +148,16 @@ def over_budget(analysis: Analysis, max_downtime_ms: float | None, max_failed: i
 
 
 def execute(
-    config: RunConfig, out_dir: Path, *, keep: bool = False, quiet: bool = False
+    config: RunConfig, out_dir: Path, *, keep: bool = False, quiet: bool = False, live: bool = True
 ) -> tuple[RunRecord, Analysis, Path]:
-    """One run from start to clean-up, its folder written under `out_dir`. Ctrl-C ends the command."""
+    """One run from start to clean-up, its folder written under `out_dir`. Ctrl-C ends the command.
+
+    While it goes, stderr shows the live view (a terminal), plain status lines (`live` False, or not a
+    terminal), or nothing (`quiet`, for --json).
+    """
     from lab import report
     from lab.analysis import summarize
+    from lab.live.view import LiveView, choose_mode
     from lab.runner import Runner
     from lab.runtime.docker_local import DockerRuntime
     from lab.runtime.images import PROXY_IMAGE
@@ -163,8 +170,12 @@ def execute(
             err.print(f"[dim]{escape(line)}[/dim]")
 
     runner = Runner(config, DockerRuntime(run_id, proxy_image=PROXY_IMAGE), keep=keep, hook=progress)
+    view = LiveView(
+        runner.feed.snapshot, err, mode=choose_mode(err, quiet=quiet, live=live), title=config.strategy
+    )
     try:
-        record = runner.run()
+        with view:  # stopped before anything below prints, whatever ends the run
+            record = runner.run()
     except KeyboardInterrupt:
         removed = runner.record.removed
         fail(f"interrupted; removed {removed}" if removed else "interrupted", EXIT_INTERRUPTED)

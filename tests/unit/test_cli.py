@@ -11,18 +11,24 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from lab import strategies
 from lab.cli import app
 from lab.errors import BadInput
+from lab.live.feed import SampleFeed
 from lab.model import ErrorClass, Event, Instance, Route, Sample, describe, fleet
 from lab.nginx import ProxySettings, render_config
+from lab.plan import Topology
 from lab.runner import RunConfig, RunRecord
 
 NO_DOCKER = "tcp://127.0.0.1:1"  # nothing listens there: any Docker call fails at once
@@ -257,6 +263,7 @@ class FakeRunner:
     ) -> None:
         self.config, self.hook = config, hook
         self.record = RunRecord(config, "fake01", "2024-05-01T12:00:00+00:00", 100.0)
+        self.feed = SampleFeed(config.rate, self.record.t0)  # what the live view reads; fed by FeedingRunner
 
     def run(self) -> RunRecord:
         self.hook(self.hook_line, None)
@@ -592,3 +599,128 @@ def test_compare_repeat_json_names_the_lower_downtime_when_n_allows(
 def test_bad_repeat_is_one_error_line_and_exit_2(args: list[str], fragment: str, tmp_path: Path) -> None:
     assert_one_error_line(lab(*args, cwd=tmp_path), 2, fragment)
     assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The live view through `lab run`: drawn on a terminal, plain lines elsewhere, nothing under --json
+
+
+class FeedingRunner(FakeRunner):
+    """FakeRunner whose run also goes through the feed as the real runner does, on a clock that runs five
+    times faster than the wall's, so half a second of test covers the run's 2 s of probing."""
+
+    def __init__(self, config: RunConfig, runtime: object, **kwargs: Any) -> None:
+        super().__init__(config, runtime, **kwargs)
+        real_start = time.monotonic()
+        self.clock = lambda: self.record.t0 + 5 * (time.monotonic() - real_start)
+        old, new = fleet("v1", 1), fleet("v2", 1)
+        plan = strategies.get(config.strategy).plan
+        self.feed = SampleFeed(
+            config.rate,
+            self.record.t0,
+            plan=lambda: (plan(old, new, **dict(config.params)), Topology(frozenset(old), Route.even(old))),
+            clock=self.clock,
+            every_s=0.01,
+        )
+
+    def run(self) -> RunRecord:
+        record = FakeRunner.run(self)  # the samples and the verdict
+        arrived = [s for s in record.samples]
+
+        class Probe:
+            def new_samples(self_) -> list[Sample]:
+                # Whatever was finished by now on the fast clock, as a probe hands samples over.
+                now = self.clock()
+                ready = [s for s in arrived if (s.finished or s.scheduled) <= now]
+                arrived[:] = [s for s in arrived if s not in ready]
+                return ready
+
+        self.feed.attach(Probe(), record.t0)
+        self.feed.set_route(Route.even(fleet("v1", 1)))
+        self.feed.set_phase("plan")
+        self.feed.step_started(0, "start app-v2-1 and wait until healthy")
+        while self.clock() < record.t0 + 1.2:
+            time.sleep(0.01)
+        self.feed.step_ended(0, "Start", True)
+        self.feed.step_started(1, "route v1 50%, v2 50% over app-v1-1, app-v2-1")
+        self.feed.set_route(Route.split({fleet("v1", 1): 50, fleet("v2", 1): 50}))
+        while self.clock() < record.t0 + 2.2:
+            time.sleep(0.01)
+        self.feed.set_phase("cleanup")
+        self.feed.stopping()
+        self.feed.detach()
+        self.feed.finish(record.status)
+        return record
+
+
+@pytest.fixture
+def feeding_run(fake_run: type[FakeRunner], monkeypatch: pytest.MonkeyPatch) -> StringIO:
+    """The runner replaced by FeedingRunner; returns what a terminal on stderr would have received."""
+    import lab.cli.run
+    import lab.live.view
+    import lab.runner
+
+    class Runner(FeedingRunner):
+        failures = 3
+
+    monkeypatch.setattr(lab.runner, "Runner", Runner)
+    monkeypatch.setattr(lab.live.view, "PLAIN_EVERY_S", 0.1)
+    monkeypatch.setattr(lab.live.view, "REFRESH_PER_S", 20)
+    screen = StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100, color_system=None, highlight=False)
+    monkeypatch.setattr(lab.cli.run, "err", terminal)
+    return screen
+
+
+STATUS_LINE = re.compile(
+    r"^t=[\d.]+ s  step \d \(\d/~?\d\)  route v1 [\d.]+%.*  answers (v1 \d+%.* of \d+|none yet)"
+    r"  failed \d+.*req/s of 100 req/s.*  late \d+$",
+    re.MULTILINE,
+)
+
+
+def test_json_draws_no_live_view_on_a_terminal(feeding_run: StringIO, tmp_path: Path) -> None:
+    cmd = ["run", "blue-green", "--rate", "100", "--fleet", "1", "--out", str(tmp_path), "--json"]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert json.loads(result.stdout)["status"] == "completed"  # stdout: the one JSON object
+    assert feeding_run.getvalue() == ""  # the terminal got nothing: no frame, no status line
+
+
+def test_a_terminal_gets_the_live_view_and_its_last_frame_stays(
+    feeding_run: StringIO, tmp_path: Path
+) -> None:
+    cmd = ["run", "blue-green", "--rate", "100", "--fleet", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    drawn = feeding_run.getvalue()
+    assert "\x1b[?25l" in drawn  # the cursor hidden while the view redraws in place
+    assert "blue-green · step 1 (2 of ~7): route v1 50%, v2 50% over app-v1-1, app-v2-1" in drawn
+    assert "routing now   v1 50% v2 50%  (1 x v1 + 1 x v2 instances)" in drawn
+    assert "blue-green · run completed" in drawn  # the last frame, drawn when the run ended
+    assert re.search(r"last second +[█▒]+ v1 \d+% v2 \d+% of \d+ good answers", drawn)
+    assert re.search(r"failed so far 3 \(refused 3\)", drawn)
+    assert not STATUS_LINE.search(drawn)
+    assert "requests failed" in result.stdout  # the summary still prints, on stdout, after the view
+
+
+@pytest.mark.parametrize("how", ["not a terminal", "--no-live"])
+def test_plain_status_lines_when_not_a_terminal_or_asked(
+    how: str, feeding_run: StringIO, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cmd = ["run", "blue-green", "--rate", "100", "--fleet", "1", "--out", str(tmp_path)]
+    if how == "not a terminal":
+        import lab.cli.run
+
+        monkeypatch.setattr(lab.cli.run, "err", Console(file=feeding_run, width=100, highlight=False))
+    else:
+        cmd.append("--no-live")
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    text = feeding_run.getvalue()
+    assert "\x1b[" not in text and "good answers" not in text  # no frame, no cursor movement
+    assert FakeRunner.hook_line in text.replace("\n", "")  # the step lines as before
+    lines = STATUS_LINE.findall(text)
+    assert len(lines) >= 2, text
+    assert re.search(r"failed 3 \(refused 3\)", text)
+    assert "step 1 (2/~7)  route v1 50% v2 50%" in text
