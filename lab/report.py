@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from lab import __version__
 from lab.analysis import Analysis, version_share
+from lab.model import Sample
 from lab.rollout import capacity_timeline
 from lab.runner import RunRecord
 
@@ -35,11 +37,34 @@ SAMPLE_COLUMNS = [
     "instance",
     "error",
     "late",
+    "upstream",  # nginx's X-Lab-Upstream: every server tried, the last one answered
 ]
 
 
 def _rel(t: float | None, origin: float) -> float | None:
     return None if t is None else round(t - origin, 6)
+
+
+# Columns computed from a Sample rather than copied from its field of the same name.
+_DERIVED: dict[str, Callable[[Sample, float], Any]] = {
+    "scheduled_s": lambda s, t0: _rel(s.scheduled, t0),
+    "sent_s": lambda s, t0: _rel(s.sent, t0),
+    "finished_s": lambda s, t0: _rel(s.finished, t0),
+    "latency_ms": lambda s, t0: None if s.finished is None else round((s.finished - s.scheduled) * 1000, 3),
+    "error": lambda s, t0: s.error.value if s.error else None,
+}
+
+
+def sample_record(s: Sample, t0: float) -> dict[str, Any]:
+    """One sample as every export writes it, in SAMPLE_COLUMNS order: None where nothing was measured.
+    A column not derived above is the Sample field of that name, so a new field needs only its column."""
+    return {name: _DERIVED[name](s, t0) if name in _DERIVED else getattr(s, name) for name in SAMPLE_COLUMNS}
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return int(value) if isinstance(value, bool) else value
 
 
 def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
@@ -125,61 +150,73 @@ def _slug(label: str) -> str:
 def write_run(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "journal.json").write_text(json.dumps(journal(record, analysis), indent=2) + "\n")
+    rows = [sample_record(s, record.t0) for s in record.samples]
     with (out_dir / "samples.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(SAMPLE_COLUMNS)
-        for s in record.samples:
-            latency = None if s.finished is None else round((s.finished - s.scheduled) * 1000, 3)
-            writer.writerow(
-                [
-                    s.seq,
-                    _rel(s.scheduled, record.t0),
-                    _rel(s.sent, record.t0),
-                    _rel(s.finished, record.t0),
-                    latency,
-                    s.status or "",
-                    s.version or "",
-                    s.instance or "",
-                    s.error.value if s.error else "",
-                    int(s.late),
-                ]
-            )
+        writer.writerows([_csv_cell(row[name]) for name in SAMPLE_COLUMNS] for row in rows)
+    with (out_dir / "samples.jsonl").open("w") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
     configs = out_dir / "configs"
     configs.mkdir(exist_ok=True)
     for n, (label, text) in enumerate(record.configs):
         (configs / f"{n:02d}-{_slug(label)}.conf").write_text(text)
+    _write_html(record, analysis, out_dir)
     return out_dir
+
+
+def _write_html(record: RunRecord, analysis: Analysis, out_dir: Path) -> None:
+    """report.html and the timeline images, last: they are built from the files written above, and a
+    failure here must not lose the run. It becomes a note, in the journal and the summary."""
+    from lab.html_report import write_run_report
+
+    try:
+        write_run_report(out_dir)
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        record.notes.append(f"report.html not written: {why} (retry with `lab report {out_dir}`)")
+        (out_dir / "journal.json").write_text(json.dumps(journal(record, analysis), indent=2) + "\n")
 
 
 def capacity_line(record: RunRecord) -> str:
     """Instances in service whenever it changed, e.g. `4 at 2.1 s, 3 at 2.4 s, 4 at 3.9 s`."""
-    points: list[tuple[float, int]] = []
-    for t, n in capacity_timeline(record.events, record.config.fleet_size):
-        if not points or points[-1][1] != n:
-            points.append((t, n))
-    return ", ".join(f"{n} at {t - record.t0:,.1f} s" for t, n in points) or "no steps"
+    return capacity_text(
+        [(t - record.t0, n) for t, n in capacity_timeline(record.events, record.config.fleet_size)]
+    )
+
+
+def capacity_text(points: Sequence[tuple[float, int]]) -> str:
+    """`points` are (seconds since the start, instances in service); only the changes are shown."""
+    changes: list[tuple[float, int]] = []
+    for t, n in points:
+        if not changes or changes[-1][1] != n:
+            changes.append((t, n))
+    return ", ".join(f"{n} at {t:,.1f} s" for t, n in changes) or "no steps"
 
 
 def v2_share_line(record: RunRecord, new: str = "v2") -> str:
+    return share_line(record.samples, new)
+
+
+def share_line(samples: Sequence[Sample], new: str = "v2") -> str:
     """The share of answers from `new` in each second of probing, e.g. `0 0 0 38 100 100 %`; `-` marks a
     second in which nothing was answered."""
-    bins = version_share(record.samples, bin_s=1.0)
+    bins = version_share(samples, bin_s=1.0)
     cells = [f"{b.share(new) * 100:.0f}" if b.answered else "-" for b in bins]
     return (" ".join(cells) + " %") if cells else "no answers"
 
 
-def _rollback_text(a: Analysis, origin: float) -> str:
-    if a.rollback is None:
+def _rollback_text(rb: dict[str, Any] | None) -> str:
+    if rb is None:
         return "no"
-    rb = a.rollback
     back = (
         "v2 never had traffic"
-        if rb.traffic_back_s is None
-        else f"traffic back on v1 in {rb.traffic_back_s:,.2f} s"
+        if rb["traffic_back_s"] is None
+        else f"traffic back on v1 in {rb['traffic_back_s']:,.2f} s"
     )
     return (
-        f"decided at {rb.decided_at - origin:,.2f} s (step {rb.step}): {rb.reason}; {back}, "
-        f"all undone in {rb.duration_s:,.2f} s"
+        f"decided at {rb['decided_at_s']:,.2f} s (step {rb['step']}): {rb['reason']}; {back}, "
+        f"all undone in {rb['duration_s']:,.2f} s"
     )
 
 
@@ -187,39 +224,51 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f} ms"
 
 
+def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str, str]]:
+    """The summary's (figure, value) rows from a journal and its samples: the terminal and report.html
+    show the same, and a report rebuilt from an old folder shows what was measured then."""
+    a = j["analysis"]
+    failed = f"{a['requests_failed']:,} of {a['requests_sent']:,}"
+    if a["failures_by_class"]:
+        failed += " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(a["failures_by_class"].items())) + ")"
+    latency = a["latency_ms"]
+    capacity = [(c["at_s"], c["in_service"]) for c in j.get("capacity", [])]
+    return [
+        ("requests failed", failed),
+        ("downtime (longest)", _ms(a["downtime_ms"])),
+        ("downtime (total)", f"{_ms(a['total_downtime_ms'])} in {len(a['downtime_windows'])} window(s)"),
+        ("mixed-version window", _ms(a["mixed_window_ms"])),
+        ("versions seen", ", ".join(f"{v} {n:,}" for v, n in sorted(a["versions_seen"].items())) or "none"),
+        ("flip-flops (v1 after v2)", f"{a['flip_flops']:,}"),
+        ("deploy duration", f"{a['deploy_duration_s']:,.2f} s"),
+        (
+            "lowest capacity",
+            "–" if a.get("lowest_capacity") is None else f"{a['lowest_capacity']} instance(s) in service",
+        ),
+        ("capacity over time", capacity_text(capacity)),
+        ("rollback", _rollback_text(a.get("rollback"))),
+        ("blast radius", f"{a.get('blast_radius', 0):,} failed of {a.get('new_answers', 0):,} v2 answers"),
+        ("latency p50 / p99 before", f"{_ms(latency['before']['p50'])} / {_ms(latency['before']['p99'])}"),
+        ("latency p50 / p99 during", f"{_ms(latency['during']['p50'])} / {_ms(latency['during']['p99'])}"),
+        (
+            "probe rate",
+            f"{a['probe_rate_achieved']:,.1f} of {a['probe_rate_target']:,.1f} req/s "
+            f"({j['input']['probe']['mode']})",
+        ),
+        (
+            "late ticks",
+            f"{a['late_ticks']:,} (sent late {a['late_sent']:,}, not sent {a['client_saturated']:,})",
+        ),
+        ("v2 share, per second", share_line(samples)),
+    ]
+
+
 def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_dir: Path | None) -> None:
-    a = analysis
     title = f"{record.config.strategy}: {record.status}"
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("figure", style="bold")
     table.add_column("value")
-    failed = f"{a.requests_failed:,} of {a.requests_sent:,}"
-    if a.failures_by_class:
-        failed += " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(a.failures_by_class.items())) + ")"
-    rows = [
-        ("requests failed", failed),
-        ("downtime (longest)", _ms(a.downtime_ms)),
-        ("downtime (total)", f"{_ms(a.total_downtime_ms)} in {len(a.downtime_windows)} window(s)"),
-        ("mixed-version window", _ms(a.mixed_window_ms)),
-        ("versions seen", ", ".join(f"{v} {n:,}" for v, n in sorted(a.versions_seen.items())) or "none"),
-        ("flip-flops (v1 after v2)", f"{a.flip_flops:,}"),
-        ("deploy duration", f"{a.deploy_duration_s:,.2f} s"),
-        (
-            "lowest capacity",
-            "–" if a.lowest_capacity is None else f"{a.lowest_capacity} instance(s) in service",
-        ),
-        ("capacity over time", capacity_line(record)),
-        ("rollback", _rollback_text(a, record.t0)),
-        ("blast radius", f"{a.blast_radius:,} failed of {a.new_answers:,} v2 answers"),
-        ("latency p50 / p99 before", f"{_ms(a.p50_before_ms)} / {_ms(a.p99_before_ms)}"),
-        ("latency p50 / p99 during", f"{_ms(a.p50_during_ms)} / {_ms(a.p99_during_ms)}"),
-        (
-            "probe rate",
-            f"{a.probe_rate_achieved:,.1f} of {a.probe_rate_target:,.1f} req/s ({record.config.mode})",
-        ),
-        ("late ticks", f"{a.late_ticks:,} (sent late {a.late_sent:,}, not sent {a.client_saturated:,})"),
-    ]
-    rows.append(("v2 share, per second", v2_share_line(record)))
+    rows = summary_rows(journal(record, analysis), record.samples)
     for name, value in rows:
         table.add_row(name, escape(value))
     console.print(table)

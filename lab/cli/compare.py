@@ -69,7 +69,7 @@ def compare_cmd(
     neighbouring strategies' downtime can be told apart (exact rank-sum test, p < 0.05).
     Exit codes: 0 every run finished (deployed or rolled back), 1 a run failed, 2 bad input, 130 interrupted.
     """
-    from lab import compare
+    from lab import compare, html_report
     from lab import repeat as rep
 
     repeat_count(repeat)
@@ -117,6 +117,7 @@ def compare_cmd(
         (folder / "compare.json").write_text(json.dumps(document(), indent=2) + "\n")
         with (folder / "compare.txt").open("w") as fh:
             show(Console(file=fh, width=200))
+        html_report.write_compare_report(folder, title)
 
     # Round after round, not each strategy N times in a row: drift (a warming laptop, a busy neighbour)
     # then lands on every strategy alike instead of on whichever ran last.

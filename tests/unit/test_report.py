@@ -150,6 +150,7 @@ def test_samples_csv_has_one_row_per_sample(written: Path, record: RunRecord) ->
         "instance",
         "error",
         "late",
+        "upstream",
     ]
     assert len(rows) == N
     assert [int(r["seq"]) for r in rows] == list(range(N))

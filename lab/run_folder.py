@@ -1,0 +1,127 @@
+"""Reading a run folder back: the journal, the samples and the configs, on the journal's clock (0 = the
+run's start). What `lab report` and report.html are built from, so an old folder renders like a new one."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.errors import BadInput
+from lab.model import ErrorClass, Event, Sample
+
+# Columns whose Sample field has another name; columns that are no Sample field (latency_ms) are derived.
+_FIELD = {"scheduled_s": "scheduled", "sent_s": "sent", "finished_s": "finished"}
+_PARSE: dict[str, Any] = {
+    "seq": int,
+    "scheduled": float,
+    "sent": float,
+    "finished": float,
+    "status": int,
+    "error": ErrorClass,
+    "late": lambda text: text in ("1", "true", "True"),
+}
+_SAMPLE_FIELDS = {f.name for f in dataclasses.fields(Sample)}
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    folder: Path
+    journal: dict[str, Any]
+    samples: list[Sample]
+    events: list[Event]
+    capacity: list[tuple[float, int]]
+    configs: list[tuple[str, str]]  # (file name, nginx.conf)
+
+    @property
+    def title(self) -> str:
+        j = self.journal
+        when = str(j.get("started_at") or "")[:19].replace("T", " ")
+        return f"{j['input']['strategy']} · {j['status']} · run {j['run_id']}" + (
+            f" · {when} UTC" if when else ""
+        )
+
+
+def is_run(folder: Path) -> bool:
+    return (folder / "journal.json").is_file()
+
+
+def read_journal(folder: Path) -> dict[str, Any]:
+    path = folder / "journal.json"
+    if not folder.exists():
+        raise BadInput(f"no such folder: {folder}")
+    if not folder.is_dir():
+        raise BadInput(f"not a folder: {folder}")
+    if not path.is_file():
+        raise BadInput(f"{folder} holds no journal.json: not a run folder")
+    try:
+        journal = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"{path} is not readable JSON: {exc}") from None
+    missing = [
+        k
+        for k in ("run_id", "input", "steps", "analysis", "status")
+        if not isinstance(journal, dict) or k not in journal
+    ]
+    if missing:
+        raise BadInput(f"{path} is not a lab journal: no {', '.join(missing)}")
+    return journal
+
+
+def read_samples(path: Path) -> list[Sample]:
+    """samples.csv back into Samples, times relative to the run's start. Columns the file lacks take the
+    field's default; columns the code no longer knows are ignored."""
+    if not path.is_file():
+        raise BadInput(f"{path.parent} holds no samples.csv")
+    samples = []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        for line, row in enumerate(reader, start=2):
+            fields: dict[str, Any] = {}
+            try:
+                for column, text in row.items():
+                    name = _FIELD.get(column or "", column or "")
+                    if name not in _SAMPLE_FIELDS:
+                        continue
+                    fields[name] = None if text in ("", None) else _PARSE.get(name, str)(text)
+                fields["late"] = bool(fields.get("late"))
+                samples.append(Sample(**fields))
+            except (TypeError, ValueError) as exc:
+                raise BadInput(f"{path}, line {line}: not a sample ({exc})") from None
+    return samples
+
+
+def _events(journal: dict[str, Any]) -> list[Event]:
+    return [
+        Event(
+            index=s["index"],
+            kind=s["kind"],
+            detail=s["detail"],
+            started=s["start_s"],
+            ended=s["end_s"],
+            result=s.get("result"),
+            error=s.get("error"),
+            in_service=s.get("in_service"),
+        )
+        for s in journal["steps"]
+    ]
+
+
+def load(folder: Path) -> SavedRun:
+    journal = read_journal(folder)
+    try:
+        events = _events(journal)
+        capacity = [(float(c["at_s"]), int(c["in_service"])) for c in journal.get("capacity", [])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(
+            f"{folder / 'journal.json'} is not a lab journal: bad step or capacity ({exc})"
+        ) from None
+    samples = read_samples(folder / "samples.csv")
+    configs_dir = folder / "configs"
+    configs = (
+        [(p.name, p.read_text()) for p in sorted(configs_dir.glob("*.conf"))] if configs_dir.is_dir() else []
+    )
+    return SavedRun(folder, journal, samples, events, capacity, configs)
