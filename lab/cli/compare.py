@@ -14,6 +14,7 @@ from rich.markup import escape
 from lab.cli.app import DEFAULT_COMPARISON, EXIT_ERROR, app, err, fail, out
 from lab.cli.inputs import (
     BaselineOpt,
+    ConfigOpt,
     FleetOpt,
     HealthOpt,
     JsonOpt,
@@ -59,10 +60,13 @@ def compare_cmd(
     health_timeout: HealthOpt = 30.0,
     next_upstream: NextUpstreamOpt = "error timeout",
     repeat: RepeatOpt = 1,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Run each strategy on the same scenario, one after the other, and print one table.
 
     Every run's folder, the table (compare.txt) and its figures (compare.json) go under one folder.
+    With --config FILE every strategy runs the file's scenario (fleet, versions, probe, proxy); options \
+given on the command line win; the file's strategy, params and budgets are not used.
     With --repeat N the runs are interleaved (round 1 runs every strategy once, then round 2 ...), so a
     slow drift of the machine hits every strategy alike; the table shows each figure as median (min–max),
     compare.json keeps every run's figures and the aggregates, and lines under the table say whether

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lab import strategies
-from lab.cli.app import DEFAULT_PORT, MODES
+from lab.cli.app import DEFAULT_PORT, MODES, err
 from lab.errors import BadInput, PortInUse
+from lab.model import AppSpec
 from lab.nginx import ProxySettings
+from lab.scenario_file import BOUNDS, RESERVED_ENV, Bounds
 
 if TYPE_CHECKING:
     from lab.runner import RunConfig
@@ -29,13 +30,14 @@ def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 def _number(name: str, value: float, *, low: float, high: float, low_ok: bool = True) -> None:
     """One check for every number on the command line: finite, and inside its stated bounds."""
-    if not math.isfinite(value) or value < low or (value == low and not low_ok) or value > high:
-        lower = f"from {low:g}" if low_ok else f"above {low:g}"
-        raise BadInput(f"{name} must be {lower} up to {high:g}, got {value:g}")
+    problem = Bounds(low, high, low_ok).problem(value)
+    if problem:
+        raise BadInput(f"{name} {problem}")
 
 
-# Set by the lab itself: an override would break version attribution or routing.
-RESERVED_ENV = ("APP_VERSION", "APP_INSTANCE", "APP_PORT")
+def _bounded(name: str, value: float, parameter: str) -> None:
+    """A number checked against the bounds it has in a scenario file too (lab/scenario_file.py)."""
+    _number(name, value, **BOUNDS[parameter]._asdict())
 
 
 def _env(values: list[str] | None, option: str) -> dict[str, str]:
@@ -60,9 +62,11 @@ def _strategy(name: str) -> strategies.Strategy:
         raise BadInput(str(exc)) from None
 
 
-def _params(strategy: strategies.Strategy, values: list[str] | None) -> dict[str, Any]:
+def _params(
+    strategy: strategies.Strategy, values: list[str] | None, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
     try:
-        return strategy.coerce(parse_pairs(values, "parameter"))
+        return strategy.coerce({**(base or {}), **parse_pairs(values, "parameter")})
     except ValueError as exc:
         raise BadInput(str(exc)) from None
 
@@ -78,11 +82,73 @@ RateOpt = Annotated[float, typer.Option(help="Probe requests per second (open lo
 ModeOpt = Annotated[
     str, typer.Option(help="Probe connections: keepalive (reused) or fresh (one per request).")
 ]
-V1EnvOpt = Annotated[list[str] | None, typer.Option("--v1-env", help="Env KEY=VALUE for v1 instances.")]
+
+# A scenario file (--config) sets the defaults of the options it names (`ctx.default_map`), so an option
+# given on the command line wins and the file's values go through the same checks as typed ones.
+SCENARIO_FILE = "lab.scenario_file"
+
+
+def _read_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    from lab.scenario_file import load
+
+    if value is None:
+        return None
+    loaded = load(value)
+    known = {p.name for p in ctx.command.params}
+    # What `compare` leaves to each strategy on purpose; anything else a command cannot take is refused,
+    # never dropped in silence.
+    unused = set(loaded.options) - known - {"max_downtime_ms", "max_failed"}
+    if unused:
+        field = loaded.fields[min(unused)]
+        raise BadInput(f"{value}: {field}: `lab {ctx.command.name}` has no option for it")
+    ctx.default_map = {**(ctx.default_map or {}), **loaded.defaults()}
+    ctx.meta[SCENARIO_FILE] = loaded
+    return value
+
+
+def _env_with_file(
+    ctx: typer.Context, param: typer.CallbackParam, value: list[str] | None
+) -> list[str] | None:
+    """A file's env for this version first: the command line's pairs come later and win key by key."""
+    loaded = ctx.meta.get(SCENARIO_FILE)
+    if loaded is None or param.name is None:
+        return value
+    return [*loaded.env_pairs(param.name.removesuffix("_env")), *(value or [])] or None
+
+
+def file_params(ctx: typer.Context, strategy: strategies.Strategy) -> dict[str, Any]:
+    """The file's [params], when they are this strategy's: another strategy gets only the command line's."""
+    loaded = ctx.meta.get(SCENARIO_FILE)
+    if loaded is None or not loaded.params:
+        return {}
+    if loaded.strategy != strategy.name:
+        note = f"the parameters in {loaded.path} are {loaded.strategy}'s: not used for {strategy.name}"
+        err.print(f"lab: note: {note}", markup=False, soft_wrap=True)
+        return {}
+    return dict(loaded.params)
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        is_eager=True,
+        callback=_read_config,
+        show_default=False,
+        help="A scenario file (.toml, .yaml): its values stand in for options not given on the command line "
+        "(docs/config.md).",
+    ),
+]
+V1EnvOpt = Annotated[
+    list[str] | None,
+    typer.Option("--v1-env", callback=_env_with_file, help="Env KEY=VALUE for v1 instances."),
+]
 V2EnvOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--v2-env", help="Env KEY=VALUE for v2 instances, e.g. APP_BOOT_DELAY_S=3 (wins over --scenario)."
+        "--v2-env",
+        callback=_env_with_file,
+        help="Env KEY=VALUE for v2 instances, e.g. APP_BOOT_DELAY_S=3 (wins over --scenario).",
     ),
 ]
 ScenarioOpt = Annotated[str, typer.Option(help="A named release for v2: see `lab scenarios`.")]
@@ -102,6 +168,61 @@ HealthOpt = Annotated[float, typer.Option(help="Seconds a new instance gets to b
 NextUpstreamOpt = Annotated[
     str, typer.Option(help="nginx proxy_next_upstream: when the proxy tries another instance ('off': never).")
 ]
+
+# Your own app, per version (the names a scenario file's [versions.v1] image, port and health_path set).
+_IMAGE_HELP = "Your own image as {v}, instead of the sample app. Never pulled: build or pull it first."
+_PORT_HELP = "Port your {v} image listens on (default 8080). Needs --{v}-image."
+_PATH_HELP = (
+    "Path on your {v} image that answers 200 once ready for traffic (default /healthz). Needs --{v}-image."
+)
+V1ImageOpt = Annotated[
+    str | None, typer.Option("--v1-image", show_default=False, help=_IMAGE_HELP.format(v="v1"))
+]
+V1PortOpt = Annotated[
+    int | None, typer.Option("--v1-port", show_default=False, help=_PORT_HELP.format(v="v1"))
+]
+V1HealthPathOpt = Annotated[
+    str | None, typer.Option("--v1-health-path", show_default=False, help=_PATH_HELP.format(v="v1"))
+]
+V2ImageOpt = Annotated[
+    str | None, typer.Option("--v2-image", show_default=False, help=_IMAGE_HELP.format(v="v2"))
+]
+V2PortOpt = Annotated[
+    int | None, typer.Option("--v2-port", show_default=False, help=_PORT_HELP.format(v="v2"))
+]
+V2HealthPathOpt = Annotated[
+    str | None, typer.Option("--v2-health-path", show_default=False, help=_PATH_HELP.format(v="v2"))
+]
+
+
+def app_spec(version: str, image: str | None, port: int | None, health_path: str | None) -> AppSpec:
+    """What `--vN-image`, `--vN-port` and `--vN-health-path` say version `version` runs."""
+    flag = f"--{version}"
+    if image is None:
+        given = [
+            f"{flag}-{name}"
+            for name, value in (("port", port), ("health-path", health_path))
+            if value is not None
+        ]
+        if given:
+            raise BadInput(
+                f"{' and '.join(given)} {'describe' if len(given) > 1 else 'describes'} your own image: "
+                f"give {flag}-image too (the sample app listens on 8080 and answers /healthz)"
+            )
+        return AppSpec()
+    if port is not None:
+        _number(f"{flag}-port", port, low=1, high=65535)
+    try:
+        AppSpec(image=image)
+    except ValueError as exc:
+        raise BadInput(f"{flag}-image: {exc}") from None
+    try:
+        AppSpec(health_path=health_path or "/healthz")
+    except ValueError as exc:
+        raise BadInput(f"{flag}-health-path: {exc}") from None
+    return AppSpec(image, 8080 if port is None else port, health_path or "/healthz")
+
+
 RepeatOpt = Annotated[
     int,
     typer.Option(
@@ -133,25 +254,33 @@ def run_config(
     settle: float,
     health_timeout: float,
     next_upstream: str,
+    v1_app: AppSpec | None = None,
+    v2_app: AppSpec | None = None,
 ) -> RunConfig:
     """Every check of `run`'s and `compare`'s inputs, before anything touches Docker."""
     from lab.runner import RunConfig
     from lab.runtime.docker_local import port_is_free
     from lab.scenarios import scenario as named
 
-    _number("--fleet", fleet_size, low=1, high=16)
-    _number("--rate", rate, low=0, high=5000, low_ok=False)
-    _number("--baseline", baseline, low=0, high=600)
-    _number("--settle", settle, low=0, high=600)
-    _number("--health-timeout", health_timeout, low=0, high=600, low_ok=False)
+    _bounded("--fleet", fleet_size, "fleet_size")
+    _bounded("--rate", rate, "rate")
+    _bounded("--baseline", baseline, "baseline")
+    _bounded("--settle", settle, "settle")
+    _bounded("--health-timeout", health_timeout, "health_timeout")
     if mode not in MODES:
         raise BadInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     try:
         release = named(scenario)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
+    v1_app, v2_app = v1_app or AppSpec(), v2_app or AppSpec()
+    if release.v2_env and v2_app.image is not None:
+        raise BadInput(
+            f"--scenario {release.name} sets the sample app's knobs, which your own v2 image "
+            f"({v2_app.image}) does not read: make the release bad in the image itself, or with --v2-env"
+        )
     if port is not None:
-        _number("--port", port, low=1, high=65535)
+        _bounded("--port", port, "port")
         if not port_is_free(port):  # before any container exists, so nothing has to be undone
             raise PortInUse(f"port {port} is in use on 127.0.0.1: pick another with --port")
     return RunConfig(
@@ -162,6 +291,8 @@ def run_config(
         mode=mode,
         v1_env=_env(v1_env, "--v1-env"),
         v2_env={**release.v2_env, **_env(v2_env, "--v2-env")},
+        v1_app=v1_app,
+        v2_app=v2_app,
         scenario=release.name,
         port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
         baseline_s=baseline,

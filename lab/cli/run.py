@@ -24,6 +24,7 @@ from lab.cli.app import (
 )
 from lab.cli.inputs import (
     BaselineOpt,
+    ConfigOpt,
     FleetOpt,
     HealthOpt,
     JsonOpt,
@@ -37,10 +38,18 @@ from lab.cli.inputs import (
     ScenarioOpt,
     SettleOpt,
     V1EnvOpt,
+    V1HealthPathOpt,
+    V1ImageOpt,
+    V1PortOpt,
     V2EnvOpt,
-    _number,
+    V2HealthPathOpt,
+    V2ImageOpt,
+    V2PortOpt,
+    _bounded,
     _params,
     _strategy,
+    app_spec,
+    file_params,
     repeat_count,
     run_config,
 )
@@ -53,7 +62,11 @@ if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategi
 
 @app.command("run")
 def run_cmd(
-    strategy: Annotated[str, typer.Argument(help="Strategy name, see `lab strategies`.")],
+    ctx: typer.Context,
+    strategy: Annotated[
+        str,
+        typer.Argument(help="Strategy name, see `lab strategies` (optional with a --config that names one)."),
+    ],
     fleet_size: FleetOpt = 4,
     rate: RateOpt = 200.0,
     mode: ModeOpt = "keepalive",
@@ -81,9 +94,29 @@ def run_cmd(
     ] = None,
     max_failed: Annotated[int | None, typer.Option(help="Budget: exit 3 if more requests failed.")] = None,
     next_upstream: NextUpstreamOpt = "error timeout",
+    v1_image: V1ImageOpt = None,
+    v1_port: V1PortOpt = None,
+    v1_health_path: V1HealthPathOpt = None,
+    v2_image: V2ImageOpt = None,
+    v2_port: V2PortOpt = None,
+    v2_health_path: V2HealthPathOpt = None,
     repeat: RepeatOpt = 1,
+    config_file: ConfigOpt = None,
+    save_config: Annotated[
+        Path | None,
+        typer.Option(
+            show_default=False,
+            help="Write the scenario these options describe to a .toml or .yaml file (overwritten) and "
+            "stop: nothing runs, no Docker needed. Run it later with --config.",
+        ),
+    ] = None,
 ) -> None:
     """Deploy v1 -> v2 with STRATEGY on a real fleet while probing, and report what clients saw.
+
+    With --config FILE (TOML or YAML, docs/config.md) the file fills every option not given on the command \
+line: an option given wins; -p, --v1-env and --v2-env win key by key over the file's params and env; a \
+STRATEGY other than the file's drops the file's params. --save-config FILE writes the scenario and runs \
+nothing.
 
     Exit codes: 0 deployed, 1 lab error, 2 bad input, 3 budget exceeded, 4 rolled back, 130 interrupted.
     With --repeat N the verdict covers every run: 1 if any run failed, else 3 if any run exceeded a budget
@@ -97,12 +130,12 @@ def run_cmd(
     if repeat > 1 and keep:
         raise BadInput("--keep leaves one run's topology up: it cannot be combined with --repeat")
     if max_downtime_ms is not None:
-        _number("--max-downtime-ms", max_downtime_ms, low=0, high=1e9)
+        _bounded("--max-downtime-ms", max_downtime_ms, "max_downtime_ms")
     if max_failed is not None:
-        _number("--max-failed", max_failed, low=0, high=1e12)
+        _bounded("--max-failed", max_failed, "max_failed")
     config = run_config(
         chosen,
-        _params(chosen, param),
+        _params(chosen, param, file_params(ctx, chosen)),
         fleet_size=fleet_size,
         rate=rate,
         mode=mode,
@@ -114,11 +147,21 @@ def run_cmd(
         settle=settle,
         health_timeout=health_timeout,
         next_upstream=next_upstream,
+        v1_app=app_spec("v1", v1_image, v1_port, v1_health_path),
+        v2_app=app_spec("v2", v2_image, v2_port, v2_health_path),
     )
+    if save_config is not None:
+        from lab.scenario_file import save
+
+        save(save_config, config, max_downtime_ms=max_downtime_ms, max_failed=max_failed)
+        shown = f"scenario written to {save_config}; run it with: lab run --config {save_config}"
+        err.print(shown, markup=False, soft_wrap=True)
+        return
     if repeat > 1:
         from lab.cli.repeat import run_repeated
 
-        run_repeated(config, repeat, out_dir, as_json=as_json, budgets=(max_downtime_ms, max_failed))
+        budgets = (max_downtime_ms, max_failed)
+        run_repeated(config, repeat, out_dir, as_json=as_json, budgets=budgets, live=live)
         return
     record, analysis, folder = execute(config, out_dir, keep=keep, quiet=as_json, live=live)
     if as_json:
