@@ -124,10 +124,13 @@ def build(
     share = []
     if samples:
         first, last = min(s.scheduled for s in samples), max(s.scheduled for s in samples)
-        # The schedule's own interval closes the last bin: a bin the probe stopped in halfway is a
-        # narrower bin at the same rate, not a drop in traffic.
-        interval = (last - first) / (len(samples) - 1) if len(samples) > 1 else width
-        share = version_share(samples, bin_s=width, start=first, end=last + interval)
+        # Bin edges half a tick off the schedule: a tick on an edge would fall on either side by float
+        # rounding, and a steady rate would draw as jagged bars. The last bin ends half a tick after the
+        # last tick, so a bin the probe stopped in is narrower at the same rate, not a drop in traffic.
+        half = ((last - first) / (len(samples) - 1) if len(samples) > 1 else width) / 2
+        share = version_share(samples, bin_s=width, start=first - half, end=last + half)
+        if share and not share[-1].scheduled and share[-1].end - share[-1].start < half:
+            share.pop()  # a sliver that float rounding left after the last tick: no rate to draw there
     grouped = _by_bin(samples, share)
     bins = tuple(_bin(b, grouped, old, new) for b in share)
     if bins:

@@ -36,7 +36,8 @@ def test_bins_are_analysis_version_share_bins() -> None:
     samples = blue_green()
     samples[10] = Sample(10, 0.1, 0.1, 0.104, 200, "v3", "app-v3-1")  # neither old nor new: "other"
     t = timeline.build(samples, [], [], bin_s=1.0)
-    share = version_share(samples, bin_s=1.0)
+    assert t.bins[0].start == pytest.approx(-0.005)  # half a tick before the first: no tick on an edge
+    share = version_share(samples, bin_s=1.0, start=t.bins[0].start, end=t.bins[-1].end)
     assert [(b.start, b.end) for b in t.bins] == [(s.start, s.end) for s in share]
     assert [sum(b.versions.values()) for b in t.bins] == [s.answered for s in share]
     assert t.bins[0].versions == {"v1": 99, "v2": 0, "other": 1}
@@ -51,7 +52,7 @@ def test_a_failure_burst_is_counted_by_class_and_saturation_apart() -> None:
         samples[i] = Sample(i, i / RATE, None, None, error=ErrorClass.SATURATED)
     t = timeline.build(samples, [], [], bin_s=0.5)
     burst = [b for b in t.bins if b.failures]
-    assert [(b.start, b.failures) for b in burst] == [(3.0, {"reset": 20})]
+    assert [(b.start, b.failures) for b in burst] == [(pytest.approx(2.995), {"reset": 20})]
     assert t.failure_classes == ["reset"]
     assert t.saturated == 2
     assert [b.saturated for b in t.bins if b.saturated] == [2]
@@ -91,7 +92,8 @@ def test_a_bin_without_answers_has_no_latency() -> None:
 
 def test_capacity_runs_from_the_charts_start_to_its_end() -> None:
     t = timeline.build(blue_green(), [], [(2.0, 4), (3.0, 3), (6.0, 4)], bin_s=0.5)
-    assert t.capacity == ((0.0, 4), (2.0, 4), (3.0, 3), (6.0, 4), (10.0, 4))
+    assert [n for _, n in t.capacity] == [4, 4, 3, 4, 4]
+    assert [at for at, _ in t.capacity] == pytest.approx([0.0, 2.0, 3.0, 6.0, 9.995])  # to the last bin's end
 
 
 def test_steps_are_marked_with_times_labels_and_failed_verdicts() -> None:
@@ -138,6 +140,12 @@ def test_bin_width_keeps_the_chart_readable(duration: float, width: float) -> No
 def test_a_bin_the_probe_stopped_in_is_cut_where_the_schedule_ended() -> None:
     t = timeline.build(blue_green(n=730), [], [], bin_s=0.5)  # ticks 0 to 7.29 s
     last = t.bins[-1]
-    assert (last.start, last.end) == pytest.approx((7.0, 7.3))
+    assert (last.start, last.end) == pytest.approx((6.995, 7.295))
     assert last.rate(sum(last.versions.values())) == pytest.approx(100.0)  # the rate held to the end
-    assert t.end == pytest.approx(7.3)
+    assert t.end == pytest.approx(7.295)
+
+
+def test_a_steady_rate_gives_bars_of_one_height() -> None:
+    samples = [Sample(i, 3.7 + i / 200, 3.7 + i / 200, 3.7 + i / 200 + 0.002, 200, "v1") for i in range(3000)]
+    t = timeline.build(samples, [], [], bin_s=0.2)
+    assert {sum(b.versions.values()) for b in t.bins} == {40}
