@@ -116,12 +116,10 @@ def _value(value: Any) -> str:
 
 def _aggregate(agg: Any) -> str:
     """One aggregate as `median unit (min–max)`, as the repeat tables print it; other values as they are."""
-    if not isinstance(agg, dict) or "median" not in agg:
-        return (
-            _value(agg)
-            if not isinstance(agg, dict)
-            else ", ".join(f"{k} {_value(v)}" for k, v in agg.items())
-        )
+    if not isinstance(agg, dict):
+        return _value(agg)
+    if "median" not in agg:  # a count per key, as `statuses`
+        return ", ".join(f"{k} {_value(v)}" for k, v in agg.items())
     unit = f" {agg['unit']}" if agg.get("unit") else ""
     text = f"{_value(agg['median'])}{unit} ({_value(agg.get('min'))}–{_value(agg.get('max'))})"
     if agg.get("runs") is not None and agg.get("of") not in (None, agg["runs"]):
