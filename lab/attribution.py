@@ -7,9 +7,9 @@ last one being the one whose answer (or failure) the client got. With the instan
 network, that names the version the request reached.
 
 A failure is blamed on a version only when every server it tried is known and of that one version. When
-nothing is known (a probe timeout carries no header; ``$upstream_addr`` holds the upstream's name when no
-server was live) or the tries span both versions, it stays unattributed, and a canary's Judge counts it
-against the version it judges: a gate fails closed.
+nothing is known (a probe timeout carries no header; ``$upstream_addr`` is only the upstream's name when
+no server was live at all) or the tries span both versions, it stays unattributed, and a canary's Judge
+counts it against the version it judges: a gate fails closed.
 """
 
 from __future__ import annotations
@@ -66,9 +66,12 @@ class AddressBook:
 
 
 def reached(sample: Sample, book: AddressBook) -> list[Instance | None]:
-    """The instance behind each server nginx tried for `sample` (None where the address is unknown)."""
+    """The instance behind each server nginx tried for `sample` (None where the address is unknown).
+
+    The upstream group's name is no server: nginx appends it when no live server was left to try (`a:80,
+    b:80, app`), so a request that failed on a and b and then found none reached a and b only."""
     when = sample.sent if sample.sent is not None else sample.scheduled
-    return [book.at(address, when) for address in upstream_addresses(sample.upstream)]
+    return [book.at(address, when) for address in upstream_addresses(sample.upstream) if ":" in address]
 
 
 def attribute(sample: Sample, book: AddressBook) -> Sample:

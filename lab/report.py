@@ -77,12 +77,18 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         "clock": {"origin_monotonic": origin, "unit": "s"},
         "input": {
             "strategy": cfg.strategy,
-            "params": dict(cfg.params),
+            # A parsed value (a Batch) as it is written on the command line: `2`, `25%`.
+            "params": {
+                key: value if isinstance(value, int | float | str | tuple | list | None) else str(value)
+                for key, value in cfg.params.items()
+            },
             "scenario": {
                 "name": cfg.scenario,
                 "fleet_size": cfg.fleet_size,
                 "v1_env": dict(cfg.v1_env),
                 "v2_env": dict(cfg.v2_env),
+                "v1_app": dataclasses.asdict(cfg.v1_app),
+                "v2_app": dataclasses.asdict(cfg.v2_app),
             },
             "probe": {
                 "rate": cfg.rate,

@@ -16,10 +16,12 @@ from typing import Any, Protocol
 import httpx
 
 from lab import strategies
+from lab.attribution import AddressBook, AttributedProbe
 from lab.errors import LabError
 from lab.judge import judge_samples
 from lab.live.feed import SampleFeed
 from lab.model import (
+    AppSpec,
     Check,
     ErrorClass,
     Event,
@@ -54,6 +56,8 @@ class RunConfig:
     mode: str = "keepalive"  # or "fresh": a new connection per probe request
     v1_env: Mapping[str, str] = field(default_factory=dict)
     v2_env: Mapping[str, str] = field(default_factory=dict)
+    v1_app: AppSpec = AppSpec()  # what v1's instances run: the sample app, or the user's own image
+    v2_app: AppSpec = AppSpec()
     scenario: str = "default"  # the named release v2_env came from (lab/scenarios.py)
     port: int | None = None  # host port of the proxy; None: any free one
     baseline_s: float = 2.0  # probing before the first step: the "before" latency
@@ -151,6 +155,8 @@ class Runner:
         self.probe: Probe | None = None
         self.proxy = config.proxy
         self.endpoints: ProxyEndpoints | None = None
+        self.apps = {OLD: config.v1_app, NEW: config.v2_app}
+        self.addresses = AddressBook()
         self.record = RunRecord(
             config, runtime.run_id, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
         )
@@ -164,10 +170,12 @@ class Runner:
         record = self.record
         probe: Probe | None = None
         try:
-            self.rt.preflight()
+            self.rt.preflight([self._image(OLD), self._image(NEW)])
             self._setup()
             assert self.endpoints is not None
-            probe = self.probe = self.probe_factory(probe_config(self.endpoints.url, self.config))
+            probe = self.probe = AttributedProbe(
+                self.probe_factory(probe_config(self.endpoints.url, self.config)), self.addresses
+            )
             try:
                 probe.start()
             except RuntimeError as exc:
@@ -226,7 +234,9 @@ class Runner:
         self._start(self.old)
         # The proxy starts on a config that names no instance, so it cannot fail on one; the first real
         # config then goes through `nginx -t` and a reload like every later one.
-        self.endpoints = self.rt.start_proxy(render_config(None, self.proxy), self.config.port)
+        self.endpoints = self.rt.start_proxy(
+            render_config(None, self.proxy, apps=self.apps), self.config.port
+        )
         self.record.endpoints = self.endpoints
         self._wait_generation(0)
         if not self._wait_healthy(self.old):
@@ -303,7 +313,7 @@ class Runner:
 
     # -- effects --------------------------------------------------------------------------------------
     def _render(self, route: Route, label: str) -> str:
-        config = render_config(route, self.proxy, generation=self.generation, title=label)
+        config = render_config(route, self.proxy, generation=self.generation, title=label, apps=self.apps)
         self.record.configs.append((label, config))
         return config
 
@@ -316,9 +326,16 @@ class Runner:
     def _start(self, instances: tuple[Instance, ...]) -> None:
         def start(inst: Instance) -> None:
             env = self.config.v1_env if inst.version == OLD else self.config.v2_env
-            self.rt.start_instance(inst, app_image(inst.version), env)
+            self.rt.start_instance(inst, self._image(inst.version), env)
+            # Where the proxy will reach it: what X-Lab-Upstream names, for apps that do not name
+            # themselves (lab/attribution.py).
+            if ip := self.rt.instance_ip(inst):
+                self.addresses.add(f"{ip}:{self.apps[inst.version].port}", inst, time.monotonic())
 
         self._parallel(start, instances)
+
+    def _image(self, version: str) -> str:
+        return self.apps[version].image or app_image(version)
 
     @staticmethod
     def _parallel(fn: Callable[[Instance], None], instances: tuple[Instance, ...]) -> None:

@@ -1,0 +1,45 @@
+"""A stand-in for your own app: it listens on port 8000, is ready at /ready, and, unlike the lab's
+sample app, sends no version header. The lab tells its versions apart by the address nginx reached."""
+
+import os
+import random
+import signal
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+RELEASE = os.environ.get("SHOP_RELEASE", "dev")
+BOOT_S = float(os.environ.get("SHOP_BOOT_S", "0.5"))  # not ready before this: a real app warms up
+FAIL_RATE = float(os.environ.get("SHOP_FAIL_RATE", "0"))  # a bad release: this share of requests gets a 500
+started = time.monotonic()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as nginx's upstream connections expect
+    disable_nagle_algorithm = True  # headers and body are two writes: Nagle would hold the body ~40 ms
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        if self.path == "/ready":
+            ready = time.monotonic() - started >= BOOT_S
+            self._send(200 if ready else 503, b"ready\n" if ready else b"warming up\n")
+        elif random.random() < FAIL_RATE:
+            self._send(500, b"out of stock\n")
+        else:
+            self._send(200, f"shop {RELEASE}\n".encode())
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+server = ThreadingHTTPServer(("0.0.0.0", 8000), Handler)
+server.daemon_threads = True
+# PID 1 in a container gets no default SIGTERM handler: without this, every stop waits out the grace period.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+server.serve_forever()

@@ -1,0 +1,456 @@
+"""deploy lab in any test suite: the `deploy_lab` fixture (docs/pytest-plugin.md).
+
+    def test_rolling_drops_nothing(deploy_lab):
+        result = deploy_lab.run("rolling", batch=1)
+        assert result.requests_failed == 0
+
+pytest loads this module through the package's ``pytest11`` entry point in every session, wherever the
+package is installed; so loading it costs nothing and needs nothing. Docker, testcontainers and the runner
+load when a test first calls ``deploy_lab.run`` or ``deploy_lab.build``.
+
+Built on testcontainers where it gives something: its ``DockerClient`` finds the engine as the user's
+other container tests do (``DOCKER_HOST``, ``~/.testcontainers.properties``, registry auth), its
+``DockerImage`` builds a v1 or v2 from a Dockerfile and removes it after the session, and every
+container and network of a run carries its session label, so a Ryuk reaper the suite started anyway
+also removes what a killed pytest left. The lab never starts Ryuk itself: its own clean-up runs after
+every run, and once more at the end of the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+import secrets
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from lab.model import AppSpec
+
+if TYPE_CHECKING:
+    import docker
+    from testcontainers.core.image import DockerImage
+
+    from lab.analysis import Analysis
+    from lab.model import Event, Sample
+    from lab.runner import RunConfig, RunRecord
+
+log = logging.getLogger("lab.pytest")
+log.setLevel(logging.INFO)  # a run's progress shows under "Captured log call" when its test fails
+
+RUNS_INI = "deploy_lab_runs"
+NO_DOCKER_INI = "deploy_lab_no_docker"
+EXPECTED = ("completed", "rolled_back")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("deploy-lab", "deploy lab (the deploy_lab fixture)")
+    group.addoption(
+        "--deploy-lab-runs",
+        metavar="DIR",
+        default=None,
+        help=f"write deploy lab's run folders under DIR (overrides the {RUNS_INI} ini option)",
+    )
+    parser.addini(
+        RUNS_INI,
+        "folder for deploy lab's run folders, relative to the rootdir (default: pytest's temporary "
+        "directory, basetemp/deploy-lab)",
+        default="",
+    )
+    parser.addini(
+        NO_DOCKER_INI,
+        "what a test using deploy_lab does when Docker is not reachable: fail (default) or skip",
+        default="fail",
+    )
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class LabResult:
+    """One run: its status and run folder, and every figure of ``lab.analysis.Analysis`` as an attribute
+    (``requests_failed``, ``downtime_ms``, ``mixed_window_ms``, ``versions_seen``, ``blast_radius`` ...)."""
+
+    strategy: str
+    status: str  # completed or rolled_back (a failed run fails the test instead)
+    error: str | None
+    notes: tuple[str, ...]
+    folder: Path  # journal.json, samples.csv, configs/ ...
+    analysis: Analysis
+    record: RunRecord
+
+    @property
+    def samples(self) -> list[Sample]:
+        return self.record.samples
+
+    @property
+    def events(self) -> list[Event]:
+        return self.record.events
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `lab run --json` prints for this run: figures rounded, times relative to its start."""
+        from lab import report
+
+        return report.summary(self.record, self.analysis, self.folder)
+
+    def __getattr__(self, name: str) -> Any:
+        analysis = self.__dict__.get("analysis")
+        if name.startswith("__") or analysis is None:
+            raise AttributeError(name)
+        try:
+            return getattr(analysis, name)
+        except AttributeError:
+            figures = ", ".join(f.name for f in dataclasses.fields(analysis))
+            raise AttributeError(f"a deploy lab result has no {name!r}; its figures: {figures}") from None
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *(f.name for f in dataclasses.fields(self.analysis))})
+
+    def __repr__(self) -> str:
+        a = self.analysis
+        return (
+            f"<deploy lab {self.strategy} {self.status}: {a.requests_failed:,} of {a.requests_sent:,} "
+            f"failed, downtime {a.downtime_ms:,.1f} ms, mixed window {a.mixed_window_ms:,.1f} ms; "
+            f"{self.folder}>"
+        )
+
+
+# -- the session: one engine connection, the images, what to clean up -------------------------------
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's first line: `[Errno 111] Connection refused`, not the five wrappers."""
+    seen = [exc]
+    while (nxt := seen[-1].__cause__ or seen[-1].__context__) is not None and nxt not in seen:
+        seen.append(nxt)
+    return _first_line(seen[-1])
+
+
+class LabSession:
+    """What every test of a session shares. Connects to Docker, and checks the lab's images, on first use."""
+
+    def __init__(self, config: pytest.Config, runs_dir: Path) -> None:
+        self.config = config
+        self.runs_dir = runs_dir
+        self.client: docker.DockerClient | None = None
+        self.labels: dict[str, str] = {}
+        self.built: dict[tuple[str, str, tuple[tuple[str, str], ...]], DockerImage] = {}
+        self.runs: list[Path] = []
+        self._unreachable: str | None = None
+
+    def say(self, line: str) -> None:
+        """A line on the terminal right away (not captured): building the images takes minutes."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is not None:
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                reporter.ensure_newline()
+                reporter.write_line(f"deploy lab: {line}")
+        log.info(line)
+
+    def _no_docker(self, reason: str) -> NoReturn:
+        if self.config.getini(NO_DOCKER_INI).strip().lower() == "skip":
+            pytest.skip(f"deploy lab: {reason}")
+        pytest.fail(f"deploy lab: {reason} (set {NO_DOCKER_INI} = skip to skip instead)", pytrace=False)
+
+    def connect(self) -> docker.DockerClient:
+        if self.client is not None:
+            return self.client
+        if self._unreachable is not None:  # once per session, not a timeout per test
+            self._no_docker(self._unreachable)
+        from testcontainers.core.docker_client import DockerClient
+        from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
+
+        try:
+            client = DockerClient().client
+            client.ping()
+        except Exception as exc:  # docker's, requests' or a socket's: either way there is no engine
+            where = os.environ.get("DOCKER_HOST") or "the default socket"
+            self._unreachable = (
+                f"Docker is not reachable at {where} ({_root_cause(exc)}): is the engine running?"
+            )
+        if self._unreachable is not None:  # outside the except: the test shows one line, not a chain
+            self._no_docker(self._unreachable)
+        self._ensure_images(client)
+        self.client, self.labels = client, {LABEL_SESSION_ID: SESSION_ID}
+        return client
+
+    def _ensure_images(self, client: docker.DockerClient) -> None:
+        from lab.errors import LabError
+        from lab.runtime.images import all_images, ensure_images
+
+        missing = [name for name in all_images() if not client.images.list(name=name)]
+        if missing:
+            self.say(f"building {', '.join(missing)} (the first build takes minutes)")
+        try:
+            ensure_images(client, log=self.say)
+        except LabError as exc:
+            pytest.fail(f"deploy lab: the lab's images could not be built: {exc}", pytrace=False)
+
+    def build(self, path: Path, dockerfile: str, buildargs: Mapping[str, str]) -> str:
+        """Build an image with testcontainers' DockerImage, once per session; the tag to run it by."""
+        import docker.errors
+        from testcontainers.core.image import DockerImage
+
+        from lab.runtime.base import LABEL
+
+        self.connect()
+        key = (str(path), dockerfile, tuple(sorted(buildargs.items())))
+        if key not in self.built:
+            digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+            tag = f"deploylab-pytest/{_slug(path.name) or 'app'}:{digest}"
+            image = DockerImage(
+                path,
+                tag=tag,
+                dockerfile_path=dockerfile,
+                buildargs=dict(buildargs),
+                labels={LABEL: "1", "deploylab.pytest": "1"},
+                forcerm=True,
+            )
+            self.say(f"building {tag} from {path / dockerfile}")
+            try:
+                image.build()
+            except docker.errors.BuildError as exc:
+                pytest.fail(f"deploy lab: building {path / dockerfile} failed: {exc.msg}", pytrace=False)
+            except docker.errors.APIError as exc:
+                reason = _first_line(Exception(exc.explanation or exc))
+                pytest.fail(f"deploy lab: building {path / dockerfile} failed: {reason}", pytrace=False)
+            self.built[key] = image
+        return str(self.built[key].tag)
+
+    def close(self) -> None:
+        """The safety net: whatever this session's runs left (a run cleans up after itself), then the
+        images it built."""
+        if self.client is None:
+            return
+        from lab.runtime.docker_local import remove_labelled
+
+        removed = remove_labelled(self.client, self.labels)
+        if removed.containers or removed.networks or removed.left:
+            self.say(f"removed what runs left behind at the end of the session: {removed}")
+        for image in self.built.values():
+            try:
+                image.remove()
+            except Exception as exc:  # the next image must still go
+                self.say(f"could not remove {image.tag}: {_first_line(exc)}")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:80]
+
+
+# -- what a test holds -----------------------------------------------------------------------------
+
+
+def _kwargs_names(message: str) -> str:
+    """The command line's option names in a message, as the keyword arguments of `run`."""
+    return re.sub(r"--([a-z0-9][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), message)
+
+
+def _pairs(env: Mapping[str, object] | None, name: str) -> list[str]:
+    if env is None:
+        return []
+    if not isinstance(env, Mapping):
+        pytest.fail(
+            f"deploy_lab.run: {name} must be a mapping of names to values, got {env!r}", pytrace=False
+        )
+    return [f"{key}={value}" for key, value in env.items()]
+
+
+class DeployLab:
+    """The `deploy_lab` fixture: runs a deployment on a real fleet and returns what clients saw."""
+
+    def __init__(self, session: LabSession, test_name: str) -> None:
+        self.session = session
+        self.test_name = test_name
+
+    @staticmethod
+    def app(image: str, port: int = 8080, health_path: str = "/healthz") -> AppSpec:
+        """Your own image as a version: the port it listens on, the path that answers 200 when ready.
+        It must exist in the engine (built or pulled): the lab never pulls."""
+        try:
+            return AppSpec(image, port, health_path)
+        except ValueError as exc:
+            pytest.fail(f"deploy_lab.app: {exc}", pytrace=False)
+
+    def build(
+        self,
+        path: str | Path,
+        *,
+        port: int = 8080,
+        health_path: str = "/healthz",
+        dockerfile: str = "Dockerfile",
+        buildargs: Mapping[str, str] | None = None,
+    ) -> AppSpec:
+        """Build your app from a Dockerfile (testcontainers' DockerImage), once per session for the same
+        folder, Dockerfile and build args, and removed at the end of the session."""
+        folder = Path(path).resolve()
+        if not (folder / dockerfile).is_file():
+            pytest.fail(f"deploy_lab.build: no {dockerfile} in {folder}", pytrace=False)
+        try:  # before minutes of building
+            AppSpec(port=port, health_path=health_path)
+        except ValueError as exc:
+            pytest.fail(f"deploy_lab.build: {exc}", pytrace=False)
+        tag = self.session.build(folder, dockerfile, {k: str(v) for k, v in (buildargs or {}).items()})
+        return AppSpec(tag, port, health_path)
+
+    def config(
+        self,
+        strategy: str,
+        *,
+        v1: AppSpec | str | None = None,
+        v2: AppSpec | str | None = None,
+        fleet: int = 4,
+        rate: float = 200.0,
+        mode: str = "keepalive",
+        scenario: str = "default",
+        v1_env: Mapping[str, object] | None = None,
+        v2_env: Mapping[str, object] | None = None,
+        baseline: float = 2.0,
+        settle: float = 2.0,
+        health_timeout: float = 30.0,
+        next_upstream: str = "error timeout",
+        params: Mapping[str, Any] | None = None,
+        **strategy_params: Any,
+    ) -> RunConfig:
+        """The run `run` would make, checked as `lab run` checks its options; no Docker needed."""
+        from lab import strategies
+        from lab.cli.inputs import run_config
+        from lab.errors import BadInput
+
+        try:
+            chosen = strategies.get(strategy)
+            chosen_params = chosen.coerce({**(params or {}), **strategy_params})
+        except (strategies.UnknownStrategy, ValueError) as exc:
+            message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
+            pytest.fail(f"deploy_lab.run: {message}", pytrace=False)
+        apps = [self.app(v) if isinstance(v, str) else v for v in (v1, v2)]
+        for name, spec in zip(("v1", "v2"), apps, strict=True):
+            if spec is not None and not isinstance(spec, AppSpec):
+                pytest.fail(
+                    f"deploy_lab.run: {name} must be deploy_lab.app(...) or an image name", pytrace=False
+                )
+        try:
+            config = run_config(
+                chosen,
+                chosen_params,
+                fleet_size=fleet,
+                rate=rate,
+                mode=mode,
+                v1_env=_pairs(v1_env, "v1_env"),
+                v2_env=_pairs(v2_env, "v2_env"),
+                scenario=scenario,
+                port=None,
+                baseline=baseline,
+                settle=settle,
+                health_timeout=health_timeout,
+                next_upstream=next_upstream,
+                v1_app=apps[0],
+                v2_app=apps[1],
+            )
+        except BadInput as exc:
+            pytest.fail(f"deploy_lab.run: {_kwargs_names(str(exc))}", pytrace=False)
+        return dataclasses.replace(config, port=None)  # any free port: tests may run side by side
+
+    def run(self, strategy: str, *, expect: str | None = "completed", **settings: Any) -> LabResult:
+        """Deploy v1 -> v2 with `strategy` while probing; fail the test unless the run ends `expect`
+        (completed, rolled_back, or None for either). Keyword arguments: those of `config`, and the
+        strategy's parameters (`batch=1`, `bake_s=1.5` ...)."""
+        if expect is not None and expect not in EXPECTED:
+            pytest.fail(f"deploy_lab.run: expect must be one of {', '.join(EXPECTED)} or None", pytrace=False)
+        config = self.config(strategy, **settings)
+        return self.execute(config, expect=expect)
+
+    def execute(self, config: RunConfig, *, expect: str | None = "completed") -> LabResult:
+        """Run `config` (from `config`, or one of your own): clean-up included, whatever happens."""
+        from lab import report
+        from lab.analysis import summarize
+        from lab.runner import Runner
+        from lab.runtime.docker_local import DockerRuntime
+        from lab.runtime.images import PROXY_IMAGE
+
+        client = self.session.connect()
+        run_id = secrets.token_hex(3)
+        folder = (
+            self.session.runs_dir
+            / self.test_name
+            / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{config.strategy}-{run_id}"
+        )
+        runtime = DockerRuntime(run_id, client, proxy_image=PROXY_IMAGE, labels=self.session.labels)
+        log.info(
+            "run %s: %s on %d instance(s) per version at %g req/s",
+            run_id,
+            config.strategy,
+            config.fleet_size,
+            config.rate,
+        )
+        record = Runner(config, runtime, hook=lambda line, _event: log.info(line)).run()
+        analysis = summarize(
+            record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size
+        )
+        report.write_run(record, analysis, folder)
+        self.session.runs.append(folder)
+        result = LabResult(
+            config.strategy, record.status, record.error, tuple(record.notes), folder, analysis, record
+        )
+        where = f"(run folder: {folder})"
+        if record.status == "failed":
+            pytest.fail(
+                f"deploy lab: the {config.strategy} run failed: {record.error} {where}", pytrace=False
+            )
+        if expect is not None and record.status != expect:
+            why = f": {analysis.rollback.reason}" if analysis.rollback else ""
+            pytest.fail(
+                f"deploy lab: {config.strategy} ended {record.status}, expected {expect}{why} {where}",
+                pytrace=False,
+            )
+        return result
+
+
+def _runs_dir(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = config.getoption("--deploy-lab-runs") or config.getini(RUNS_INI).strip()
+    if given:
+        path = Path(given).expanduser()
+        return path if path.is_absolute() else config.rootpath / path
+    return tmp_path_factory.getbasetemp() / "deploy-lab"
+
+
+_SESSION = pytest.StashKey[LabSession]()
+
+
+@pytest.fixture(scope="session")
+def deploy_lab_session(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabSession]:
+    """The session's engine connection and built images (connected on first use)."""
+    session = LabSession(request.config, _runs_dir(request.config, tmp_path_factory))
+    request.config.stash[_SESSION] = session
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def deploy_lab(deploy_lab_session: LabSession, request: pytest.FixtureRequest) -> DeployLab:
+    """Run deployments on a real fleet behind nginx: ``deploy_lab.run("rolling", batch=1)``."""
+    return DeployLab(deploy_lab_session, _slug(request.node.name) or "test")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None and session.runs:
+        terminalreporter.write_sep("-", "deploy lab")
+        terminalreporter.write_line(f"{len(session.runs)} run(s); run folders under {session.runs_dir}")
