@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.model import Instance, Route, describe, fleet
-from lab.nginx import ProxySettings, render_config
+from lab.nginx import render_config
+from lab.runner import NEW, OLD, RunConfig
 from lab.runtime.images import PROXY_IMAGE, app_image
 
 ROOT = Path(__file__).resolve().parent.parent / "compose"
@@ -28,12 +29,19 @@ COMPOSE_FILE = "compose.yaml"
 # Where the proxy sees its folder (read-only): the configs to copy over /etc/nginx/nginx.conf.
 MOUNT = "/etc/deploylab"
 LIVE_CONFIG = "/etc/nginx/nginx.conf"
-HEALTH_PATH = "/healthz"  # what the lab's health checks ask every instance (the sample app's readiness)
 PORT_VARIABLE = "LAB_COMPOSE_PORT"
 # The app's health check runs every this often; the proxy starts once every instance has passed one.
 HEALTH_INTERVAL_S = 2
-SETTINGS = ProxySettings()
 FLEET = 3
+# What a run renders with when nothing is given: the proxy settings and each version's app (the sample
+# app: its port and health path), exactly as the runner passes them to render_config.
+_RUN = RunConfig(strategy="blue-green")
+SETTINGS = _RUN.proxy
+APPS = {OLD: _RUN.v1_app, NEW: _RUN.v2_app}
+# One health check for every instance, so both versions must be reached alike (the sample app's are).
+assert len({(app.port, app.health_path) for app in APPS.values()}) == 1, APPS
+APP_PORT = APPS[OLD].port
+HEALTH_PATH = APPS[OLD].health_path
 
 
 @dataclass(frozen=True)
@@ -92,12 +100,12 @@ def nginx_config(topology: Topology, config: ProxyConfig) -> str:
     # Generations numbered as a run numbers them (1: its first route), in the order a deployment loads them.
     generation = topology.configs.index(config) + 1
     title = f"compose/{topology.folder}/{config.file}: {describe(config.route)}"
-    return render_config(config.route, SETTINGS, generation=generation, title=title)
+    return render_config(config.route, SETTINGS, generation=generation, title=title, apps=APPS)
 
 
 def _app_defaults() -> list[str]:
     """What every instance shares, as a YAML anchor (Compose v1 and v2 both merge `<<: *app`)."""
-    url = f"http://127.0.0.1:{SETTINGS.app_port}{HEALTH_PATH}"
+    url = f"http://127.0.0.1:{APP_PORT}{HEALTH_PATH}"
     script = f"import urllib.request as u; u.urlopen('{url}', timeout=1)"
     return [
         "x-app: &app",

@@ -14,6 +14,7 @@ from lab.runtime.images import PROXY_IMAGE, app_image
 FOLDERS = [t.folder for t in topologies()]
 UPSTREAM_SERVER = re.compile(r"^\s*server (\S+):(\d+) weight=\d+ .*;\s+# (\S+) ", re.MULTILINE)
 HEALTH_PROXY = re.compile(r"proxy_pass http://\$lab_target:(\d+)(/\S*);")
+HEALTH_MAP = re.compile(r"map \$lab_version \$(lab_health_port|lab_health_path) \{(.*?)\}", re.DOTALL)
 HEALTHCHECK_URL = re.compile(r"^\s*test: \[.*'http://127\.0\.0\.1:(\d+)(/[^']*)'", re.MULTILINE)
 SERVICE = re.compile(r"^  ([a-z0-9][a-z0-9-]*):\s*$", re.MULTILINE)
 PUBLISHED = re.compile(r'^\s*- "([\d.]+):\$\{LAB_COMPOSE_PORT:-(\d+)\}:(\d+)"\s*$', re.MULTILINE)
@@ -26,6 +27,19 @@ def services(compose_text: str) -> dict[str, str]:
     names = SERVICE.findall(body)
     blocks = re.split(SERVICE, body)[1:]  # name, block, name, block ...
     return {name: block for name, block in zip(blocks[::2], blocks[1::2], strict=True) if name in names}
+
+
+def health_checks(config: str) -> set[tuple[str, str]]:
+    """(port, path) the admin port's health check asks of an instance: written out in the location, or
+    looked up by version in the config's maps."""
+    literal = set(HEALTH_PROXY.findall(config))
+    if literal:
+        return literal
+    values: dict[str, set[str]] = {}
+    for name, body in HEALTH_MAP.findall(config):
+        values[name] = {line.split()[1].rstrip(";") for line in body.strip().splitlines() if line.strip()}
+    assert "proxy_pass http://$lab_target:$lab_health_port$lab_health_path;" in config
+    return {(port, path) for port in values["lab_health_port"] for path in values["lab_health_path"]}
 
 
 def read(folder: str, name: str) -> str:
@@ -77,8 +91,8 @@ def test_app_port_and_health_path_match_the_config(folder: str) -> None:
     for conf in (ROOT / folder).glob("nginx*.conf"):
         text = conf.read_text(encoding="utf-8")
         assert {port for _, port, _ in UPSTREAM_SERVER.findall(text)} == {check_port}
-        # The admin port's health checks (one per version the lab knows, or one for all) ask the same.
-        assert set(HEALTH_PROXY.findall(text)) == {(check_port, check_path)}
+        # The admin port's health check asks every version the same as the compose health check does.
+        assert health_checks(text) == {(check_port, check_path)}
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
