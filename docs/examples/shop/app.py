@@ -4,7 +4,7 @@ sample app, sends no version header. The lab tells its versions apart by the add
 import os
 import random
 import signal
-import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -39,7 +39,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("0.0.0.0", 8000), Handler)
-server.daemon_threads = True
-# PID 1 in a container gets no default SIGTERM handler: without this, every stop waits out the grace period.
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+# PID 1 in a container gets no default SIGTERM handler: without one, every stop waits out the grace period.
+# On SIGTERM: stop accepting (shutdown() from another thread, as serve_forever runs in this one), give the
+# requests in flight a moment to finish, then exit.
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
 server.serve_forever()
+server.server_close()
+time.sleep(0.2)
