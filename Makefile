@@ -9,10 +9,10 @@ ARGS   ?=
 FILE   ?= deploylab-images.tar.gz
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps images bundle load-bundle run plan test unit integration lint bench clean distclean
+.PHONY: help install system-deps images bundle load-bundle run plan test unit integration lint bench compose-files workshop-check clean distclean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(BIN)/lab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ lint: install ## ruff and mypy
 
 bench: images ## Probe benchmark: highest sustained rate in each connection mode
 	$(BIN)/python -m lab.bench
+
+compose-files: install ## Render compose/ again from the lab's nginx template (a unit test checks they match)
+	$(BIN)/python -m lab.compose_files
+
+workshop-check: install ## Run every command of docs/workshop in order, as written (minutes; needs Docker)
+	$(BIN)/python scripts/workshop_check.py
 
 clean: ## Remove every container and network the lab left behind
 	@if [ -x $(LAB) ]; then $(LAB) clean; else echo "nothing installed: nothing to clean"; fi

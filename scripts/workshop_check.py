@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Check that every command in docs/workshop/*.md is valid, and (unless --static) run them all in order.
+
+A runnable command is a line starting with `$ ` inside a ```console block; the lines after it in the
+block are output shown to the reader and are not run. A command ending in `# exit N` (or `# exit N or M`)
+is expected to exit with that code: a canary that rolls back exits 4. Any other exit fails the check.
+
+Static checks need no Docker: every `lab` command must parse against the real command line (command,
+options, types), name a known strategy and scenario, and pass the strategy's own parameter checks and
+`run`'s input checks; `lab plan`, `strategies` and `scenarios` run for real. Compose commands must name
+a compose file that exists and services it defines; `make` a target the Makefile has; `curl` a port of a
+compose topology; anything else is an error, so the docs stay checkable.
+
+The run executes each command with bash from the repository's root, `.venv/bin` first on PATH (as after
+`. .venv/bin/activate`). Where only Compose v1 is installed, `docker compose` runs as `docker-compose`.
+At the end it brings every compose project the docs use down, and fails if a lab run left containers.
+Hold the Docker lock around it where other people share the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "workshop"
+FENCE = re.compile(r"^```(\S*)\s*$")
+EXIT_MARK = re.compile(r"\s+#\s*exit\s+(\d+(?:\s+or\s+\d+)*)\s*$")
+COMPOSE_SUBCOMMANDS = {"up", "down", "ps", "exec", "stop", "start", "restart", "logs", "config", "top"}
+TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Command:
+    file: Path
+    line: int
+    text: str  # as written, without the prompt and the exit mark
+    exits: frozenset[int] = frozenset({0})
+
+    @property
+    def where(self) -> str:
+        return f"{self.file.relative_to(ROOT)}:{self.line}"
+
+
+@dataclass
+class Problems:
+    items: list[str] = field(default_factory=list)
+
+    def add(self, command: Command, message: str) -> None:
+        self.items.append(f"{command.where}: {message}: $ {command.text}")
+
+
+def parse(path: Path) -> list[Command]:
+    """The commands of one document, in order."""
+    commands = []
+    inside: str | None = None
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fence = FENCE.match(raw)
+        if fence:
+            inside = None if inside is not None else fence.group(1)
+            continue
+        if inside != "console" or not raw.startswith("$ "):
+            continue
+        text = raw[2:].strip()
+        exits = frozenset({0})
+        mark = EXIT_MARK.search(text)
+        if mark:
+            exits = frozenset(int(code) for code in mark.group(1).split(" or "))
+            text = text[: mark.start()].rstrip()
+        if text.endswith("\\"):
+            raise ValueError(f"{path}:{number}: a command must fit on one line (no trailing backslash)")
+        commands.append(Command(path, number, text, exits))
+    if inside is not None:
+        raise ValueError(f"{path}: a code block is never closed")
+    return commands
+
+
+def documents(docs: Path = DOCS) -> list[Path]:
+    """The index first (its setup checks), then the exercises in their numbered order."""
+    return sorted(docs.glob("*.md"), key=lambda p: (p.name != "README.md", p.name))
+
+
+# -- static checks ----------------------------------------------------------------------------------
+
+
+def _words(command: Command) -> list[list[str]]:
+    """The simple commands a line runs: `a; b`, `a && b`, and the body of `for ...; do X; done`."""
+    text = command.text
+    loop = re.fullmatch(r"for \w+ in [^;]+; do (.+); done", text)
+    if loop:
+        text = loop.group(1)
+    parts = re.split(r"\s*(?:;|&&|\|\|)\s*", text)
+    return [shlex.split(part) for part in parts if part.strip()]
+
+
+def _check_lab(args: list[str]) -> str | None:
+    """None if `lab ARGS` is valid for the command line as it is; else why not."""
+    import typer
+    import typer.main
+    import typer.testing
+    from typer.core import TyperGroup
+
+    from lab.cli import app
+    from lab.errors import LabError
+
+    # Parse as `lab` would, without invoking anything: Typer's own parser resolves the command, its
+    # options and their types (typer vendors click; `_protected_args` holds the subcommand's name).
+    command = typer.main.get_command(app)
+    try:
+        ctx = command.make_context("lab", list(args))
+        while isinstance(command, TyperGroup) and ctx._protected_args:
+            name, sub, rest = command.resolve_command(ctx, [*ctx._protected_args, *ctx.args])
+            if sub is None:
+                return f"no command {name!r}"
+            command, ctx = sub, sub.make_context(name, rest, parent=ctx)
+    except typer.TyperException as exc:
+        return exc.format_message() or "no command given"
+    try:
+        if ctx.info_name in {"run", "compare"}:
+            _check_run_inputs(ctx.info_name, ctx.params)
+        elif ctx.info_name in {"plan", "strategies", "scenarios"}:
+            # No Docker: run them for real, as the reader will.
+            result = typer.testing.CliRunner().invoke(app, list(args))
+            if result.exit_code != 0:
+                why = result.exception if isinstance(result.exception, LabError) else result.output.strip()
+                return f"exits {result.exit_code}: {str(why)[-200:]}"
+    except LabError as exc:
+        return str(exc)
+    return None
+
+
+def _check_run_inputs(name: str, params: dict[str, object]) -> None:
+    """What `run` and `compare` check before touching Docker, through the lab's own checks."""
+    from lab.cli import inputs
+
+    if name == "run":
+        specs = [(str(params["strategy"]), list(params.get("param") or []))]
+    else:
+        from lab.cli.app import DEFAULT_COMPARISON
+
+        names = params.get("names") or DEFAULT_COMPARISON
+        specs = [(spec.split(":")[0], spec.split(":")[1:]) for spec in names]  # type: ignore[union-attr]
+    wanted = [
+        name
+        for name, p in inspect.signature(inputs.run_config).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    for strategy, pairs in specs:
+        chosen = inputs._strategy(strategy)
+        given = {key: params[key] for key in wanted if key in params}
+        given["port"] = None  # whether a port is free is for the moment of the run
+        inputs.run_config(chosen, inputs._params(chosen, pairs), **given)  # type: ignore[arg-type]
+
+
+def _compose_services(compose_file: Path) -> set[str]:
+    body = compose_file.read_text(encoding="utf-8").split("\nservices:\n", 1)[-1]
+    return set(re.findall(r"^  ([a-z0-9][a-z0-9-]*):\s*$", body, re.MULTILINE))
+
+
+def _check_compose(args: list[str]) -> str | None:
+    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "-f"]
+    if not files:
+        return "name the compose file with -f (the docs run from the repository's root)"
+    path = ROOT / files[0]
+    if not path.is_file():
+        return f"no compose file {files[0]}"
+    rest = [a for i, a in enumerate(args) if a != "-f" and (i == 0 or args[i - 1] != "-f")]
+    if not rest or rest[0] not in COMPOSE_SUBCOMMANDS:
+        return f"not a compose command checked here: {rest[:1]}"
+    services = _compose_services(path)
+    named = [a for a in rest[1:] if not a.startswith("-")]
+    if rest[0] in {"exec", "stop", "start", "restart", "logs"}:
+        targets = named[:1] if rest[0] == "exec" else named
+        unknown = [s for s in targets if s not in services]
+        if unknown:
+            return f"no service {', '.join(unknown)} in {files[0]}"
+    return None
+
+
+def _check_curl(args: list[str]) -> str | None:
+    from lab.compose_files import topologies
+
+    ports = {t.port for t in topologies()}
+    urls = [a for a in args[1:] if a.startswith("http")]
+    for url in urls:
+        match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/\S*", url)
+        if not match or int(match.group(1)) not in ports:
+            return f"{url} is not a compose topology's proxy ({', '.join(map(str, sorted(ports)))})"
+    return None if urls else "curl without a URL"
+
+
+def _check_make(args: list[str]) -> str | None:
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    unknown = [a for a in args[1:] if "=" not in a and a not in targets]
+    return f"no make target {', '.join(unknown)}" if unknown else None
+
+
+def _check_diff(args: list[str]) -> str | None:
+    missing = [a for a in args[1:] if not a.startswith("-") and not (ROOT / a).exists()]
+    return f"no such file {', '.join(missing)}" if missing else None
+
+
+CHECKS: dict[str, Callable[[list[str]], str | None]] = {
+    "lab": lambda words: _check_lab(words[1:]),
+    "docker-compose": lambda words: _check_compose(words[1:]),
+    "curl": _check_curl,
+    "make": _check_make,
+    "diff": _check_diff,
+    "echo": lambda words: None,
+}
+
+
+def check(command: Command) -> list[str]:
+    """Why `command` would not run as written; empty when it is valid."""
+    problems = []
+    try:
+        simple = _words(command)
+    except ValueError as exc:
+        return [f"cannot split: {exc}"]
+    for words in simple:
+        if words[:2] == ["docker", "compose"]:
+            words = ["docker-compose", *words[2:]]
+        checker = CHECKS.get(words[0])
+        if checker is None:
+            problems.append(f"{words[0]!r} is not a command the checker knows")
+            continue
+        why = checker(words)
+        if why:
+            problems.append(why)
+    return problems
+
+
+def check_all(docs: Path = DOCS) -> list[str]:
+    problems = Problems()
+    for path in documents(docs):
+        for command in parse(path):
+            for why in check(command):
+                problems.add(command, why)
+    return problems.items
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+
+def compose_program() -> str:
+    """How compose is spelled here: `docker compose` if the plugin answers, else `docker-compose`."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return "docker compose"
+    if shutil.which("docker-compose"):
+        return "docker-compose"
+    raise SystemExit("workshop-check: neither `docker compose` nor `docker-compose` is installed")
+
+
+def spelled(text: str, compose: str) -> str:
+    return re.sub(r"(?<![\w-])docker compose(?=\s)", compose, text) if compose != "docker compose" else text
+
+
+def lab_containers() -> set[str]:
+    done = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=deploylab"], capture_output=True, text=True, check=True
+    )
+    return set(done.stdout.split())
+
+
+def run_all(commands: list[Command], bin_dir: Path) -> int:
+    import os
+
+    compose = compose_program()
+    if compose != "docker compose":
+        print(f"note: Compose v2 is not installed: `docker compose` runs as `{compose}`", flush=True)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    before = lab_containers()
+    compose_files = sorted({m for c in commands for m in re.findall(r"-f (\S+compose\.yaml)", c.text)})
+    failures: list[str] = []
+    timings: list[tuple[Command, float, int]] = []
+    started = time.monotonic()
+    try:
+        for command in commands:
+            print(f"\n$ {command.text}    ({command.where})", flush=True)
+            t0 = time.monotonic()
+            try:
+                done = subprocess.run(
+                    ["bash", "-c", spelled(command.text, compose)], cwd=ROOT, env=env, timeout=TIMEOUT_S
+                )
+                code = done.returncode
+            except subprocess.TimeoutExpired:
+                code = -1
+            elapsed = time.monotonic() - t0
+            timings.append((command, elapsed, code))
+            if code not in command.exits:
+                want = " or ".join(map(str, sorted(command.exits)))
+                failures.append(f"{command.where}: exit {code}, expected {want}: $ {command.text}")
+                print(f"FAILED: exit {code}, expected {want}", flush=True)
+                break  # later commands build on this one
+    finally:
+        for file in compose_files:
+            subprocess.run(
+                [*spelled("docker compose", compose).split(), "-f", file, "down", "-v", "--remove-orphans"],
+                cwd=ROOT,
+                capture_output=True,
+            )
+    left = lab_containers() - before
+    if left:
+        failures.append(f"lab containers left behind: {' '.join(sorted(left))}")
+    total = time.monotonic() - started
+    print("\nworkshop-check: time per command")
+    for command, elapsed, code in timings:
+        print(f"  {elapsed:6.1f} s  exit {code:<3} {command.where}  $ {command.text[:90]}")
+    print(f"  {total:6.1f} s  total, {len(timings)} of {len(commands)} command(s) run")
+    for failure in failures:
+        print(f"workshop-check: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="workshop_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--static", action="store_true", help="check the commands only; run nothing")
+    parser.add_argument("--only", metavar="NAME", help="run only the documents whose file name contains NAME")
+    parser.add_argument("--list", action="store_true", help="print the commands in order and exit")
+    parser.add_argument(
+        "--bin", type=Path, default=ROOT / ".venv" / "bin", help="put first on PATH (default: .venv/bin)"
+    )
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    commands = [c for path in documents() for c in parse(path) if not args.only or args.only in path.name]
+    if args.list:
+        for command in commands:
+            print(f"{command.where}: $ {command.text}")
+        return 0
+    problems = check_all()
+    for problem in problems:
+        print(f"workshop-check: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"workshop-check: {len(commands)} command(s) valid", flush=True)
+    if args.static:
+        return 0
+    return run_all(commands, args.bin)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Every command in docs/workshop is valid for the lab as it is; the checker itself finds what is not."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("workshop_check", ROOT / "scripts" / "workshop_check.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["workshop_check"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+wc = _load()
+EXERCISES = sorted((ROOT / "docs" / "workshop").glob("0*.md"))
+SECTIONS = ("## Goal", "## Run", "## What you should see", "## Questions", "## What is going on")
+
+
+def one(text: str, tmp_path: Path) -> list:
+    doc = tmp_path / "doc.md"
+    doc.write_text(text)
+    return wc.parse(doc)
+
+
+# -- the parser ------------------------------------------------------------------------------------
+
+
+def test_only_prompted_lines_of_console_blocks_are_commands(tmp_path: Path) -> None:
+    commands = one(
+        "text\n"
+        "```console\n$ lab strategies\nin-place   stop every v1 instance\n$ lab scenarios   # exit 0\n```\n"
+        "```sh\n$ lab run nope\n```\n"
+        "```console\n$ lab run canary -p bake_s=1  # exit 0 or 4\n```\n",
+        tmp_path,
+    )
+    assert [(c.line, c.text, sorted(c.exits)) for c in commands] == [
+        (3, "lab strategies", [0]),
+        (5, "lab scenarios", [0]),
+        (11, "lab run canary -p bake_s=1", [0, 4]),
+    ]
+
+
+def test_an_unclosed_block_or_a_continued_line_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="never closed"):
+        one("```console\n$ lab strategies\n", tmp_path)
+    with pytest.raises(ValueError, match="one line"):
+        one("```console\n$ lab run in-place \\\n    --fleet 2\n```\n", tmp_path)
+
+
+# -- the static check ------------------------------------------------------------------------------
+
+
+def problems(text: str, tmp_path: Path) -> list[str]:
+    [command] = one(f"```console\n$ {text}\n```\n", tmp_path)
+    return wc.check(command)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("lab run in-place --fleet 3", None),
+        ("lab run canary --fleet 2 --v2-env APP_FAIL_RATE=0.05 -p percents=10 -p bake_s=2", None),
+        ("lab compare canary:percents=10:bake_s=0.5 in-place --fleet 2", None),
+        ("lab plan blue-green --fleet 2 -p overlap_s=0", None),
+        ("lab deploy in-place", "No such command"),
+        ("lab run in-place --flet 3", "No such option"),
+        ("lab run in-place --fleet 0", "--fleet must be"),
+        ("lab run in-plaice", "unknown strategy"),
+        ("lab run canary -p bake=2", "has no parameter 'bake'"),
+        ("lab run canary -p percents=50,10", "rising percentages"),
+        ("lab compare canary:bake=1", "has no parameter 'bake'"),
+        ("lab run rolling --next-upstream never", "next_upstream 'never'"),
+        ("lab run rolling --scenario oops", "unknown scenario"),
+        ("lab plan blue-green -p overlap=0", "has no parameter 'overlap'"),
+        ("docker compose -f compose/baseline/compose.yaml up -d", None),
+        ("docker-compose -f compose/blue-green/compose.yaml exec -T proxy nginx -s reload", None),
+        ("docker compose -f compose/nope/compose.yaml up -d", "no compose file"),
+        ("docker compose -f compose/baseline/compose.yaml stop app-v2-1", "no service app-v2-1"),
+        ("docker compose up -d", "-f"),
+        ("for i in 1 2 3; do curl -s http://127.0.0.1:8088/; done", None),
+        ("curl -s http://127.0.0.1:8080/", "not a compose topology's proxy"),
+        ("make images", None),
+        ("make imagez", "no make target imagez"),
+        ("rm -rf runs", "not a command the checker knows"),
+    ],
+)
+def test_check_accepts_valid_commands_and_names_the_problem_otherwise(
+    text: str, why: str | None, tmp_path: Path
+) -> None:
+    found = problems(text, tmp_path)
+    if why is None:
+        assert found == []
+    else:
+        assert found and why in found[0], found
+
+
+# -- the workshop as written -----------------------------------------------------------------------
+
+
+def test_every_command_in_the_workshop_is_valid() -> None:
+    assert wc.check_all() == []
+
+
+def test_every_exercise_has_its_sections_and_commands() -> None:
+    assert len(EXERCISES) >= 5
+    for path in EXERCISES:
+        text = path.read_text()
+        positions = [text.find(section) for section in SECTIONS]
+        assert -1 not in positions and positions == sorted(positions), (path.name, positions)
+        assert wc.parse(path), f"{path.name} has no command to run"
+
+
+def test_the_index_links_every_exercise() -> None:
+    index = (ROOT / "docs" / "workshop" / "README.md").read_text()
+    for path in EXERCISES:
+        assert f"({path.name})" in index, path.name
+
+
+def test_expected_exit_codes_are_the_labs_own() -> None:
+    from lab.cli.app import EXIT_BUDGET, EXIT_OK, EXIT_ROLLED_BACK
+
+    for path in wc.documents():
+        for command in wc.parse(path):
+            if command.text.startswith("lab "):
+                assert command.exits <= {EXIT_OK, EXIT_BUDGET, EXIT_ROLLED_BACK}, command.where
+
+
+def test_lab_runs_stay_small_enough_for_a_two_core_laptop() -> None:
+    for path in wc.documents():
+        for command in wc.parse(path):
+            if re.match(r"lab (run|compare) ", command.text):
+                fleet = re.search(r"(?:--fleet|-n) (\d+)", command.text)
+                assert fleet and int(fleet.group(1)) <= 4, f"{command.where}: name --fleet, at most 4"
