@@ -414,7 +414,17 @@ def run(settings: Settings) -> int:
     except OSError as exc:
         log_error(f"cannot listen on 0.0.0.0:{settings.port}: {exc.strerror or exc}")
         return 1
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    # Every other thread is started with SIGTERM and SIGINT blocked (threads inherit the mask of the thread
+    # that starts them, and the accept thread starts one per connection), so the kernel can deliver them to
+    # the main thread only. Delivered to another thread, a signal waits until the main thread next wakes
+    # (python/cpython#85300), and the main thread sleeps in stop.wait() with no timeout: now and then a
+    # SIGTERM went unnoticed until Docker's SIGKILL 10 s later, the instance answering all along.
+    handled = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+    try:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
     if settings.never_ready:
         log_event(settings, "listening", port=settings.port, ready="never")
     elif lifecycle.mark_ready():

@@ -13,6 +13,7 @@ three runs in four of `lab run blue-green` lost one request to a reset at the sw
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -41,6 +42,7 @@ OFFICIAL_APP_BASE = "python:3.12-slim"
 OFFICIAL_PROXY_BASE = "nginx:1.28"
 BASE_LABEL = "deploylab.base"
 NGINX_LABEL = "deploylab.nginx"  # the proxy's nginx version, so the config can use what it supports
+SOURCE_LABEL = "deploylab.app-source"  # digest of the app's files: an image of an older app is rebuilt
 
 PROXY_DOCKERFILE = """\
 ARG BASE
@@ -67,6 +69,23 @@ def app_image(version: str) -> str:
 
 def all_images() -> list[str]:
     return [*(app_image(v) for v in VERSIONS), PROXY_IMAGE]
+
+
+def app_source_digest() -> str:
+    """sha256 over the files the app image is built from, so a changed app is never run from an old image
+    (the tag alone cannot tell: a checkout that fixed the app would go on running the unfixed one)."""
+    digest = hashlib.sha256()
+    app_dir = resources.files("sample_app")
+    for name in ("Dockerfile", "app.py"):
+        digest.update(name.encode() + b"\0" + app_dir.joinpath(name).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _stale(client: docker.DockerClient, name: str) -> bool:
+    """An app image built from other app files than this checkout's (or by a lab that did not label it)."""
+    if not name.startswith(APP_REPO + ":"):
+        return False
+    return (client.images.get(name).labels or {}).get(SOURCE_LABEL) != app_source_digest()
 
 
 @dataclass(frozen=True)
@@ -201,6 +220,10 @@ def ensure_images(
     """
     wanted = all_images()
     present = [name for name in wanted if _exists(client, name)]
+    stale = [name for name in present if _stale(client, name)]
+    for name in stale:
+        log(f"{name} was built from another version of the sample app: building again")
+    present = [name for name in present if name not in stale]
     if not rebuild and len(present) == len(wanted):
         base_image = (client.images.get(PROXY_IMAGE).labels or {}).get(BASE_LABEL, "")
         path = "debootstrap" if base_image == OFFLINE_BASE else "official" if base_image else "unknown"
@@ -216,6 +239,7 @@ def ensure_images(
                 client,
                 app_image(version),
                 app_base,
+                labels={SOURCE_LABEL: app_source_digest()},
                 path=str(context),
                 buildargs={"BASE": app_base, "APP_VERSION": version},
             )
