@@ -1,7 +1,7 @@
 """deploy lab in any test suite: the `deploy_lab` fixture (docs/pytest-plugin.md).
 
     def test_rolling_drops_nothing(deploy_lab):
-        result = deploy_lab.run("rolling", batch=1)
+        result = deploy_lab.run("rolling", batch=1, drain_s=1)
         assert result.requests_failed == 0
 
 pytest loads this module through the package's ``pytest11`` entry point in every session, wherever the
