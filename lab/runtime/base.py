@@ -70,6 +70,10 @@ class Runtime(Protocol):
         a static config and loads the first real one through `apply_config`, so every config it routes
         with has passed `nginx -t`."""
 
+    def proxy_workers(self) -> int | None:
+        """How many nginx worker processes run in the proxy, old ones still shutting down after a reload
+        included; None if the backend cannot tell."""
+
     def proxy_logs(self, lines: int = 20) -> str:
         """The proxy's last log lines, for error messages."""
 

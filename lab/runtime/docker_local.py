@@ -22,6 +22,8 @@ PROXY_LISTEN = 80
 PROXY_ADMIN = 8081
 CONFIG_PATH = "/etc/nginx/nginx.conf"
 CANDIDATE_PATH = "/etc/nginx/lab-candidate.conf"
+# Counts nginx's worker processes from their titles; the command's own processes never match the anchor.
+COUNT_WORKERS = r"cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' | grep -c '^nginx: worker process'"
 # Small enough that a fleet of sixteen per version plus the proxy stays far inside a laptop's memory.
 APP_MEMORY = "128m"
 PROXY_MEMORY = "128m"
@@ -255,6 +257,14 @@ class DockerRuntime:
         exec_id = self.api.exec_create(self._proxy, cmd)["Id"]
         output = self.api.exec_start(exec_id).decode(errors="replace")
         return int(self.api.exec_inspect(exec_id)["ExitCode"]), output
+
+    @engine_errors
+    def proxy_workers(self) -> int | None:
+        # nginx titles every worker "nginx: worker process" (an old one adds "is shutting down"); /proc is
+        # read in the container, so it works wherever the engine runs, Docker Desktop included.
+        _, output = self._exec(["sh", "-c", COUNT_WORKERS])
+        text = output.strip()
+        return int(text) if text.isdigit() else None
 
     @engine_errors
     def apply_config(self, config: str) -> None:

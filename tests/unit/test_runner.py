@@ -55,6 +55,8 @@ class FakeRuntime:
         self.never_healthy: set[str] = set()
         self.reject: str | None = None  # nginx's message for any config that routes to v2
         self.fail_on: dict[tuple[str, str], BaseException] = {}  # (operation, name) -> raised there
+        self.old_worker_polls: int | None = 0  # polls an old nginx worker stays after a reload; None: forever
+        self._reloaded = 0  # index in `calls` of the last apply_config
 
     def _call(self, op: str, name: str = "") -> None:
         with self.lock:
@@ -105,11 +107,22 @@ class FakeRuntime:
     def proxy_logs(self, lines: int = 20) -> str:
         return ""
 
+    def proxy_workers(self) -> int | None:
+        # After each reload the old worker shows for `old_worker_polls` polls, then is gone.
+        self._call("proxy_workers")
+        if self.old_worker_polls is None:
+            return 2  # an old worker that never leaves
+        left = self.old_worker_polls - sum(
+            1 for op, _ in self.calls[self._reloaded :] if op == "proxy_workers"
+        )
+        return 2 if left >= 0 else 1
+
     def apply_config(self, config: str) -> None:
         self._call("apply_config")
         if self.reject and "app-v2" in config:
             raise ConfigRejected(self.reject)
         self.applied.append(config)
+        self._reloaded = len(self.calls)
 
     def cleanup(self) -> Removed:
         self._call("cleanup")
@@ -177,6 +190,8 @@ class Harness:
         """The runtime's calls, those of one operation in a row merged: a fleet starts in any order."""
         merged: list[tuple[str, list[str]]] = []
         for op, name in self.rt.calls:
+            if op == "proxy_workers":  # a read, not an effect
+                continue
             if name and merged and merged[-1][0] == op and merged[-1][1]:
                 merged[-1][1].append(name)
             else:
@@ -392,3 +407,27 @@ def test_probe_workers_cover_a_timeout_of_requests_in_flight_within_bounds(
         "fresh",
         timeout_s,
     )
+
+
+def test_a_route_waits_for_the_old_nginx_workers_before_the_next_step(lab_: Harness) -> None:
+    # red-black stops v1 right after the switch: not before the old workers, which still route to v1 for
+    # their kept-alive clients, have gone.
+    lab_.rt.old_worker_polls = 3
+    record = lab_.run("red-black")
+    assert record.status == "completed", record.error
+    calls = [op for op, _ in lab_.rt.calls]
+    switch = max(i for i, op in enumerate(calls) if op == "apply_config")
+    first_stop = calls.index("stop", switch)
+    assert (
+        calls[switch + 1 : first_stop].count("proxy_workers") == 4
+    )  # three with the old worker, one without
+    assert not record.notes
+
+
+def test_old_workers_that_never_leave_give_a_note_not_a_hang(lab_: Harness) -> None:
+    lab_.rt.old_worker_polls = None
+    record = lab_.run("red-black")
+    assert record.status == "completed", record.error
+    assert any("old nginx workers still ran" in note for note in record.notes)
+    stops = [e for e in record.events if e.kind == "Stop"]
+    assert stops, "the run went on after the wait ran out"
