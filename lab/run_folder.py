@@ -77,21 +77,35 @@ def read_samples(path: Path) -> list[Sample]:
     if not path.is_file():
         raise BadInput(f"{path.parent} holds no samples.csv")
     samples = []
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        for line, row in enumerate(reader, start=2):
-            fields: dict[str, Any] = {}
-            try:
-                for column, text in row.items():
-                    name = _FIELD.get(column or "", column or "")
-                    if name not in _SAMPLE_FIELDS:
-                        continue
-                    fields[name] = None if text in ("", None) else _PARSE.get(name, str)(text)
-                fields["late"] = bool(fields.get("late"))
-                samples.append(Sample(**fields))
-            except (TypeError, ValueError) as exc:
-                raise BadInput(f"{path}, line {line}: not a sample ({exc})") from None
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                raise BadInput(f"{path} is empty: not even its header row")
+            for line, row in enumerate(reader, start=2):
+                samples.append(_sample(row, len(reader.fieldnames), f"{path}, line {line}"))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(f"{path} is not a samples file ({exc})") from None
     return samples
+
+
+def _sample(row: dict[Any, Any], columns: int, where: str) -> Sample:
+    # csv fills a row shorter than the header with None: a row cut short would read as a good answer
+    # with no status, a failure hidden. A longer row is not what the header describes either.
+    if None in row or None in row.values():
+        cells = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+        raise BadInput(f"{where}: not a sample ({cells} cells, the header names {columns})")
+    fields: dict[str, Any] = {}
+    try:
+        for column, text in row.items():
+            name = _FIELD.get(column, column)
+            if name not in _SAMPLE_FIELDS:
+                continue
+            fields[name] = None if text == "" else _PARSE.get(name, str)(text)
+        fields["late"] = bool(fields.get("late"))
+        return Sample(**fields)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"{where}: not a sample ({exc})") from None
 
 
 def _events(journal: dict[str, Any]) -> list[Event]:

@@ -156,6 +156,45 @@ def test_samples_read_back_are_the_samples_written(tmp_path: Path) -> None:
         assert (got.finished is None) == (want.finished is None)
 
 
+def _cut(text: str) -> str:
+    """The header and the first row without its last cell: a file whose writer stopped mid-row."""
+    header, first, *_ = text.split("\n")
+    return f"{header}\n{first.rsplit(',', 1)[0]}\n"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_cut, "line 2: not a sample (10 cells, the header names 11)"),
+        (
+            lambda text: text.split("\n")[0] + "\n7,0.5\n",
+            "line 2: not a sample (2 cells, the header names 11)",
+        ),
+        (
+            lambda text: text.replace("\n0,", "\n0,x,", 1),
+            "line 2: not a sample (12 cells, the header names 11)",
+        ),
+        (lambda text: "", "samples.csv is empty"),
+    ],
+)
+def test_a_samples_row_cut_short_is_refused_not_read_as_a_good_answer(
+    tmp_path: Path, damage: object, message: str
+) -> None:
+    path = write(tmp_path) / "samples.csv"
+    path.write_text(damage(path.read_text()))  # type: ignore[operator]
+    with pytest.raises(BadInput, match=re.escape(message)):
+        read_samples(path)
+
+
+def test_samples_that_are_not_text_are_one_error_not_a_traceback(tmp_path: Path) -> None:
+    folder = write(tmp_path)
+    (folder / "samples.csv").write_bytes(b"seq,scheduled_s\n\xc3\x28\xff,1\n")
+    result = lab("report", str(folder))
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr.startswith("lab: error: ") and "is not a samples file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def test_a_chart_that_fails_loses_nothing_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
