@@ -192,7 +192,9 @@ def _yaml_loader() -> type:
             seen: set[Any] = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
-                if isinstance(key, str) and key in seen:
+                if not isinstance(key, str):  # a list or a map as a key: SafeLoader's own message
+                    continue
+                if key in seen:
                     raise yaml.MarkedYAMLError(
                         problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
                     )

@@ -254,6 +254,7 @@ MISTAKES = [
     ("s.yaml", "probe:\n  rate: [1\n", "line 3, column 1: invalid YAML: expected ',' or ']'"),
     ("s.yaml", "probe:\n  rate: 1\n  rate: 2\n", "line 3, column 3: invalid YAML: duplicate key 'rate'"),
     ("s.yaml", "probe:\n\trate: 1\n", "line 2, column 1: invalid YAML: found character '\\t'"),
+    ("s.yaml", "? [a]\n: 1\n", "line 1, column 3: invalid YAML: found unhashable key"),
     # not a mapping at all
     ("s.yaml", "- 1\n- 2\n", "expected a mapping of sections at the top, got a list"),
     ("s.yaml", "just words\n", "expected a mapping of sections at the top, got a string"),
