@@ -111,11 +111,11 @@ def _sample(row: dict[Any, Any], columns: int, where: str) -> Sample:
 def _events(journal: dict[str, Any]) -> list[Event]:
     return [
         Event(
-            index=s["index"],
-            kind=s["kind"],
-            detail=s["detail"],
-            started=s["start_s"],
-            ended=s["end_s"],
+            index=int(s["index"]),
+            kind=str(s["kind"]),
+            detail=str(s["detail"]),
+            started=float(s["start_s"]),  # not a number: a bad journal here, not a TypeError in the chart
+            ended=float(s["end_s"]),
             result=s.get("result"),
             error=s.get("error"),
             in_service=s.get("in_service"),

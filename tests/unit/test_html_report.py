@@ -195,6 +195,15 @@ def test_samples_that_are_not_text_are_one_error_not_a_traceback(tmp_path: Path)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_a_step_time_that_is_no_number_is_bad_input_not_an_internal_error(tmp_path: Path) -> None:
+    folder = write(tmp_path)
+    journal = json.loads((folder / "journal.json").read_text())
+    journal["steps"][1]["start_s"] = "soon"
+    (folder / "journal.json").write_text(json.dumps(journal))
+    with pytest.raises(BadInput, match="bad step or capacity"):
+        html_report.write_run_report(folder)
+
+
 def test_a_chart_that_fails_loses_nothing_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
