@@ -68,6 +68,9 @@ def test_run_json_prints_one_object_with_the_required_keys(tmp_path: Path) -> No
 
 
 def test_ctrl_c_mid_run_removes_everything(docker_client: docker.DockerClient, tmp_path: Path) -> None:
+    others = {c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})} | {
+        n.name for n in docker_client.networks.list(filters={"label": LABEL})
+    }
     proc = lab(
         "run",
         "blue-green",
@@ -84,10 +87,14 @@ def test_ctrl_c_mid_run_removes_everything(docker_client: docker.DockerClient, t
     for line in proc.stderr:  # wait until the deployment is under way: containers exist
         if "pause" in line or time.monotonic() > deadline:
             break
-    assert docker_client.containers.list(all=True, filters={"label": LABEL}), "nothing was running yet"
+    # Only this run's objects: a run of someone else's on the same engine is not this test's business.
+    ours = {c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})} - others
+    assert ours, "nothing was running yet"
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, rest
     assert "Traceback" not in rest
-    assert not docker_client.containers.list(all=True, filters={"label": LABEL})
-    assert not docker_client.networks.list(filters={"label": LABEL})
+    left = {c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})}
+    assert not ours & left
+    networks = {n.name for n in docker_client.networks.list(filters={"label": LABEL})}
+    assert not networks - others
