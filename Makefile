@@ -40,10 +40,11 @@ run: images ## Run a deployment: make run STRATEGY=in-place ARGS='--mode fresh'
 plan: install ## Print a strategy's steps and nginx configs (no Docker): make plan STRATEGY=in-place
 	$(LAB) plan $(STRATEGY) $(ARGS)
 
-test: images ## Everything: lint, unit tests, then integration tests on real containers
+test: images ## Everything: lint, unit tests, integration tests on real containers, the workshop's commands
 	$(MAKE) lint
 	LAB_REQUIRE_NGINX=1 $(BIN)/pytest tests/unit
 	$(BIN)/pytest -m docker tests/integration
+	$(BIN)/python scripts/workshop_check.py
 
 unit: install ## Unit tests only (no Docker, no network)
 	$(BIN)/pytest tests/unit
