@@ -34,6 +34,7 @@ from lab.cli.inputs import (
     run_config,
 )
 from lab.cli.run import execute
+from lab.errors import BadInput
 
 
 @app.command("compare")
@@ -97,10 +98,16 @@ given on the command line win; the file's strategy, params and budgets are not u
             next_upstream=next_upstream,
         )
         configs.append((spec, config))
+    specs = [spec for spec, _ in configs]
+    if repeat > 1 and (twice := sorted({spec for spec in specs if specs.count(spec) > 1})):
+        # The runs are grouped by name: a name given twice would pool both groups' runs and compare it
+        # with itself.
+        raise BadInput(
+            f"{', '.join(twice)} given twice: with --repeat each strategy already runs {repeat} times"
+        )
     folder = out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-compare-{scenario}"
     rows: list[dict[str, Any]] = []
     title = f"{len(configs)} strategies, scenario {scenario}, {fleet_size} instances, {rate:g} req/s ({mode})"
-    specs = [spec for spec, _ in configs]
     if repeat > 1:
         title += f", {repeat} interleaved runs each: median (min–max)"
 

@@ -593,6 +593,7 @@ def test_compare_repeat_json_names_the_lower_downtime_when_n_allows(
         (["run", "blue-green", "--repeat", "2", "--keep"], "--keep"),
         (["compare", "in-place", "--repeat", "0"], "--repeat"),
         (["compare", "in-place", "--repeat", "1.5"], "--repeat"),
+        (["compare", "in-place", "rolling", "in-place", "--repeat", "2"], "in-place given twice"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else v,
 )
