@@ -610,6 +610,8 @@ class FeedingRunner(FakeRunner):
     """FakeRunner whose run also goes through the feed as the real runner does, on a clock that runs five
     times faster than the wall's, so half a second of test covers the run's 2 s of probing."""
 
+    hold: Callable[[], bool] | None = None  # step 1 lasts until this is true (at most 10 s more)
+
     def __init__(self, config: RunConfig, runtime: object, **kwargs: Any) -> None:
         super().__init__(config, runtime, **kwargs)
         real_start = time.monotonic()
@@ -646,6 +648,11 @@ class FeedingRunner(FakeRunner):
         self.feed.step_started(1, "route v1 50%, v2 50% over app-v1-1, app-v2-1")
         self.feed.set_route(Route.split({fleet("v1", 1): 50, fleet("v2", 1): 50}))
         while self.clock() < record.t0 + 2.2:
+            time.sleep(0.01)
+        # On a busy machine the view's thread may not have printed yet: a test waits on what it needs to
+        # see (bounded), never on the wall clock alone.
+        deadline = time.monotonic() + 10
+        while self.hold is not None and not self.hold() and time.monotonic() < deadline:
             time.sleep(0.01)
         self.feed.set_phase("cleanup")
         self.feed.stopping()
@@ -716,6 +723,13 @@ def test_plain_status_lines_when_not_a_terminal_or_asked(
         monkeypatch.setattr(lab.cli.run, "err", Console(file=feeding_run, width=100, highlight=False))
     else:
         cmd.append("--no-live")
+    import lab.runner
+
+    def seen() -> bool:
+        text = feeding_run.getvalue()
+        return len(STATUS_LINE.findall(text)) >= 2 and "step 1 (2/~7)" in text
+
+    monkeypatch.setattr(lab.runner.Runner, "hold", staticmethod(seen))
     result = CliRunner().invoke(app, cmd)
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     text = feeding_run.getvalue()
