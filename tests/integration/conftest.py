@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -36,6 +39,52 @@ def run(strategy: str, **overrides: object) -> tuple[RunRecord, dict]:
     record = Runner(config, DockerRuntime(secrets.token_hex(3), proxy_image=PROXY_IMAGE)).run()
     analysis = summarize(record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size)
     return record, analysis.to_dict()
+
+
+def run_lab(
+    args: list[str],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    module: str = "lab",
+) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> *args` to its end. Past `timeout` it gets SIGINT, the lab's Ctrl-C, so it
+    removes what it created (pytest ends its session cleanly); a kill only if it is still there 60 s
+    later. `subprocess.run(timeout=)` kills at once, which orphans the run's containers."""
+    cmd = [sys.executable, "-m", module, *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stdout, stderr, how = _interrupt(proc)
+        pytest.fail(
+            f"{' '.join(cmd)}\nstill running after {timeout:g} s: {how} (exit {proc.returncode})\n"
+            f"--- stdout (end)\n{stdout[-4000:]}\n--- stderr (end)\n{stderr[-4000:]}",
+            pytrace=False,
+        )
+    except BaseException as exc:  # this session interrupted: the child still cleans up
+        # A Ctrl-C at the terminal reached the child too; a second one could cut its clean-up short.
+        _interrupt(proc, signal_it=not isinstance(exc, KeyboardInterrupt))
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def _interrupt(
+    proc: subprocess.Popen[str], grace_s: float = 60.0, *, signal_it: bool = True
+) -> tuple[str, str, str]:
+    """SIGINT, then SIGKILL past `grace_s`; the whole output (communicate keeps what it read before)."""
+    how = "interrupted (SIGINT)"
+    if signal_it:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+    try:
+        stdout, stderr = proc.communicate(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        how = f"killed: SIGINT did not end it within {grace_s:g} s"
+    return stdout or "", stderr or "", how
 
 
 def wait_for_200(url: str, timeout_s: float = 15.0) -> httpx.Response:

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import docker
 import docker.errors
-from conftest import run
+from conftest import run, run_lab
 
 from lab.runtime.bundle import DockerImages, import_bundle, read_manifest
 from lab.runtime.images import OFFLINE_BASE, all_images, ensure_images
 
 
 def lab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=600)
+    return run_lab(list(args), timeout=600)
 
 
 def image_id(client: docker.DockerClient, name: str) -> str | None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import docker
+from conftest import run_lab
 
 from lab.runtime import LABEL
 
@@ -26,20 +27,9 @@ def lab(*args: str, **kwargs: object) -> subprocess.Popen[str]:
 
 
 def test_run_json_prints_one_object_with_the_required_keys(tmp_path: Path) -> None:
-    proc = lab(
-        "run",
-        "blue-green",
-        "--fleet",
-        "2",
-        "--baseline",
-        "1",
-        "--settle",
-        "1",
-        "--json",
-        "--out",
-        str(tmp_path),
-    )
-    stdout, stderr = proc.communicate(timeout=120)
+    args = ["run", "blue-green", "--fleet", "2", "--baseline", "1", "--settle", "1", "--json"]
+    proc = run_lab([*args, "--out", str(tmp_path)], timeout=120)
+    stdout, stderr = proc.stdout, proc.stderr
     assert proc.returncode == 0, stderr
     result = json.loads(stdout)
     for key in (

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import docker
+from conftest import run_lab
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 BUILT = {"label": "deploylab.pytest"}  # what deploy_lab.build makes
@@ -25,22 +24,13 @@ def test_the_docs_example_passes_under_plain_pytest(
     # No Ryuk setting: the plugin must not need testcontainers' reaper (it cannot be pulled here).
     env = {k: v for k, v in os.environ.items() if k not in {"TESTCONTAINERS_RYUK_DISABLED", "PYTEST_ADDOPTS"}}
     images_before = {i.id for i in docker_client.images.list(filters=BUILT)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "test_deploy.py",
-            "--deploy-lab-runs",
-            str(runs),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
+    # Past the timeout, SIGINT: pytest ends its session, so the plugin removes the runs and the images.
+    done = run_lab(
+        ["-p", "no:cacheprovider", "test_deploy.py", "--deploy-lab-runs", str(runs)],
         timeout=900,
+        env=env,
+        cwd=tmp_path,
+        module="pytest",
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "3 passed" in done.stdout

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import run_lab
 
 
 def test_run_repeat_twice_measures_two_runs_and_their_median(tmp_path: Path) -> None:
     args = ["run", "blue-green", "--repeat", "2", "--fleet", "2", "--baseline", "0.5", "--settle", "0.5"]
     args += ["-p", "overlap_s=0.5", "-p", "rollback_window_s=0.5", "--json", "--out", str(tmp_path)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=240, check=False
-    )
+    proc = run_lab(args, timeout=240)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)  # one object on stdout, nothing else
 

@@ -9,11 +9,11 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run_lab
 from PIL import Image
 
 from lab.chart.layout import VERSION_COLOURS
@@ -26,10 +26,10 @@ EXTERNAL = re.compile(r"""(?:src|href|xlink:href)\s*=\s*["']?\s*(?:[a-z][a-z0-9+
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("runs")
-    cmd = [sys.executable, "-m", "lab", "run", "canary", "--fleet", "2", "--baseline", "1", "--settle", "1"]
-    cmd += ["-p", "bake_s=1.5", "--json", "--out", str(out)]
-    # The CLI cleans up after itself, also on a timeout's SIGTERM; the leak fixture checks it did.
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    args = ["run", "canary", "--fleet", "2", "--baseline", "1", "--settle", "1"]
+    args += ["-p", "bake_s=1.5", "--json", "--out", str(out)]
+    # Past the timeout run_lab sends SIGINT, on which the CLI cleans up; the leak fixture checks it did.
+    proc = run_lab(args, timeout=240)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["status"] == "completed", summary

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import run_lab
 
 from lab.scenario_file import load
 
@@ -17,11 +17,9 @@ EXAMPLE = ROOT / "examples" / "rolling-ci-gate.toml"
 def test_lab_run_config_runs_the_files_scenario(tmp_path: Path) -> None:
     scenario = load(EXAMPLE)
     # One option over the file, to see it win in the journal too.
-    cmd = [sys.executable, "-m", "lab", "run", "--config", str(EXAMPLE), "--rate", "80"]
+    args = ["run", "--config", str(EXAMPLE), "--rate", "80"]
     env = {**os.environ, "NO_COLOR": "1"}
-    result = subprocess.run(
-        [*cmd, "--out", str(tmp_path), "--json"], capture_output=True, text=True, timeout=300, env=env
-    )
+    result = run_lab([*args, "--out", str(tmp_path), "--json"], timeout=300, env=env)
     # 0: deployed within the file's budgets; 3: a request failed, over the file's budget of 0. Both are
     # verdicts of a run that went through; anything else is not.
     assert result.returncode in (0, 3), result.stderr

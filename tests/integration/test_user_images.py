@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_lab
 
 SHOP = Path(__file__).resolve().parents[2] / "docs" / "examples" / "shop"
 
@@ -66,13 +65,7 @@ def test_lab_run_deploys_your_images_from_the_command_line(deploy_lab, tmp_path:
             f"--{version}-health-path",
             "/ready",
         ]
-    done = subprocess.run(
-        [sys.executable, "-m", "lab", "run", "blue-green", *args],
-        env={**os.environ, "NO_COLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_lab(["run", "blue-green", *args], timeout=300, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert summary["status"] == "completed" and summary["requests_failed"] == 0
