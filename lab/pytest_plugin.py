@@ -10,7 +10,7 @@ load when a test first calls ``deploy_lab.run`` or ``deploy_lab.build``.
 
 Built on testcontainers where it gives something: its ``DockerClient`` finds the engine as the user's
 other container tests do (``DOCKER_HOST``, ``~/.testcontainers.properties``, registry auth), its
-``DockerImage`` builds a v1 or v2 from a Dockerfile and removes it after the session, and every
+``DockerImage`` builds a v1 or v2 from a Dockerfile (tagged per session, untagged when it ends), and every
 container and network of a run carries its session label, so a Ryuk reaper the suite started anyway
 also removes what a killed pytest left. The lab never starts Ryuk itself: its own clean-up runs after
 every run, and once more at the end of the session.
@@ -209,8 +209,7 @@ class LabSession:
         self.connect()
         key = (str(path), dockerfile, tuple(sorted(buildargs.items())))
         if key not in self.built:
-            digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
-            tag = f"deploylab-pytest/{_slug(path.name) or 'app'}:{digest}"
+            tag = self.image_tag(path, dockerfile, buildargs)
             image = DockerImage(
                 path,
                 tag=tag,
@@ -230,6 +229,16 @@ class LabSession:
             self.built[key] = image
         return str(self.built[key].tag)
 
+    def image_tag(self, path: Path, dockerfile: str, buildargs: Mapping[str, str]) -> str:
+        """The folder, Dockerfile and build args, and this session's id: another session on the engine
+        (an xdist worker, a second CI job) building the same folder tags its own, and removing ours at
+        the end leaves theirs."""
+        from testcontainers.core.labels import SESSION_ID
+
+        key = (str(path), dockerfile, tuple(sorted(buildargs.items())))
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+        return f"deploylab-pytest/{_slug(path.name) or 'app'}:{digest}-{SESSION_ID.replace('-', '')[:12]}"
+
     def close(self) -> None:
         """The safety net: whatever this session's runs left (a run cleans up after itself), then the
         images it built."""
@@ -240,11 +249,23 @@ class LabSession:
         removed = remove_labelled(self.client, self.labels)
         if removed.containers or removed.networks or removed.left:
             self.say(f"removed what runs left behind at the end of the session: {removed}")
+        import docker.errors
+
         for image in self.built.values():
+            # By tag, never forced: the engine deletes the image only once no other tag names it and
+            # no container uses it, so an image another session also built stays theirs.
             try:
-                image.remove()
+                self.client.images.remove(str(image.tag))
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError as exc:
+                reason = _first_line(Exception(exc.explanation or exc))
+                self.say(f"left {image.tag} in place: {reason}")
             except Exception as exc:  # the next image must still go
                 self.say(f"could not remove {image.tag}: {_first_line(exc)}")
+            finally:
+                with contextlib.suppress(Exception):
+                    image.get_docker_client().client.close()
 
 
 def _slug(text: str) -> str:

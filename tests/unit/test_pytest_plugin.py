@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
+import types
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -166,6 +168,94 @@ def test_without_a_setting_runs_go_under_pytests_basetemp(pytester: pytest.Pytes
         """
     )
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+# -- images deploy_lab.build made -------------------------------------------------------------------
+
+
+def test_two_sessions_building_the_same_folder_tag_images_of_their_own(pytester: pytest.Pytester) -> None:
+    # Two pytest processes on one engine (xdist workers, two CI jobs): each removes its own tag at the
+    # end, so a shared tag would delete the image the other session still runs.
+    pytester.makepyfile(
+        """
+        from pathlib import Path
+
+        def test_it(deploy_lab_session):
+            tag = deploy_lab_session.image_tag(Path("/src/shop"), "Dockerfile", {"RELEASE": "1"})
+            assert deploy_lab_session.image_tag(Path("/src/shop"), "Dockerfile", {"RELEASE": "1"}) == tag
+            assert deploy_lab_session.image_tag(Path("/src/shop"), "Dockerfile", {"RELEASE": "2"}) != tag
+            print("TAG", tag)
+        """
+    )
+    tags = []
+    for _ in range(2):
+        done = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+        done.assert_outcomes(passed=1)
+        (tag,) = re.findall(r"TAG (\S+)", done.stdout.str())
+        tags.append(tag)
+    assert tags[0] != tags[1]
+    assert all(tag.startswith("deploylab-pytest/shop:") for tag in tags)
+
+
+class FakeImages:
+    def __init__(self, refuse: dict[str, Exception]) -> None:
+        self.refuse = refuse
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def remove(self, image: str, **kwargs: object) -> None:
+        self.calls.append((image, kwargs))
+        if image in self.refuse:
+            raise self.refuse[image]
+
+
+class FakeBuilt:
+    """What the session keeps of a testcontainers DockerImage: its tag, and its own engine client."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.closed = False
+
+    def get_docker_client(self) -> FakeBuilt:
+        return self
+
+    @property
+    def client(self) -> FakeBuilt:
+        return self
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_session_removes_its_images_by_tag_never_forced_and_reports_one_in_use(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import docker.errors
+
+    from lab.pytest_plugin import LabSession
+
+    conflict = (
+        'conflict: unable to remove repository reference "deploylab-pytest/b:2" (must force) '
+        "- container 0123abcd is using its referenced image 4567"
+    )
+    in_use = docker.errors.APIError("409 Client Error: Conflict", explanation=conflict)
+    images = FakeImages(
+        {"deploylab-pytest/b:2": in_use, "deploylab-pytest/c:3": docker.errors.ImageNotFound("gone")}
+    )
+    client = types.SimpleNamespace(
+        images=images,
+        containers=types.SimpleNamespace(list=lambda **_: []),
+        networks=types.SimpleNamespace(list=lambda **_: []),
+    )
+    config = types.SimpleNamespace(pluginmanager=types.SimpleNamespace(get_plugin=lambda _name: None))
+    session = LabSession(config, tmp_path)  # type: ignore[arg-type]
+    session.client = client  # type: ignore[assignment]
+    built = [FakeBuilt(f"deploylab-pytest/{name}") for name in ("a:1", "b:2", "c:3", "d:4")]
+    session.built = {(b.tag, "Dockerfile", ()): b for b in built}  # type: ignore[misc]
+    with caplog.at_level("INFO", logger="lab.pytest"):
+        session.close()
+    assert images.calls == [(b.tag, {}) for b in built]  # each by its tag, none forced, on past a refusal
+    assert [r.getMessage() for r in caplog.records] == [f"left deploylab-pytest/b:2 in place: {conflict}"]
+    assert all(b.closed for b in built)
 
 
 # -- a result ----------------------------------------------------------------------------------------
