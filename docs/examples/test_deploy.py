@@ -16,13 +16,12 @@ SHOP = (
 
 
 def test_rolling_drops_nothing(deploy_lab):
-    # Drained: each batch leaves the proxy a second before it stops. Without it, a kept-alive client of an
-    # nginx worker still on the previous config can meet a stopped instance (one probe timeout in six
-    # runs on a busy 2-core machine): real, but not what this test is about.
+    # Drained: each batch leaves the proxy a second before it stops, what you would give a proxy whose
+    # old connections you cannot watch (the lab also waits for nginx's old workers; see the docs).
     result = deploy_lab.run("rolling", batch=1, drain_s=1)
     assert result.requests_failed == 0
     assert result.downtime_ms == 0
-    assert result.mixed_window_ms < 10_000  # about 5 s here: v1 and v2 serve side by side while it rolls
+    assert result.mixed_window_ms <= result.deploy_duration_s * 1000  # side by side only while it rolls
 
 
 def test_blue_green_of_your_own_images(deploy_lab):
@@ -34,7 +33,7 @@ def test_blue_green_of_your_own_images(deploy_lab):
     assert result.requests_failed == 0
     # The shop names no version: the lab tells v1 from v2 by the instance nginx reached.
     assert result.versions_seen["v1"] > 0 and result.versions_seen["v2"] > 0
-    assert result.mixed_window_ms < 3_000  # the 1 s overlap, and the switch
+    assert result.mixed_window_ms < 5_000  # the 1 s overlap, then the switch and nginx's old workers
 
 
 def test_a_canary_rolls_back_a_bad_release(deploy_lab):
