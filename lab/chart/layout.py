@@ -239,6 +239,11 @@ def _panel_title(shapes: list[Shape], f: _Frame, top: float, text: str) -> None:
     shapes.append(Text(f.x0, top - 8, text, size=11, fill="#333", bold=True, cls="panel-title"))
 
 
+def _empty_note(f: _Frame, y: float, text: str, size: float) -> Text:
+    """What a panel says, centred, when it has nothing to draw (so an empty chart never looks broken)."""
+    return Text((f.x0 + f.x1) / 2, y, text, size=size, fill=MUTED, anchor="middle", cls="empty")
+
+
 def _requests_panel(shapes: list[Shape], f: _Frame, top: float) -> float:
     t = f.timeline
     _panel_title(
@@ -246,17 +251,7 @@ def _requests_panel(shapes: list[Shape], f: _Frame, top: float) -> float:
     )
     if not t.bins:
         _y_axis(shapes, f, top, REQUESTS_H, 1.0, 1.0, "req/s")
-        shapes.append(
-            Text(
-                (f.x0 + f.x1) / 2,
-                top + REQUESTS_H / 2,
-                "no samples: the probe recorded nothing",
-                size=13,
-                fill=MUTED,
-                anchor="middle",
-                cls="empty",
-            )
-        )
+        shapes.append(_empty_note(f, top + REQUESTS_H / 2, "no samples: the probe recorded nothing", 13))
         return top + REQUESTS_H
     peak = max(b.rate(sum(b.versions.values()) + sum(b.failures.values())) for b in t.bins)
     top_value, step = nice_max(peak or 1.0)
@@ -324,17 +319,7 @@ def _latency_panel(shapes: list[Shape], f: _Frame, top: float) -> float:
         for run in _segments(points):
             shapes.append(Polyline(tuple((x, y(v)) for x, v in run), colour, 1.6, cls=f"latency {name}"))
     if t.bins and peak == 0:
-        shapes.append(
-            Text(
-                (f.x0 + f.x1) / 2,
-                top + LATENCY_H / 2,
-                "no answers",
-                size=11,
-                fill=MUTED,
-                anchor="middle",
-                cls="empty",
-            )
-        )
+        shapes.append(_empty_note(f, top + LATENCY_H / 2, "no answers", 11))
     return top + LATENCY_H
 
 
