@@ -57,7 +57,7 @@ lint: install ## ruff and mypy
 	$(BIN)/mypy
 
 bench: images ## Probe benchmark: highest sustained rate in each connection mode
-	$(BIN)/python -m lab.bench
+	$(BIN)/python -m lab.probe.bench
 
 compose-files: install ## Render compose/ again from the lab's nginx template (a unit test checks they match)
 	$(BIN)/python -m lab.compose_files

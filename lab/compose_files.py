@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.engines.docker.images import PROXY_IMAGE, app_image
 from lab.model import Instance, Route, describe, fleet
-from lab.nginx import render_config
-from lab.runner import NEW, OLD, RunConfig
-from lab.runtime.images import PROXY_IMAGE, app_image
+from lab.targets.fleet.nginx import render_config
+from lab.targets.fleet.runner import NEW, OLD, RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent / "compose"
 COMPOSE_FILE = "compose.yaml"

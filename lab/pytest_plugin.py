@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     import docker
     from testcontainers.core.image import DockerImage
 
-    from lab.analysis import Analysis
+    from lab.analysis.summary import Analysis
     from lab.model import Event, Sample
-    from lab.runner import RunConfig, RunRecord
+    from lab.targets.fleet.runner import RunConfig, RunRecord
 
 log = logging.getLogger("lab.pytest")
 log.setLevel(logging.INFO)  # a run's progress shows under "Captured log call" when its test fails
@@ -97,7 +97,7 @@ class LabResult:
 
     def to_dict(self) -> dict[str, Any]:
         """What `lab run --json` prints for this run: figures rounded, times relative to its start."""
-        from lab import report
+        from lab.output import report
 
         return report.summary(self.record, self.analysis, self.folder)
 
@@ -188,8 +188,8 @@ class LabSession:
         return client
 
     def _ensure_images(self, client: docker.DockerClient) -> None:
+        from lab.engines.docker.images import all_images, ensure_images
         from lab.errors import LabError
-        from lab.runtime.images import all_images, ensure_images
 
         missing = [name for name in all_images() if not client.images.list(name=name)]
         if missing:
@@ -204,7 +204,7 @@ class LabSession:
         import docker.errors
         from testcontainers.core.image import DockerImage
 
-        from lab.runtime.base import LABEL
+        from lab.engines.base import LABEL
 
         self.connect()
         key = (str(path), dockerfile, tuple(sorted(buildargs.items())))
@@ -244,7 +244,7 @@ class LabSession:
         images it built."""
         if self.client is None:
             return
-        from lab.runtime.docker_local import remove_labelled
+        from lab.engines.docker.local import remove_labelled
 
         removed = remove_labelled(self.client, self.labels)
         if removed.containers or removed.networks or removed.left:
@@ -396,11 +396,11 @@ class DeployLab:
 
     def execute(self, config: RunConfig, *, expect: str | None = "completed") -> LabResult:
         """Run `config` (from `config`, or one of your own): clean-up included, whatever happens."""
-        from lab import report
-        from lab.analysis import summarize
-        from lab.runner import Runner
-        from lab.runtime.docker_local import DockerRuntime
-        from lab.runtime.images import PROXY_IMAGE
+        from lab.analysis.summary import summarize
+        from lab.engines.docker.images import PROXY_IMAGE
+        from lab.engines.docker.local import DockerRuntime
+        from lab.output import report
+        from lab.targets.fleet.runner import Runner
 
         client = self.session.connect()
         run_id = secrets.token_hex(3)

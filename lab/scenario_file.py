@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from lab.errors import BadInput
 
 if TYPE_CHECKING:
-    from lab.runner import RunConfig
+    from lab.targets.fleet.runner import RunConfig
 
 
 class Bounds(NamedTuple):
@@ -252,7 +252,7 @@ def check(data: Mapping[str, Any], name: str = "", table: str = "table") -> Scen
                 raise _Problem(f"{prefix}.{key}", f"describes your own image: give {prefix}.image too")
 
     if "next_upstream" in options:
-        from lab.nginx import ProxySettings
+        from lab.targets.fleet.nginx import ProxySettings
 
         try:
             ProxySettings(next_upstream=options["next_upstream"])

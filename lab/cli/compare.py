@@ -74,8 +74,9 @@ given on the command line win; the file's strategy, params and budgets are not u
     neighbouring strategies' downtime can be told apart (exact rank-sum test, p < 0.05).
     Exit codes: 0 every run finished (deployed or rolled back), 1 a run failed, 2 bad input, 130 interrupted.
     """
-    from lab import compare, html_report
-    from lab import repeat as rep
+    from lab.output import compare
+    from lab.output import html as html_report
+    from lab.output import repeat as rep
 
     repeat_count(repeat)
     configs = []

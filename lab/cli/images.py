@@ -25,8 +25,8 @@ def images_cmd(
         return
     if base not in BASES:
         raise BadInput(f"--base must be one of {', '.join(BASES)}, got {base!r}")
-    from lab.runtime.docker_local import connect
-    from lab.runtime.images import ensure_images
+    from lab.engines.docker.images import ensure_images
+    from lab.engines.docker.local import connect
 
     report = ensure_images(
         connect(), rebuild=rebuild, base=base, log=lambda line: err.print(line, markup=False)
@@ -49,7 +49,7 @@ def export_cmd(
     ],
 ) -> None:
     """Write every image the lab needs (app v1, v2, proxy and their base) to one file, for offline use."""
-    from lab.runtime.bundle import export_bundle, open_engine
+    from lab.engines.docker.bundle import export_bundle, open_engine
 
     done = export_bundle(open_engine(), file)
     for name, image_id in done.manifest.images.items():
@@ -66,7 +66,7 @@ def import_cmd(
     file: Annotated[Path, typer.Argument(help="A bundle written by `lab images export`.")],
 ) -> None:
     """Load a bundle from `lab images export`, then check every image in it is there with the same id."""
-    from lab.runtime.bundle import check_bundle, import_bundle, open_engine
+    from lab.engines.docker.bundle import check_bundle, import_bundle, open_engine
 
     started = time.monotonic()
     manifest = check_bundle(file)  # before Docker: a bad file is reported as such, engine or not
@@ -87,8 +87,8 @@ def clean_cmd(
     ] = False,
 ) -> None:
     """Remove every container and network any lab run left behind."""
-    from lab.runtime.docker_local import connect, remove_labelled
-    from lab.runtime.images import remove_images
+    from lab.engines.docker.images import remove_images
+    from lab.engines.docker.local import connect, remove_labelled
 
     client = connect()
     removed = remove_labelled(client)

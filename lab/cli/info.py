@@ -11,8 +11,8 @@ from lab.cli.app import app, out
 from lab.cli.inputs import FleetOpt, ParamOpt, _number, _params, _proxy_settings, _strategy
 from lab.errors import LabError
 from lab.model import Route, describe, fleet
-from lab.nginx import render_config
-from lab.plan import PlanError, Topology, walk
+from lab.targets.fleet.nginx import render_config
+from lab.targets.fleet.plan import PlanError, Topology, walk
 
 
 @app.command("strategies")

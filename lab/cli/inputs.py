@@ -11,11 +11,11 @@ from lab import strategies
 from lab.cli.app import DEFAULT_PORT, MODES, err
 from lab.errors import BadInput, PortInUse
 from lab.model import AppSpec
-from lab.nginx import ProxySettings
 from lab.scenario_file import BOUNDS, RESERVED_ENV, Bounds
+from lab.targets.fleet.nginx import ProxySettings
 
 if TYPE_CHECKING:
-    from lab.runner import RunConfig
+    from lab.targets.fleet.runner import RunConfig
 
 
 def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -233,7 +233,7 @@ RepeatOpt = Annotated[
 
 
 def repeat_count(repeat: int) -> int:
-    from lab.repeat import MAX_REPEAT
+    from lab.output.repeat import MAX_REPEAT
 
     _number("--repeat", repeat, low=1, high=MAX_REPEAT)
     return repeat
@@ -258,9 +258,9 @@ def run_config(
     v2_app: AppSpec | None = None,
 ) -> RunConfig:
     """Every check of `run`'s and `compare`'s inputs, before anything touches Docker."""
-    from lab.runner import RunConfig
-    from lab.runtime.docker_local import port_is_free
+    from lab.engines.docker.local import port_is_free
     from lab.scenarios import scenario as named
+    from lab.targets.fleet.runner import RunConfig
 
     _bounded("--fleet", fleet_size, "fleet_size")
     _bounded("--rate", rate, "rate")

@@ -14,7 +14,7 @@ from lab.cli.app import EXIT_BUDGET, EXIT_ERROR, EXIT_ROLLED_BACK, err, fail, ou
 from lab.cli.run import execute, over_budget
 
 if TYPE_CHECKING:
-    from lab.runner import RunConfig
+    from lab.targets.fleet.runner import RunConfig
 
 
 def run_repeated(
@@ -29,8 +29,8 @@ def run_repeated(
     """Run `config` `repeat` times; repeat.json is rewritten after every run, so an interrupt keeps the
     runs measured before it (the interrupted run itself is removed by `execute`). `options` go to
     `execute` as they are (e.g. `live`)."""
-    from lab import repeat as rep
-    from lab import report
+    from lab.output import repeat as rep
+    from lab.output import report
 
     folder = out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-repeat-{config.strategy}"
     runs: list[dict[str, Any]] = []

@@ -24,8 +24,8 @@ def report_cmd(
 ) -> None:
     """Rebuild report.html, timeline.svg and timeline.png from a run folder's journal.json and samples.csv,
     or compare.html (and every run's report) in a comparison's folder."""
-    from lab import html_report
-    from lab.run_folder import is_run, read_journal
+    from lab.output import html as html_report
+    from lab.output.run_folder import is_run, read_journal
 
     if is_run(folder):
         path = html_report.write_run_report(folder)

@@ -56,8 +56,8 @@ from lab.cli.inputs import (
 from lab.errors import BadInput
 
 if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` need no Docker SDK
-    from lab.analysis import Analysis
-    from lab.runner import RunConfig, RunRecord
+    from lab.analysis.summary import Analysis
+    from lab.targets.fleet.runner import RunConfig, RunRecord
 
 
 @app.command("run")
@@ -123,7 +123,7 @@ nothing.
     (budgets apply to each run, not to the median: one bad deployment in N is the one a gate must catch),
     else 4 if any rolled back. The runs' folders and repeat.json go under one folder.
     """
-    from lab import report
+    from lab.output import report
 
     chosen = _strategy(strategy)
     repeat_count(repeat)
@@ -198,12 +198,12 @@ def execute(
     While it goes, stderr shows the live view (a terminal), plain status lines (`live` False, or not a
     terminal), or nothing (`quiet`, for --json).
     """
-    from lab import report
-    from lab.analysis import summarize
+    from lab.analysis.summary import summarize
+    from lab.engines.docker.images import PROXY_IMAGE
+    from lab.engines.docker.local import DockerRuntime
     from lab.live.view import LiveView, choose_mode
-    from lab.runner import Runner
-    from lab.runtime.docker_local import DockerRuntime
-    from lab.runtime.images import PROXY_IMAGE
+    from lab.output import report
+    from lab.targets.fleet.runner import Runner
 
     run_id = secrets.token_hex(3)
     stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"

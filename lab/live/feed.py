@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lab.model import Check, Judge, Route, Sample, Start
-from lab.plan import Topology, walk
 from lab.strategies.base import Plan
+from lab.targets.fleet.plan import Topology, walk
 
 DRAIN_EVERY_S = 0.1
 PHASES = ("setup", "baseline", "plan", "settle", "cleanup")  # then the run's status: completed ...

@@ -19,17 +19,17 @@ import pytest
 # The reaper image (ryuk) cannot be pulled where there is no registry; our own fixtures clean up instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from lab.analysis import summarize  # noqa: E402
-from lab.runner import RunConfig, Runner, RunRecord  # noqa: E402
-from lab.runtime import LABEL  # noqa: E402
-from lab.runtime.docker_local import (
-    DockerRuntime,  # noqa: E402
-    connect,  # noqa: E402
-)
-from lab.runtime.images import (
+from lab.analysis.summary import summarize  # noqa: E402
+from lab.engines import LABEL  # noqa: E402
+from lab.engines.docker.images import (
     PROXY_IMAGE,  # noqa: E402
     all_images,  # noqa: E402
 )
+from lab.engines.docker.local import (
+    DockerRuntime,  # noqa: E402
+    connect,  # noqa: E402
+)
+from lab.targets.fleet.runner import RunConfig, Runner, RunRecord  # noqa: E402
 
 
 def run(strategy: str, **overrides: object) -> tuple[RunRecord, dict]:

@@ -15,8 +15,8 @@ import docker
 import docker.errors
 from conftest import run, run_lab
 
-from lab.runtime.bundle import DockerImages, import_bundle, read_manifest
-from lab.runtime.images import OFFLINE_BASE, all_images, ensure_images
+from lab.engines.docker.bundle import DockerImages, import_bundle, read_manifest
+from lab.engines.docker.images import OFFLINE_BASE, all_images, ensure_images
 
 
 def lab(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 from conftest import run_lab
 
-from lab.runtime import LABEL
+from lab.engines import LABEL
 
 
 def lab(*args: str, **kwargs: object) -> subprocess.Popen[str]:

@@ -16,7 +16,7 @@ import pytest
 from conftest import run_lab
 from PIL import Image
 
-from lab.chart.layout import VERSION_COLOURS
+from lab.output.chart.layout import VERSION_COLOURS
 
 CHROMIUM = shutil.which("chromium")
 WINDOW = (1200, 1400)

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from conftest import wait_for_200
 
+from lab.engines.docker.images import PROXY_IMAGE, app_image
+from lab.engines.docker.local import DockerRuntime
 from lab.errors import ConfigRejected, PortInUse
 from lab.model import Route, fleet
-from lab.nginx import render_config
-from lab.runtime.docker_local import DockerRuntime
-from lab.runtime.images import PROXY_IMAGE, app_image
+from lab.targets.fleet.nginx import render_config
 
 
 @pytest.fixture

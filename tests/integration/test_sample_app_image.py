@@ -9,8 +9,8 @@ import pytest
 from conftest import wait_for_200
 from testcontainers.core.container import DockerContainer
 
-from lab.runtime import LABEL
-from lab.runtime.images import app_image
+from lab.engines import LABEL
+from lab.engines.docker.images import app_image
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from lab.analysis import (
+from lab.analysis.summary import (
     Window,
     deploy_span,
     downtime_windows,

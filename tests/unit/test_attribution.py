@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
-from lab.analysis import summarize
-from lab.attribution import AddressBook, AttributedProbe, attribute, attribute_all, upstream_addresses
-from lab.judge import judge_samples
+from lab.analysis.attribution import (
+    AddressBook,
+    AttributedProbe,
+    attribute,
+    attribute_all,
+    upstream_addresses,
+)
+from lab.analysis.judge import judge_samples
+from lab.analysis.summary import summarize
 from lab.model import ErrorClass, Instance, Judge, Sample
 
 V1_1, V1_2, V2_1, V2_2 = Instance("v1", 1), Instance("v1", 2), Instance("v2", 1), Instance("v2", 2)
@@ -215,10 +221,10 @@ def test_an_attributed_probe_attributes_what_streams_and_what_stop_returns(book:
 def test_the_runner_learns_each_instances_address_and_attributes_the_record(monkeypatch: Any) -> None:
     from test_runner import FakeClock, Harness
 
-    import lab.runner
+    import lab.targets.fleet.runner
     from lab.model import AppSpec
 
-    monkeypatch.setattr(lab.runner, "time", FakeClock())
+    monkeypatch.setattr(lab.targets.fleet.runner, "time", FakeClock())
     lab_ = Harness()
     # The fake runtime gives v<N>-<slot> the address 10.<N>.0.<slot>; v2 runs a user image on port 8000.
     lab_.probe_samples.extend(

@@ -14,7 +14,7 @@ from lab import strategies
 from lab.cli.inputs import app_spec, run_config
 from lab.errors import BadInput
 from lab.model import AppSpec, Route, fleet
-from lab.nginx import render_config
+from lab.targets.fleet.nginx import render_config
 
 V1, V2 = fleet("v1", 2), fleet("v2", 2)
 SHOP = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.bench import Measurement, format_table, sustained_rate
+from lab.probe.bench import Measurement, format_table, sustained_rate
 
 
 def fake(rate: float, ok: bool, late: int = 0) -> Measurement:

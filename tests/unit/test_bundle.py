@@ -21,8 +21,7 @@ from typing import BinaryIO
 import pytest
 
 from lab import __version__
-from lab.errors import BadInput, ImagesMissing, LabError
-from lab.runtime.bundle import (
+from lab.engines.docker.bundle import (
     MANIFEST_NAME,
     DockerImages,
     check_bundle,
@@ -30,7 +29,8 @@ from lab.runtime.bundle import (
     import_bundle,
     read_manifest,
 )
-from lab.runtime.images import OFFLINE_BASE, all_images
+from lab.engines.docker.images import OFFLINE_BASE, all_images
+from lab.errors import BadInput, ImagesMissing, LabError
 
 NO_DOCKER = "tcp://127.0.0.1:1"  # nothing listens there: any Docker call fails at once
 IDS = {name: f"sha256:{i:064x}" for i, name in enumerate([*all_images(), OFFLINE_BASE], start=1)}

@@ -8,12 +8,12 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from lab import timeline
-from lab.chart import layout
-from lab.chart.png import to_png
-from lab.chart.shapes import Drawing, Line, Rect, Text
-from lab.chart.svg import to_svg
+from lab.analysis import timeline
 from lab.model import ErrorClass, Event, Sample
+from lab.output.chart import layout
+from lab.output.chart.png import to_png
+from lab.output.chart.shapes import Drawing, Line, Rect, Text
+from lab.output.chart.svg import to_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 RATE = 100.0

@@ -27,9 +27,9 @@ from lab.cli import app
 from lab.errors import BadInput
 from lab.live.feed import SampleFeed
 from lab.model import ErrorClass, Event, Instance, Route, Sample, describe, fleet
-from lab.nginx import ProxySettings, render_config
-from lab.plan import Topology
-from lab.runner import RunConfig, RunRecord
+from lab.targets.fleet.nginx import ProxySettings, render_config
+from lab.targets.fleet.plan import Topology
+from lab.targets.fleet.runner import RunConfig, RunRecord
 
 NO_DOCKER = "tcp://127.0.0.1:1"  # nothing listens there: any Docker call fails at once
 STEP_LINE = re.compile(r"^ {0,2}(\d+)  (\S.*)$")
@@ -252,7 +252,8 @@ def test_run_without_docker_is_one_error_line_and_exit_1(tmp_path: Path) -> None
 
 
 class FakeRunner:
-    """Stands in for lab.runner.Runner: a 2 s run at 100 req/s whose v2 start failed `failures` requests."""
+    """Stands in for lab.targets.fleet.runner.Runner: a 2 s run at 100 req/s whose v2 start failed `failures`
+    requests."""
 
     status = "completed"
     failures = 0
@@ -285,15 +286,15 @@ class FakeRunner:
 
 @pytest.fixture
 def fake_run(monkeypatch: pytest.MonkeyPatch) -> type[FakeRunner]:
-    import lab.runner
-    import lab.runtime.docker_local
+    import lab.engines.docker.local
+    import lab.targets.fleet.runner
 
     class Runner(FakeRunner):
         pass
 
-    monkeypatch.setattr(lab.runner, "Runner", Runner)
-    monkeypatch.setattr(lab.runtime.docker_local, "DockerRuntime", lambda run_id, **kw: object())
-    monkeypatch.setattr(lab.runtime.docker_local, "port_is_free", lambda port: True)
+    monkeypatch.setattr(lab.targets.fleet.runner, "Runner", Runner)
+    monkeypatch.setattr(lab.engines.docker.local, "DockerRuntime", lambda run_id, **kw: object())
+    monkeypatch.setattr(lab.engines.docker.local, "port_is_free", lambda port: True)
     return Runner
 
 
@@ -666,12 +667,12 @@ def feeding_run(fake_run: type[FakeRunner], monkeypatch: pytest.MonkeyPatch) -> 
     """The runner replaced by FeedingRunner; returns what a terminal on stderr would have received."""
     import lab.cli.run
     import lab.live.view
-    import lab.runner
+    import lab.targets.fleet.runner
 
     class Runner(FeedingRunner):
         failures = 3
 
-    monkeypatch.setattr(lab.runner, "Runner", Runner)
+    monkeypatch.setattr(lab.targets.fleet.runner, "Runner", Runner)
     monkeypatch.setattr(lab.live.view, "PLAIN_EVERY_S", 0.1)
     monkeypatch.setattr(lab.live.view, "REFRESH_PER_S", 20)
     screen = StringIO()
@@ -723,13 +724,13 @@ def test_plain_status_lines_when_not_a_terminal_or_asked(
         monkeypatch.setattr(lab.cli.run, "err", Console(file=feeding_run, width=100, highlight=False))
     else:
         cmd.append("--no-live")
-    import lab.runner
+    import lab.targets.fleet.runner
 
     def seen() -> bool:
         text = feeding_run.getvalue()
         return len(STATUS_LINE.findall(text)) >= 2 and "step 1 (2/~7)" in text
 
-    monkeypatch.setattr(lab.runner.Runner, "hold", staticmethod(seen))
+    monkeypatch.setattr(lab.targets.fleet.runner.Runner, "hold", staticmethod(seen))
     result = CliRunner().invoke(app, cmd)
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     text = feeding_run.getvalue()

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from lab.compare import table
+from lab.output.compare import table
 
 
 def row(strategy: str, **figures: object) -> dict[str, object]:

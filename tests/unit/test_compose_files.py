@@ -9,7 +9,7 @@ import pytest
 
 from lab import compose_files
 from lab.compose_files import COMPOSE_FILE, ROOT, topologies
-from lab.runtime.images import PROXY_IMAGE, app_image
+from lab.engines.docker.images import PROXY_IMAGE, app_image
 
 FOLDERS = [t.folder for t in topologies()]
 UPSTREAM_SERVER = re.compile(r"^\s*server (\S+):(\d+) weight=\d+ .*;\s+# (\S+) ", re.MULTILINE)

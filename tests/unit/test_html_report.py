@@ -13,13 +13,14 @@ import pytest
 from markupsafe import escape
 from typer.testing import CliRunner
 
-from lab import html_report, report
-from lab.analysis import summarize
+from lab.analysis.summary import summarize
 from lab.cli import app
 from lab.errors import BadInput
 from lab.model import ErrorClass, Event, Sample
-from lab.run_folder import load, read_samples
-from lab.runner import RunConfig, RunRecord
+from lab.output import html as html_report
+from lab.output import report
+from lab.output.run_folder import load, read_samples
+from lab.targets.fleet.runner import RunConfig, RunRecord
 
 T0 = 7000.0
 RATE = 100.0
@@ -367,7 +368,7 @@ def test_lab_compare_writes_compare_html_beside_its_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lab.cli.compare
-    import lab.runtime.docker_local
+    import lab.engines.docker.local
 
     def execute(config: RunConfig, out_dir: Path, **kwargs: object) -> tuple[object, object, Path]:
         record = make_record()
@@ -377,7 +378,7 @@ def test_lab_compare_writes_compare_html_beside_its_table(
         return record, analysis, report.write_run(record, analysis, folder)
 
     monkeypatch.setattr(lab.cli.compare, "execute", execute)
-    monkeypatch.setattr(lab.runtime.docker_local, "port_is_free", lambda port: True)
+    monkeypatch.setattr(lab.engines.docker.local, "port_is_free", lambda port: True)
     result = CliRunner().invoke(app, ["compare", "canary", "in-place", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, (result.stdout, result.exception)
     (folder,) = tmp_path.iterdir()

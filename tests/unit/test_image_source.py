@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 
-from lab.runtime import images
+from lab.engines.docker import images
 
 
 class FakeImages:

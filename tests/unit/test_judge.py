@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.judge import judge_samples
+from lab.analysis.judge import judge_samples
 from lab.model import ErrorClass, Judge, Sample
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from lab import strategies
 from lab.live.feed import Outlook, SampleFeed, outlook
 from lab.model import Route, Sample, fleet
-from lab.plan import Topology
+from lab.targets.fleet.plan import Topology
 
 OLD, NEW = fleet("v1", 2), fleet("v2", 2)
 
@@ -95,7 +95,7 @@ def test_outlook_is_exact_once_no_verdict_is_left_to_assume() -> None:
 
 
 def test_outlook_after_a_failed_verdict_is_the_rollbacks_own_length() -> None:
-    from lab.plan import walk
+    from lab.targets.fleet.plan import walk
 
     seen = outlook(*canary(), [True, False])  # healthy start, the first judge fails
     answers = iter([True, False])

@@ -13,10 +13,11 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from lab import nginx, strategies
+from lab import strategies
 from lab.model import Instance, Route, fleet
-from lab.nginx import ProxySettings, integer_weights, render_config, supported
-from lab.plan import Topology, walk
+from lab.targets.fleet import nginx
+from lab.targets.fleet.nginx import ProxySettings, integer_weights, render_config, supported
+from lab.targets.fleet.plan import Topology, walk
 
 V1 = fleet("v1", 4)
 V2 = fleet("v2", 4)

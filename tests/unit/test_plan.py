@@ -7,8 +7,8 @@ from fractions import Fraction
 import pytest
 
 from lab.model import Check, Instance, Pause, Route, Start, Step, Stop, fleet
-from lab.plan import PlanError, Topology, check_route, walk
 from lab.strategies.base import Plan
+from lab.targets.fleet.plan import PlanError, Topology, check_route, walk
 
 OLD = fleet("v1", 2)
 NEW = fleet("v2", 2)

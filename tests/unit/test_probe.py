@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from lab.model import ErrorClass, Sample
-from lab.probe import ProbeConfig, classify, run_probe
+from lab.probe.schedule import ProbeConfig, classify, run_probe
 
 URL = "http://probe.test/"
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from lab.model import ErrorClass, Sample
-from lab.probe import ProbeConfig, classify, run_probe
-from lab.probe_channel import Channel, as_httpx_error
+from lab.probe.channel import Channel, as_httpx_error
+from lab.probe.schedule import ProbeConfig, classify, run_probe
 
 URL = "http://probe.test/"
 

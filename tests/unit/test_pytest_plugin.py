@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.analysis import summarize
+from lab.analysis.summary import summarize
 from lab.model import AppSpec, ErrorClass, Event, Sample
 from lab.pytest_plugin import LabResult
-from lab.runner import RunConfig, RunRecord
+from lab.targets.fleet.runner import RunConfig, RunRecord
 
 pytest_plugins = ["pytester"]
 
@@ -40,7 +40,8 @@ def test_the_entry_point_names_the_plugin_module() -> None:
 def test_loading_the_plugin_loads_neither_docker_nor_the_runner() -> None:
     code = (
         "import sys, lab.pytest_plugin; "
-        "print(sorted(m for m in ('docker', 'testcontainers', 'lab.runner', 'httpx') if m in sys.modules))"
+        "heavy = ('docker', 'testcontainers', 'lab.targets.fleet.runner', 'httpx'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -305,7 +306,7 @@ def test_a_results_dict_is_what_lab_run_json_prints(tmp_path: Path) -> None:
 
 def test_a_parsed_parameter_goes_into_the_journal_as_written(tmp_path: Path) -> None:
     # deploy_lab.run("rolling", batch=1) hands the runner a Batch: the journal must still be JSON.
-    from lab import report
+    from lab.output import report
     from lab.strategies.base import Batch
 
     r = result(tmp_path)

@@ -1,4 +1,4 @@
-"""lab.repeat: aggregates over rows of runs, their text, and the downtime sentences, on made-up rows."""
+"""lab.output.repeat: aggregates over rows of runs, their text, the downtime sentences, on made-up rows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lab import repeat as rep
+from lab.output import repeat as rep
 
 
 def row(strategy: str, downtime: float | None, status: str = "completed", **more: Any) -> dict[str, Any]:

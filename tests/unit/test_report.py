@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lab import report
-from lab.analysis import Analysis, summarize
+from lab.analysis.summary import Analysis, summarize
 from lab.model import ErrorClass, Event, Sample
-from lab.runner import RunConfig, RunRecord
+from lab.output import report
+from lab.targets.fleet.runner import RunConfig, RunRecord
 
 T0 = 5000.0  # the monotonic clock's origin for this run: every time in the report is relative to it
 RATE = 100.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from lab.analysis.rollout import blast_radius, capacity_timeline, lowest_capacity, rollback
 from lab.model import ErrorClass, Event, Sample
-from lab.rollout import blast_radius, capacity_timeline, lowest_capacity, rollback
 
 
 def ev(

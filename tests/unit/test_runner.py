@@ -1,7 +1,7 @@
 """The runner against an in-memory runtime, a fake probe and a mock proxy: no Docker, no network.
 
-lab.runner's clock is replaced by one that moves only when the runner sleeps, so waiting out a health
-timeout takes no real time and every Pause shows up as exactly its length.
+lab.targets.fleet.runner's clock is replaced by one that moves only when the runner sleeps, so waiting out a
+health timeout takes no real time and every Pause shows up as exactly its length.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-import lab.runner
+import lab.targets.fleet.runner
+from lab.engines.base import ProxyEndpoints, Removed
+from lab.engines.docker.images import app_image
 from lab.errors import ConfigRejected
 from lab.model import ErrorClass, Instance, Sample
-from lab.probe import ProbeConfig
-from lab.runner import RunConfig, Runner, RunRecord, probe_config
-from lab.runtime.base import ProxyEndpoints, Removed
-from lab.runtime.images import app_image
+from lab.probe.schedule import ProbeConfig
+from lab.targets.fleet.runner import RunConfig, Runner, RunRecord, probe_config
 
 ENDPOINTS = ProxyEndpoints("http://proxy.test:8000", "http://proxy.test:8081", 8000)
 V1, V2 = "app-v1-1 app-v1-2", "app-v2-1 app-v2-2"
@@ -201,7 +201,7 @@ class Harness:
 
 @pytest.fixture
 def lab_(monkeypatch: pytest.MonkeyPatch) -> Harness:
-    monkeypatch.setattr(lab.runner, "time", FakeClock())
+    monkeypatch.setattr(lab.targets.fleet.runner, "time", FakeClock())
     return Harness()
 
 

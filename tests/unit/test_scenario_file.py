@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from lab.errors import BadInput
-from lab.nginx import ProxySettings
-from lab.runner import RunConfig
 from lab.scenario_file import BOUNDS, Bounds, ScenarioFile, document, dumps, load, save
+from lab.targets.fleet.nginx import ProxySettings
+from lab.targets.fleet.runner import RunConfig
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -19,8 +19,8 @@ from typer.testing import CliRunner, Result
 from lab.cli import app
 from lab.cli.inputs import ConfigOpt, FleetOpt
 from lab.errors import BadInput
-from lab.runner import RunConfig
 from lab.scenario_file import load
+from lab.targets.fleet.runner import RunConfig
 
 SCENARIO = """
 strategy = "canary"
@@ -59,7 +59,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[RunConfig]:
     """Every RunConfig the commands build; the first `execute` stops the command."""
     import lab.cli.compare
     import lab.cli.run
-    import lab.runtime.docker_local
+    import lab.engines.docker.local
     from lab.cli import inputs
 
     built: list[RunConfig] = []
@@ -75,7 +75,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[RunConfig]:
     for module in (lab.cli.run, lab.cli.compare):
         monkeypatch.setattr(module, "run_config", recorded)
         monkeypatch.setattr(module, "execute", execute)
-    monkeypatch.setattr(lab.runtime.docker_local, "port_is_free", lambda port: True)
+    monkeypatch.setattr(lab.engines.docker.local, "port_is_free", lambda port: True)
     return built
 
 
@@ -137,9 +137,9 @@ def test_a_file_budget_decides_the_exit_code(
     scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lab.cli.run
-    from lab.analysis import summarize
+    from lab.analysis.summary import summarize
     from lab.model import ErrorClass, Sample
-    from lab.runner import RunRecord
+    from lab.targets.fleet.runner import RunRecord
 
     def execute(config: RunConfig, out_dir: Path, **kwargs: Any) -> Any:
         record = RunRecord(config, "fake01", "2024-05-01T12:00:00+00:00", 0.0, status="completed")
@@ -150,7 +150,7 @@ def test_a_file_budget_decides_the_exit_code(
         return record, summarize(record.samples, [], target_rate=config.rate, fleet_size=2), out_dir
 
     monkeypatch.setattr(lab.cli.run, "execute", execute)
-    monkeypatch.setattr("lab.runtime.docker_local.port_is_free", lambda port: True)
+    monkeypatch.setattr("lab.engines.docker.local.port_is_free", lambda port: True)
     result = invoke("run", "--config", scenario, "--json")
     assert result.exit_code == 3, (result.stdout, result.stderr, result.exception)  # 4 failed > the file's 3
     assert "failed requests 4 > 3" in result.stderr

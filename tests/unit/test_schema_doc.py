@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from lab import report
-from lab.analysis import summarize
+from lab.analysis.summary import summarize
 from lab.model import ErrorClass, Event, Sample
-from lab.runner import RunConfig, RunRecord
+from lab.output import report
+from lab.targets.fleet.runner import RunConfig, RunRecord
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+?) \|")

@@ -1,4 +1,4 @@
-"""lab.stats on synthetic numbers whose answers can be checked by hand."""
+"""lab.analysis.stats on synthetic numbers whose answers can be checked by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from lab import stats
+from lab.analysis import stats
 
 
 def brute_force_p(a: list[float], b: list[float]) -> float:

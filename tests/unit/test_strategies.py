@@ -14,8 +14,8 @@ import pytest
 
 from lab import strategies
 from lab.model import Check, Instance, Judge, Pause, Route, Start, Step, Stop, fleet
-from lab.plan import PlanError, PlannedStep, Topology, walk
 from lab.strategies.base import Batch, Plan, Strategy
+from lab.targets.fleet.plan import PlanError, PlannedStep, Topology, walk
 
 STRATEGIES = sorted(strategies.REGISTRY)
 FLEET_SIZES = [1, 3, 4]

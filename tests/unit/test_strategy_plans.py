@@ -13,8 +13,8 @@ from lab import strategies
 from lab.cli import app
 from lab.errors import BadInput
 from lab.model import Instance, Judge, Pause, Route, Start, Step, Stop, fleet
-from lab.plan import PlannedStep, Topology, walk
 from lab.strategies.base import Batch
+from lab.targets.fleet.plan import PlannedStep, Topology, walk
 
 
 def all_pass(step: Step) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab import timeline
-from lab.analysis import version_share
+from lab.analysis import timeline
+from lab.analysis.summary import version_share
 from lab.model import ErrorClass, Event, Sample
 
 RATE = 100.0

@@ -7,8 +7,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from lab.analysis import Analysis
-from lab.runner import RunRecord
+from lab.analysis.summary import Analysis
+from lab.targets.fleet.runner import RunRecord
 
 COLUMNS = (
     "strategy",

@@ -17,15 +17,18 @@ from markupsafe import Markup
 from rich.table import Table
 from rich.text import Text
 
-from lab import report, timeline
-from lab.chart import layout
-from lab.chart.png import to_png
-from lab.chart.svg import to_svg
+from lab.analysis import timeline
 from lab.errors import BadInput
-from lab.run_folder import SavedRun, is_run, load
+from lab.output import report
+from lab.output.chart import layout
+from lab.output.chart.png import to_png
+from lab.output.chart.svg import to_svg
+from lab.output.run_folder import SavedRun, is_run, load
 
 _ENV = jinja2.Environment(
-    loader=jinja2.FunctionLoader(lambda name: resources.files("lab").joinpath("templates", name).read_text()),
+    loader=jinja2.FunctionLoader(
+        lambda name: resources.files("lab.output").joinpath("templates", name).read_text()
+    ),
     undefined=jinja2.StrictUndefined,
     autoescape=True,
     keep_trailing_newline=True,
@@ -146,7 +149,7 @@ def _aggregates_table(strategies: list[dict[str, Any]]) -> dict[str, Any]:
 def compare_tables(document: Any, title: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The tables and sentences of compare.json: a list of rows (one run each), or a document with every
     run's rows under `runs`, aggregates under `strategies` and sentences (`line`) under any other list."""
-    from lab import compare
+    from lab.output import compare
 
     if isinstance(document, list):
         return [{"caption": "", **_table(compare.table(document, title))}], []

@@ -28,8 +28,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from lab.engines.base import LABEL
 from lab.errors import LabError
-from lab.runtime.base import LABEL
 
 APP_REPO = "deploylab/app"
 VERSIONS = ("v1", "v2")

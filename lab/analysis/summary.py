@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import rollout
-from .model import ErrorClass, Event, Sample
-from .rollout import Rollback
+from lab.analysis import rollout
+from lab.analysis.rollout import Rollback
+from lab.model import ErrorClass, Event, Sample
 
 # ---------------------------------------------------------------------------------------------------
 # Small helpers shared by the functions below.

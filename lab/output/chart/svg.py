@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from lab.chart.shapes import Drawing, Line, Polyline, Rect, Shape, Text
+from lab.output.chart.shapes import Drawing, Line, Polyline, Rect, Shape, Text
 
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 

@@ -16,9 +16,11 @@ from typing import Any, Protocol
 import httpx
 
 from lab import strategies
-from lab.attribution import AddressBook, AttributedProbe
+from lab.analysis.attribution import AddressBook, AttributedProbe
+from lab.analysis.judge import judge_samples
+from lab.engines.base import ProxyEndpoints, Removed, Runtime
+from lab.engines.docker.images import app_image
 from lab.errors import LabError
-from lab.judge import judge_samples
 from lab.live.feed import SampleFeed
 from lab.model import (
     AppSpec,
@@ -36,13 +38,11 @@ from lab.model import (
     describe,
     fleet,
 )
-from lab.nginx import ProxySettings, render_config, supported
-from lab.plan import PlanError, Topology, drive
-from lab.probe import ProbeConfig
-from lab.probe_process import ProbeProcess
-from lab.runtime.base import ProxyEndpoints, Removed, Runtime
-from lab.runtime.images import app_image
+from lab.probe.process import ProbeProcess
+from lab.probe.schedule import ProbeConfig
 from lab.strategies.base import Plan
+from lab.targets.fleet.nginx import ProxySettings, render_config, supported
+from lab.targets.fleet.plan import PlanError, Topology, drive
 
 OLD, NEW = "v1", "v2"
 

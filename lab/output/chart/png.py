@@ -12,7 +12,7 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from lab.chart.shapes import Drawing, Line, Polyline, Rect, Shape, Text
+from lab.output.chart.shapes import Drawing, Line, Polyline, Rect, Shape, Text
 
 SUPERSAMPLE = 2
 _ANCHOR = {"start": "ls", "middle": "ms", "end": "rs"}

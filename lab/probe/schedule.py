@@ -5,8 +5,8 @@ dead server shows up as failures and latency, never as a thinner schedule. When 
 keep up, the tick is stamped late or recorded as client saturation; the schedule is never moved.
 
 Shape: the calling thread is the dispatcher; a fixed pool of worker threads each own one ``Channel``
-(``lab.probe_channel``) holding at most one connection, so workers never contend for a shared pool lock
-and "keepalive" means one reused connection per worker. ``ProbeProcess`` (``lab.probe_process``) runs all
+(``lab.probe.channel``) holding at most one connection, so workers never contend for a shared pool lock
+and "keepalive" means one reused connection per worker. ``ProbeProcess`` (``lab.probe.process``) runs all
 of it in a spawned child, so a slow Docker call or a busy GIL in the runner cannot delay ticks.
 """
 
@@ -24,7 +24,7 @@ import httpcore
 import httpx
 
 from lab.model import ErrorClass, Sample
-from lab.probe_channel import Channel, TransportChannel, as_httpx_error, ssl_context_for
+from lab.probe.channel import Channel, TransportChannel, as_httpx_error, ssl_context_for
 
 MODES = ("keepalive", "fresh")
 _MAX_NAP_S = 0.05  # the dispatcher never sleeps longer than this, so stop() is noticed quickly

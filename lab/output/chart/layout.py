@@ -10,8 +10,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from lab.chart.shapes import Drawing, Line, Polyline, Rect, Shape, Text, text_width
-from lab.timeline import OTHER, StepMark, TimeBin, Timeline
+from lab.analysis.timeline import OTHER, StepMark, TimeBin, Timeline
+from lab.output.chart.shapes import Drawing, Line, Polyline, Rect, Shape, Text, text_width
 
 WIDTH = 1000.0
 LEFT, RIGHT = 150.0, 24.0  # the left margin holds the lane labels and the y axes' ticks

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lab.analysis import ShareBin, latency_percentiles, version_share
+from lab.analysis.summary import ShareBin, latency_percentiles, version_share
 from lab.model import ErrorClass, Event, Sample
 
 # Bin widths a reader can count in; the first that gives at most MAX_BINS bins is taken.

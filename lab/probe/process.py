@@ -18,7 +18,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from lab.model import ErrorClass, Sample
-from lab.probe import ProbeConfig, run_probe
+from lab.probe.schedule import ProbeConfig, run_probe
 
 _Row = tuple[
     int, float, float | None, float | None, int | None, str | None, str | None, str | None, bool, str | None

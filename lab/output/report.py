@@ -20,10 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from lab import __version__
-from lab.analysis import Analysis, version_share
+from lab.analysis.rollout import capacity_timeline
+from lab.analysis.summary import Analysis, version_share
 from lab.model import Sample
-from lab.rollout import capacity_timeline
-from lab.runner import RunRecord
+from lab.targets.fleet.runner import RunRecord
 
 SHARE_BIN_S = 0.5
 SAMPLE_COLUMNS = [
@@ -174,7 +174,7 @@ def write_run(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
 def _write_html(record: RunRecord, analysis: Analysis, out_dir: Path) -> None:
     """report.html and the timeline images, last: they are built from the files written above, and a
     failure here must not lose the run. It becomes a note, in the journal and the summary."""
-    from lab.html_report import write_run_report
+    from lab.output.html import write_run_report
 
     try:
         write_run_report(out_dir)

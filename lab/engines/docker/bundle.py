@@ -29,9 +29,9 @@ import docker
 import docker.errors
 
 from lab import __version__
+from lab.engines.docker.images import BASE_LABEL, all_images
+from lab.engines.docker.local import engine_errors
 from lab.errors import BadInput, ImagesMissing, LabError
-from lab.runtime.docker_local import engine_errors
-from lab.runtime.images import BASE_LABEL, all_images
 
 MANIFEST_NAME = "deploylab-bundle.json"
 FORMAT = 1
@@ -310,7 +310,7 @@ def _guarded(chunks: Iterable[bytes]) -> Iterable[bytes]:
 
 
 def open_engine() -> DockerImages:
-    from lab.runtime.docker_local import connect
+    from lab.engines.docker.local import connect
 
     return DockerImages(connect())
 

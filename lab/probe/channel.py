@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import httpcore
 import httpx
 
-if TYPE_CHECKING:  # lab.probe imports this module: the config is only a type here
-    from lab.probe import ProbeConfig
+if TYPE_CHECKING:  # lab.probe.schedule imports this module: the config is only a type here
+    from lab.probe.schedule import ProbeConfig
 
 
 def make_request(config: ProbeConfig) -> httpx.Request:

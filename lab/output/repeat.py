@@ -17,7 +17,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from lab import stats
+from lab.analysis import stats
 
 MAX_REPEAT = 50  # 50 runs of a 10 s deployment are already most of an hour on a laptop
 

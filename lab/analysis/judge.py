@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lab.analysis import latency_percentiles
+from lab.analysis.summary import latency_percentiles
 from lab.model import Judge, Sample
 
 

@@ -13,10 +13,10 @@ from typing import ParamSpec, TypeVar
 import docker
 import docker.errors
 
+from lab.engines.base import LABEL, RUN_LABEL, ProxyEndpoints, Removed
+from lab.engines.docker.images import all_images, proxy_nginx_version
 from lab.errors import ConfigRejected, DockerUnavailable, ImagesMissing, LabError, PortInUse
 from lab.model import Instance
-from lab.runtime.base import LABEL, RUN_LABEL, ProxyEndpoints, Removed
-from lab.runtime.images import all_images, proxy_nginx_version
 
 PROXY_LISTEN = 80
 PROXY_ADMIN = 8081

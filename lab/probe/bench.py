@@ -1,6 +1,6 @@
 """How fast can the probe keep its schedule? Run it against a URL at fixed rates and report.
 
-    python -m lab.bench [URL] [--mode keepalive|fresh|both] [--seconds 5] [--rates ...]
+    python -m lab.probe.bench [URL] [--mode keepalive|fresh|both] [--seconds 5] [--rates ...]
 
 Without a URL (what `make bench` does) it starts the lab's proxy image answering `200` by itself, so the
 figures are the probe's alone, and removes it afterwards.
@@ -23,8 +23,8 @@ from typing import TypedDict
 import httpx
 
 from lab.errors import LabError
-from lab.probe import MODES, ProbeConfig
-from lab.probe_process import ProbeProcess
+from lab.probe.process import ProbeProcess
+from lab.probe.schedule import MODES, ProbeConfig
 
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
 MAX_LATE_FRACTION = 0.01
@@ -178,7 +178,8 @@ def format_table(measurements: Sequence[Measurement]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lab.bench", description="Find the highest rate the probe sustains against a URL."
+        prog="python -m lab.probe.bench",
+        description="Find the highest rate the probe sustains against a URL.",
     )
     parser.add_argument("url", nargs="?", help="target; default: a local nginx container answering 200")
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
@@ -209,9 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 @contextlib.contextmanager
 def nginx_target() -> Iterator[str]:
     """The lab's proxy image serving a static 200, published on a free port; removed afterwards."""
-    from lab.nginx import ProxySettings, render_config, supported
-    from lab.runtime.docker_local import DockerRuntime
-    from lab.runtime.images import PROXY_IMAGE
+    from lab.engines.docker.images import PROXY_IMAGE
+    from lab.engines.docker.local import DockerRuntime
+    from lab.targets.fleet.nginx import ProxySettings, render_config, supported
 
     runtime = DockerRuntime(f"bench-{secrets.token_hex(3)}", proxy_image=PROXY_IMAGE)
     try:

@@ -90,7 +90,7 @@ class Server:
 
 
 _ENV = jinja2.Environment(
-    loader=jinja2.FunctionLoader(lambda name: resources.files("lab").joinpath("templates", name).read_text()),
+    loader=jinja2.FunctionLoader(lambda name: resources.files(__package__).joinpath(name).read_text()),
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
