@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.engines.docker.images import PROXY_IMAGE, app_image
+from lab.engines.names import PROXY_IMAGE, app_image
 from lab.model import Instance, Route, describe, fleet
+from lab.options import RunOptions
 from lab.targets.fleet.nginx import render_config
-from lab.targets.fleet.runner import NEW, OLD, RunConfig
+from lab.targets.fleet.runner import NEW, OLD
 
 ROOT = Path(__file__).resolve().parent.parent / "compose"
 COMPOSE_FILE = "compose.yaml"
@@ -35,7 +36,7 @@ HEALTH_INTERVAL_S = 2
 FLEET = 3
 # What a run renders with when nothing is given: the proxy settings and each version's app (the sample
 # app: its port and health path), exactly as the runner passes them to render_config.
-_RUN = RunConfig(strategy="blue-green")
+_RUN = RunOptions(strategy="blue-green")
 SETTINGS = _RUN.proxy
 APPS = {OLD: _RUN.v1_app, NEW: _RUN.v2_app}
 # One health check for every instance, so both versions must be reached alike (the sample app's are).

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from lab.model import AppSpec
+from lab.options import ProxySettings, RunOptions
 
 if TYPE_CHECKING:
     import docker
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
     from lab.analysis.summary import Analysis
     from lab.model import Event, Sample
-    from lab.targets.fleet.runner import RunConfig, RunRecord
+    from lab.record import RunRecord
 
 log = logging.getLogger("lab.pytest")
 log.setLevel(logging.INFO)  # a run's progress shows under "Captured log call" when its test fails
@@ -280,14 +281,14 @@ def _kwargs_names(message: str) -> str:
     return re.sub(r"--([a-z0-9][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), message)
 
 
-def _pairs(env: Mapping[str, object] | None, name: str) -> list[str]:
+def _env(env: Mapping[str, object] | None, name: str) -> dict[str, str]:
     if env is None:
-        return []
+        return {}
     if not isinstance(env, Mapping):
         pytest.fail(
             f"deploy_lab.run: {name} must be a mapping of names to values, got {env!r}", pytrace=False
         )
-    return [f"{key}={value}" for key, value in env.items()]
+    return {str(key): str(value) for key, value in env.items()}
 
 
 class DeployLab:
@@ -333,23 +334,23 @@ class DeployLab:
         *,
         v1: AppSpec | str | None = None,
         v2: AppSpec | str | None = None,
-        fleet: int = 4,
-        rate: float = 200.0,
-        mode: str = "keepalive",
-        scenario: str = "default",
+        fleet: int = RunOptions.fleet_size,
+        rate: float = RunOptions.rate,
+        mode: str = RunOptions.mode,
+        scenario: str = RunOptions.scenario,
         v1_env: Mapping[str, object] | None = None,
         v2_env: Mapping[str, object] | None = None,
-        baseline: float = 2.0,
-        settle: float = 2.0,
-        health_timeout: float = 30.0,
-        next_upstream: str = "error timeout",
+        baseline: float = RunOptions.baseline_s,
+        settle: float = RunOptions.settle_s,
+        health_timeout: float = RunOptions.health_timeout_s,
+        next_upstream: str = ProxySettings.next_upstream,
         params: Mapping[str, Any] | None = None,
         **strategy_params: Any,
-    ) -> RunConfig:
+    ) -> RunOptions:
         """The run `run` would make, checked as `lab run` checks its options; no Docker needed."""
         from lab import strategies
-        from lab.cli.inputs import run_config
         from lab.errors import BadInput
+        from lab.options import run_options
 
         try:
             chosen = strategies.get(strategy)
@@ -364,14 +365,14 @@ class DeployLab:
                     f"deploy_lab.run: {name} must be deploy_lab.app(...) or an image name", pytrace=False
                 )
         try:
-            config = run_config(
-                chosen,
+            config = run_options(
+                chosen.name,
                 chosen_params,
                 fleet_size=fleet,
                 rate=rate,
                 mode=mode,
-                v1_env=_pairs(v1_env, "v1_env"),
-                v2_env=_pairs(v2_env, "v2_env"),
+                v1_env=_env(v1_env, "v1_env"),
+                v2_env=_env(v2_env, "v2_env"),
                 scenario=scenario,
                 port=None,
                 baseline=baseline,
@@ -394,7 +395,7 @@ class DeployLab:
         config = self.config(strategy, **settings)
         return self.execute(config, expect=expect)
 
-    def execute(self, config: RunConfig, *, expect: str | None = "completed") -> LabResult:
+    def execute(self, config: RunOptions, *, expect: str | None = "completed") -> LabResult:
         """Run `config` (from `config`, or one of your own): clean-up included, whatever happens."""
         from lab.analysis.summary import summarize
         from lab.engines.docker.images import PROXY_IMAGE

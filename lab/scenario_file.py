@@ -2,10 +2,10 @@
 
 A file holds what `lab run`'s options hold, under the same names, grouped in sections (docs/config.md).
 `load` checks every field and gives back values keyed by the name of the `lab run` parameter each one
-sets; the command line takes them as its defaults, so a file's scenario reaches `RunConfig` through the
+sets; the command line takes them as its defaults, so a file's scenario reaches `RunOptions` through the
 same checks and the same code as typed options, and an option given on the command line wins.
 
-The bounds every number must keep live here too, for the command line and files alike.
+The bounds every number must keep live in lab/options.py, for the command line and files alike.
 """
 
 from __future__ import annotations
@@ -13,47 +13,18 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from lab.errors import BadInput
+from lab.options import BOUNDS, RESERVED_ENV, Bounds
 
 if TYPE_CHECKING:
-    from lab.targets.fleet.runner import RunConfig
+    from lab.options import RunOptions
 
-
-class Bounds(NamedTuple):
-    low: float
-    high: float
-    low_ok: bool = True  # whether `low` itself is allowed
-
-    def problem(self, value: float) -> str | None:
-        """What is wrong with `value`, or None: finite, and inside the bounds."""
-        above_low = self.low < value or (value == self.low and self.low_ok)
-        if math.isfinite(value) and above_low and value <= self.high:
-            return None
-        lower = f"from {self.low:g}" if self.low_ok else f"above {self.low:g}"
-        return f"must be {lower} up to {self.high:g}, got {value:g}"
-
-
-# By the name of the `lab run` parameter they bound.
-BOUNDS: dict[str, Bounds] = {
-    "fleet_size": Bounds(1, 16),
-    "rate": Bounds(0, 5000, low_ok=False),
-    "baseline": Bounds(0, 600),
-    "settle": Bounds(0, 600),
-    "health_timeout": Bounds(0, 600, low_ok=False),
-    "port": Bounds(1, 65535),
-    "max_downtime_ms": Bounds(0, 1e9),
-    "max_failed": Bounds(0, 1e12),
-}
-
-# Set by the lab itself: an override would break version attribution or routing.
-RESERVED_ENV = ("APP_VERSION", "APP_INSTANCE", "APP_PORT")
 
 FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}
 VERSIONS = ("v1", "v2")
@@ -398,7 +369,7 @@ def _shown(value: Any) -> str:
 
 
 def document(
-    config: RunConfig, *, max_downtime_ms: float | None = None, max_failed: int | None = None
+    config: RunOptions, *, max_downtime_ms: float | None = None, max_failed: int | None = None
 ) -> dict[str, Any]:
     """The file for a run's config: everything `load` reads back to the same config."""
     from lab.scenarios import scenario
@@ -434,7 +405,7 @@ def document(
     return doc
 
 
-def app_fields(config: RunConfig, version: str) -> dict[str, Any]:
+def app_fields(config: RunOptions, version: str) -> dict[str, Any]:
     """The fields of a version's app that differ from the sample app's."""
     app = getattr(config, f"{version}_app", None)
     if app is None:  # a lab without custom images
@@ -460,7 +431,7 @@ def dumps(doc: Mapping[str, Any], fmt: str) -> str:
 
 def save(
     path: str | Path,
-    config: RunConfig,
+    config: RunOptions,
     *,
     max_downtime_ms: float | None = None,
     max_failed: int | None = None,

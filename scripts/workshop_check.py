@@ -141,6 +141,7 @@ def _check_lab(args: list[str]) -> str | None:
 def _check_run_inputs(name: str, params: dict[str, object]) -> None:
     """What `run` and `compare` check before touching Docker, through the lab's own checks."""
     from lab.cli import inputs
+    from lab.options import run_options
 
     if name == "run":
         specs = [(str(params["strategy"]), list(params.get("param") or []))]
@@ -151,7 +152,7 @@ def _check_run_inputs(name: str, params: dict[str, object]) -> None:
         specs = [(spec.split(":")[0], spec.split(":")[1:]) for spec in names]  # type: ignore[union-attr]
     wanted = [
         name
-        for name, p in inspect.signature(inputs.run_config).parameters.items()
+        for name, p in inspect.signature(run_options).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     ]
     for strategy, pairs in specs:

@@ -9,8 +9,6 @@ from rich.console import Console
 
 from lab import strategies
 
-DEFAULT_PORT = 8080
-MODES = ("keepalive", "fresh")
 # What `lab compare` runs by default: every strategy (not the presets, which repeat them with vendors'
 # timings), and rolling once more with a drain, so a hard stop and a drained one sit side by side.
 DEFAULT_COMPARISON = [*(n for n in strategies.REGISTRY if n not in strategies.PRESETS), "rolling:drain_s=1"]

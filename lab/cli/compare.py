@@ -35,6 +35,7 @@ from lab.cli.inputs import (
 )
 from lab.cli.run import execute
 from lab.errors import BadInput
+from lab.options import ProxySettings, RunOptions
 
 
 @app.command("compare")
@@ -47,19 +48,19 @@ def compare_cmd(
             show_default=False,
         ),
     ] = None,
-    fleet_size: FleetOpt = 4,
-    rate: RateOpt = 200.0,
-    mode: ModeOpt = "keepalive",
+    fleet_size: FleetOpt = RunOptions.fleet_size,
+    rate: RateOpt = RunOptions.rate,
+    mode: ModeOpt = RunOptions.mode,
     v1_env: V1EnvOpt = None,
     v2_env: V2EnvOpt = None,
-    scenario: ScenarioOpt = "default",
+    scenario: ScenarioOpt = RunOptions.scenario,
     out_dir: OutOpt = Path("runs"),
     as_json: JsonOpt = False,
     live: LiveOpt = True,
-    baseline: BaselineOpt = 2.0,
-    settle: SettleOpt = 2.0,
-    health_timeout: HealthOpt = 30.0,
-    next_upstream: NextUpstreamOpt = "error timeout",
+    baseline: BaselineOpt = RunOptions.baseline_s,
+    settle: SettleOpt = RunOptions.settle_s,
+    health_timeout: HealthOpt = RunOptions.health_timeout_s,
+    next_upstream: NextUpstreamOpt = ProxySettings.next_upstream,
     repeat: RepeatOpt = 1,
     config_file: ConfigOpt = None,
 ) -> None:

@@ -8,9 +8,10 @@ import typer
 
 from lab import strategies
 from lab.cli.app import app, out
-from lab.cli.inputs import FleetOpt, ParamOpt, _number, _params, _proxy_settings, _strategy
+from lab.cli.inputs import FleetOpt, ParamOpt, _params, _strategy
 from lab.errors import LabError
 from lab.model import Route, describe, fleet
+from lab.options import ProxySettings, RunOptions, check_number, proxy_settings
 from lab.targets.fleet.nginx import render_config
 from lab.targets.fleet.plan import PlanError, Topology, walk
 
@@ -31,18 +32,18 @@ def list_strategies() -> None:
 @app.command("plan")
 def plan_cmd(
     strategy: Annotated[str, typer.Argument(help="Strategy name, see `lab strategies`.")],
-    fleet_size: FleetOpt = 4,
+    fleet_size: FleetOpt = RunOptions.fleet_size,
     param: ParamOpt = None,
     configs: Annotated[
         bool, typer.Option(help="Print the rendered nginx config of each routing step.")
     ] = True,
     next_upstream: Annotated[
         str, typer.Option(help="nginx proxy_next_upstream, as for `lab run`.")
-    ] = "error timeout",
+    ] = ProxySettings.next_upstream,
 ) -> None:
     """Print a strategy's steps and rendered nginx configs, assuming every health check passes. No Docker."""
-    _number("--fleet", fleet_size, low=1, high=16)
-    settings = _proxy_settings(next_upstream)
+    check_number("--fleet", fleet_size, "fleet_size")
+    settings = proxy_settings(next_upstream)
     chosen = _strategy(strategy)
     old, new = fleet("v1", fleet_size), fleet("v2", fleet_size)
     plan = chosen.plan(old, new, **_params(chosen, param))

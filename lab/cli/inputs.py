@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lab import strategies
-from lab.cli.app import DEFAULT_PORT, MODES, err
-from lab.errors import BadInput, PortInUse
+from lab.cli.app import err
+from lab.errors import BadInput
 from lab.model import AppSpec
-from lab.scenario_file import BOUNDS, RESERVED_ENV, Bounds
-from lab.targets.fleet.nginx import ProxySettings
+from lab.options import check_number, proxy_settings
 
 if TYPE_CHECKING:
-    from lab.targets.fleet.runner import RunConfig
+    from lab.options import RunOptions
 
 
 def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -28,31 +27,7 @@ def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return pairs
 
 
-def _number(name: str, value: float, *, low: float, high: float, low_ok: bool = True) -> None:
-    """One check for every number on the command line: finite, and inside its stated bounds."""
-    problem = Bounds(low, high, low_ok).problem(value)
-    if problem:
-        raise BadInput(f"{name} {problem}")
-
-
-def _bounded(name: str, value: float, parameter: str) -> None:
-    """A number checked against the bounds it has in a scenario file too (lab/scenario_file.py)."""
-    _number(name, value, **BOUNDS[parameter]._asdict())
-
-
-def _env(values: list[str] | None, option: str) -> dict[str, str]:
-    env = parse_pairs(values, option)
-    reserved = sorted(set(env) & set(RESERVED_ENV))
-    if reserved:
-        raise BadInput(f"{option} cannot set {', '.join(reserved)}: the lab sets it")
-    return env
-
-
-def _proxy_settings(next_upstream: str) -> ProxySettings:
-    try:
-        return ProxySettings(next_upstream=next_upstream)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
+_proxy_settings = proxy_settings
 
 
 def _strategy(name: str) -> strategies.Strategy:
@@ -211,7 +186,7 @@ def app_spec(version: str, image: str | None, port: int | None, health_path: str
             )
         return AppSpec()
     if port is not None:
-        _number(f"{flag}-port", port, low=1, high=65535)
+        check_number(f"{flag}-port", port, "port")
     try:
         AppSpec(image=image)
     except ValueError as exc:
@@ -233,9 +208,7 @@ RepeatOpt = Annotated[
 
 
 def repeat_count(repeat: int) -> int:
-    from lab.output.repeat import MAX_REPEAT
-
-    _number("--repeat", repeat, low=1, high=MAX_REPEAT)
+    check_number("--repeat", repeat, "repeat")
     return repeat
 
 
@@ -243,60 +216,18 @@ def run_config(
     strategy: strategies.Strategy,
     params: dict[str, Any],
     *,
-    fleet_size: int,
-    rate: float,
-    mode: str,
-    v1_env: list[str] | None,
-    v2_env: list[str] | None,
-    scenario: str,
-    port: int | None,
-    baseline: float,
-    settle: float,
-    health_timeout: float,
-    next_upstream: str,
-    v1_app: AppSpec | None = None,
-    v2_app: AppSpec | None = None,
-) -> RunConfig:
-    """Every check of `run`'s and `compare`'s inputs, before anything touches Docker."""
-    from lab.engines.docker.local import port_is_free
-    from lab.scenarios import scenario as named
-    from lab.targets.fleet.runner import RunConfig
+    v1_env: list[str] | None = None,
+    v2_env: list[str] | None = None,
+    **settings: Any,
+) -> RunOptions:
+    """The command line's values as RunOptions: KEY=VALUE pairs parsed here, every other check in
+    lab/options.py, before anything touches Docker."""
+    from lab.options import run_options
 
-    _bounded("--fleet", fleet_size, "fleet_size")
-    _bounded("--rate", rate, "rate")
-    _bounded("--baseline", baseline, "baseline")
-    _bounded("--settle", settle, "settle")
-    _bounded("--health-timeout", health_timeout, "health_timeout")
-    if mode not in MODES:
-        raise BadInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    try:
-        release = named(scenario)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    v1_app, v2_app = v1_app or AppSpec(), v2_app or AppSpec()
-    if release.v2_env and v2_app.image is not None:
-        raise BadInput(
-            f"--scenario {release.name} sets the sample app's knobs, which your own v2 image "
-            f"({v2_app.image}) does not read: make the release bad in the image itself, or with --v2-env"
-        )
-    if port is not None:
-        _bounded("--port", port, "port")
-        if not port_is_free(port):  # before any container exists, so nothing has to be undone
-            raise PortInUse(f"port {port} is in use on 127.0.0.1: pick another with --port")
-    return RunConfig(
-        strategy=strategy.name,
-        params=params,
-        fleet_size=fleet_size,
-        rate=rate,
-        mode=mode,
-        v1_env=_env(v1_env, "--v1-env"),
-        v2_env={**release.v2_env, **_env(v2_env, "--v2-env")},
-        v1_app=v1_app,
-        v2_app=v2_app,
-        scenario=release.name,
-        port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
-        baseline_s=baseline,
-        settle_s=settle,
-        health_timeout_s=health_timeout,
-        proxy=_proxy_settings(next_upstream),
+    return run_options(
+        strategy.name,
+        params,
+        v1_env=parse_pairs(v1_env, "--v1-env"),
+        v2_env=parse_pairs(v2_env, "--v2-env"),
+        **settings,
     )

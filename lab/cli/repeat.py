@@ -14,11 +14,11 @@ from lab.cli.app import EXIT_BUDGET, EXIT_ERROR, EXIT_ROLLED_BACK, err, fail, ou
 from lab.cli.run import execute, over_budget
 
 if TYPE_CHECKING:
-    from lab.targets.fleet.runner import RunConfig
+    from lab.options import RunOptions
 
 
 def run_repeated(
-    config: RunConfig,
+    config: RunOptions,
     repeat: int,
     out_dir: Path,
     *,

@@ -12,7 +12,6 @@ import typer
 from rich.markup import escape
 
 from lab.cli.app import (
-    DEFAULT_PORT,
     EXIT_BUDGET,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -45,7 +44,6 @@ from lab.cli.inputs import (
     V2HealthPathOpt,
     V2ImageOpt,
     V2PortOpt,
-    _bounded,
     _params,
     _strategy,
     app_spec,
@@ -54,10 +52,11 @@ from lab.cli.inputs import (
     run_config,
 )
 from lab.errors import BadInput
+from lab.options import DEFAULT_PORT, ProxySettings, RunOptions, check_number
 
 if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` need no Docker SDK
     from lab.analysis.summary import Analysis
-    from lab.targets.fleet.runner import RunConfig, RunRecord
+    from lab.record import RunRecord
 
 
 @app.command("run")
@@ -67,12 +66,12 @@ def run_cmd(
         str,
         typer.Argument(help="Strategy name, see `lab strategies` (optional with a --config that names one)."),
     ],
-    fleet_size: FleetOpt = 4,
-    rate: RateOpt = 200.0,
-    mode: ModeOpt = "keepalive",
+    fleet_size: FleetOpt = RunOptions.fleet_size,
+    rate: RateOpt = RunOptions.rate,
+    mode: ModeOpt = RunOptions.mode,
     v1_env: V1EnvOpt = None,
     v2_env: V2EnvOpt = None,
-    scenario: ScenarioOpt = "default",
+    scenario: ScenarioOpt = RunOptions.scenario,
     param: ParamOpt = None,
     port: Annotated[
         int | None,
@@ -86,14 +85,14 @@ def run_cmd(
     ] = False,
     as_json: JsonOpt = False,
     live: LiveOpt = True,
-    baseline: BaselineOpt = 2.0,
-    settle: SettleOpt = 2.0,
-    health_timeout: HealthOpt = 30.0,
+    baseline: BaselineOpt = RunOptions.baseline_s,
+    settle: SettleOpt = RunOptions.settle_s,
+    health_timeout: HealthOpt = RunOptions.health_timeout_s,
     max_downtime_ms: Annotated[
         float | None, typer.Option(help="Budget: exit 3 if the longest downtime exceeds it.")
     ] = None,
     max_failed: Annotated[int | None, typer.Option(help="Budget: exit 3 if more requests failed.")] = None,
-    next_upstream: NextUpstreamOpt = "error timeout",
+    next_upstream: NextUpstreamOpt = ProxySettings.next_upstream,
     v1_image: V1ImageOpt = None,
     v1_port: V1PortOpt = None,
     v1_health_path: V1HealthPathOpt = None,
@@ -130,9 +129,9 @@ nothing.
     if repeat > 1 and keep:
         raise BadInput("--keep leaves one run's topology up: it cannot be combined with --repeat")
     if max_downtime_ms is not None:
-        _bounded("--max-downtime-ms", max_downtime_ms, "max_downtime_ms")
+        check_number("--max-downtime-ms", max_downtime_ms, "max_downtime_ms")
     if max_failed is not None:
-        _bounded("--max-failed", max_failed, "max_failed")
+        check_number("--max-failed", max_failed, "max_failed")
     config = run_config(
         chosen,
         _params(chosen, param, file_params(ctx, chosen)),
@@ -168,8 +167,8 @@ nothing.
         print(json.dumps(report.summary(record, analysis, folder)))
     elif record.probe_started is not None:  # a run that failed before probing measured nothing to show
         report.print_summary(out, record, analysis, folder)
-        if keep and record.endpoints:
-            out.print(f"kept: proxy at {record.endpoints.url} (remove with `lab clean`)")
+        if keep and record.url:
+            out.print(f"kept: proxy at {record.url} (remove with `lab clean`)")
 
     if record.status == "failed":
         fail(record.error or "the run failed", EXIT_ERROR)
@@ -191,7 +190,7 @@ def over_budget(analysis: Analysis, max_downtime_ms: float | None, max_failed: i
 
 
 def execute(
-    config: RunConfig, out_dir: Path, *, keep: bool = False, quiet: bool = False, live: bool = True
+    config: RunOptions, out_dir: Path, *, keep: bool = False, quiet: bool = False, live: bool = True
 ) -> tuple[RunRecord, Analysis, Path]:
     """One run from start to clean-up, its folder written under `out_dir`. Ctrl-C ends the command.
 

@@ -9,10 +9,11 @@ proxy's admin port, not from the engine, so they work the same on every backend.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from lab.model import Instance
+from lab.record import Removed
 
 LABEL = "deploylab"  # every object the lab makes carries it ...
 RUN_LABEL = "deploylab.run"  # ... and the id of the run that made it
@@ -23,19 +24,6 @@ class ProxyEndpoints:
     url: str  # where clients (the probe) send traffic
     admin_url: str  # the lab's own port on the proxy: health by instance name, live config generation
     port: int  # the host port of `url`
-
-
-@dataclass(frozen=True)
-class Removed:
-    containers: int
-    networks: int
-    left: list[str] = field(default_factory=list)  # what could not be removed, and why
-
-    def __str__(self) -> str:
-        text = f"{self.containers} container(s), {self.networks} network(s)"
-        if self.left:
-            text += f"; could not remove {'; '.join(self.left)} (run `lab clean`)"
-        return text
 
 
 class Runtime(Protocol):

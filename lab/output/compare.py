@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lab.analysis.summary import Analysis
-from lab.targets.fleet.runner import RunRecord
+from lab.record import RunRecord
 
 COLUMNS = (
     "strategy",

@@ -19,8 +19,6 @@ from rich.table import Table
 
 from lab.analysis import stats
 
-MAX_REPEAT = 50  # 50 runs of a 10 s deployment are already most of an hour on a laptop
-
 
 @dataclass(frozen=True)
 class Figure:

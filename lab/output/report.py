@@ -23,7 +23,7 @@ from lab import __version__
 from lab.analysis.rollout import capacity_timeline
 from lab.analysis.summary import Analysis, version_share
 from lab.model import Sample
-from lab.targets.fleet.runner import RunRecord
+from lab.record import RunRecord
 
 SHARE_BIN_S = 0.5
 SAMPLE_COLUMNS = [

@@ -23,8 +23,9 @@ from typing import TypedDict
 import httpx
 
 from lab.errors import LabError
+from lab.options import MODES
 from lab.probe.process import ProbeProcess
-from lab.probe.schedule import MODES, ProbeConfig
+from lab.probe.schedule import ProbeConfig
 
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
 MAX_LATE_FRACTION = 0.01

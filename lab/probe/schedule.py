@@ -24,9 +24,9 @@ import httpcore
 import httpx
 
 from lab.model import ErrorClass, Sample
+from lab.options import MODES
 from lab.probe.channel import Channel, TransportChannel, as_httpx_error, ssl_context_for
 
-MODES = ("keepalive", "fresh")
 _MAX_NAP_S = 0.05  # the dispatcher never sleeps longer than this, so stop() is noticed quickly
 _BATCH_S = 0.1  # how often samples are handed to `emit`
 _YIELD_EVERY = 100  # when catching up, yield after this many ticks dispatched back to back

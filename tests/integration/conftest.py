@@ -29,13 +29,15 @@ from lab.engines.docker.local import (
     DockerRuntime,  # noqa: E402
     connect,  # noqa: E402
 )
-from lab.targets.fleet.runner import RunConfig, Runner, RunRecord  # noqa: E402
+from lab.options import RunOptions  # noqa: E402
+from lab.record import RunRecord  # noqa: E402
+from lab.targets.fleet.runner import Runner  # noqa: E402
 
 
 def run(strategy: str, **overrides: object) -> tuple[RunRecord, dict]:
     settings: dict = {"fleet_size": 4, "rate": 200.0, "baseline_s": 1.0, "settle_s": 1.0}
     settings.update(overrides)
-    config = RunConfig(strategy=strategy, **settings)
+    config = RunOptions(strategy=strategy, **settings)
     record = Runner(config, DockerRuntime(secrets.token_hex(3), proxy_image=PROXY_IMAGE)).run()
     analysis = summarize(record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size)
     return record, analysis.to_dict()

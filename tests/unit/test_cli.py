@@ -27,9 +27,10 @@ from lab.cli import app
 from lab.errors import BadInput
 from lab.live.feed import SampleFeed
 from lab.model import ErrorClass, Event, Instance, Route, Sample, describe, fleet
+from lab.options import RunOptions
+from lab.record import RunRecord
 from lab.targets.fleet.nginx import ProxySettings, render_config
 from lab.targets.fleet.plan import Topology
-from lab.targets.fleet.runner import RunConfig, RunRecord
 
 NO_DOCKER = "tcp://127.0.0.1:1"  # nothing listens there: any Docker call fails at once
 STEP_LINE = re.compile(r"^ {0,2}(\d+)  (\S.*)$")
@@ -260,7 +261,7 @@ class FakeRunner:
     hook_line = "step 0 done in 1.00 s: app-v2-1 exited with code 1: [/app/main.py] [bold]x"
 
     def __init__(
-        self, config: RunConfig, runtime: object, *, keep: bool = False, hook: Callable[[str, object], None]
+        self, config: RunOptions, runtime: object, *, keep: bool = False, hook: Callable[[str, object], None]
     ) -> None:
         self.config, self.hook = config, hook
         self.record = RunRecord(config, "fake01", "2024-05-01T12:00:00+00:00", 100.0)
@@ -613,7 +614,7 @@ class FeedingRunner(FakeRunner):
 
     hold: Callable[[], bool] | None = None  # step 1 lasts until this is true (at most 10 s more)
 
-    def __init__(self, config: RunConfig, runtime: object, **kwargs: Any) -> None:
+    def __init__(self, config: RunOptions, runtime: object, **kwargs: Any) -> None:
         super().__init__(config, runtime, **kwargs)
         real_start = time.monotonic()
         self.clock = lambda: self.record.t0 + 5 * (time.monotonic() - real_start)

@@ -17,10 +17,11 @@ from lab.analysis.summary import summarize
 from lab.cli import app
 from lab.errors import BadInput
 from lab.model import ErrorClass, Event, Sample
+from lab.options import RunOptions
 from lab.output import html as html_report
 from lab.output import report
 from lab.output.run_folder import load, read_samples
-from lab.targets.fleet.runner import RunConfig, RunRecord
+from lab.record import RunRecord
 
 T0 = 7000.0
 RATE = 100.0
@@ -39,7 +40,7 @@ def sample(i: int) -> Sample:
 
 
 def make_record(samples: int = 400, status: str = "rolled_back") -> RunRecord:
-    config = RunConfig(strategy="canary", params={"bake_s": 1.0}, fleet_size=1, rate=RATE)
+    config = RunOptions(strategy="canary", params={"bake_s": 1.0}, fleet_size=1, rate=RATE)
     events = [
         Event(0, "Start", "start app-v2-1 and wait until healthy", T0 + 1.0, T0 + 2.0, True, in_service=1),
         Event(1, "Route", "route v1 50%, v2 50% over app-v1-1, app-v2-1", T0 + 2.0, T0 + 2.2, in_service=2),
@@ -277,7 +278,7 @@ def compare_folder(tmp_path: Path, document: object) -> Path:
     for n, strategy in enumerate(("canary", "in-place")):
         record = make_record()
         record.run_id = f"run00{n}"
-        record.config = RunConfig(strategy=strategy, fleet_size=1, rate=RATE)
+        record.config = RunOptions(strategy=strategy, fleet_size=1, rate=RATE)
         analysis = summarize(record.samples, record.events, target_rate=RATE, fleet_size=1)
         report.write_run(record, analysis, folder / f"20240501-12000{n}-{strategy}-run00{n}")
     (folder / "compare.json").write_text(json.dumps(document))
@@ -370,7 +371,7 @@ def test_lab_compare_writes_compare_html_beside_its_table(
     import lab.cli.compare
     import lab.engines.docker.local
 
-    def execute(config: RunConfig, out_dir: Path, **kwargs: object) -> tuple[object, object, Path]:
+    def execute(config: RunOptions, out_dir: Path, **kwargs: object) -> tuple[object, object, Path]:
         record = make_record()
         record.config = config
         analysis = summarize(record.samples, record.events, target_rate=RATE, fleet_size=1)

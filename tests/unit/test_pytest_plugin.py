@@ -19,8 +19,9 @@ import pytest
 
 from lab.analysis.summary import summarize
 from lab.model import AppSpec, ErrorClass, Event, Sample
+from lab.options import RunOptions
 from lab.pytest_plugin import LabResult
-from lab.targets.fleet.runner import RunConfig, RunRecord
+from lab.record import RunRecord
 
 pytest_plugins = ["pytester"]
 
@@ -263,7 +264,7 @@ def test_the_session_removes_its_images_by_tag_never_forced_and_reports_one_in_u
 
 
 def result(tmp_path: Path) -> LabResult:
-    config = RunConfig("rolling", v2_app=AppSpec("shop:2", 8000, "/ready"))
+    config = RunOptions("rolling", v2_app=AppSpec("shop:2", 8000, "/ready"))
     record = RunRecord(config, "abc123", "2026-01-01T00:00:00+00:00", 100.0)
     record.probe_started = 100.5
     record.status = "completed"
@@ -310,7 +311,7 @@ def test_a_parsed_parameter_goes_into_the_journal_as_written(tmp_path: Path) -> 
     from lab.strategies.base import Batch
 
     r = result(tmp_path)
-    config = RunConfig("rolling", params={"batch": Batch.parse("25%"), "drain_s": 1.0})
+    config = RunOptions("rolling", params={"batch": Batch.parse("25%"), "drain_s": 1.0})
     record = dataclasses.replace(r.record, config=config)
     written = report.journal(record, r.analysis)
     assert written["input"]["params"] == {"batch": "25%", "drain_s": 1.0}

@@ -12,8 +12,9 @@ from rich.console import Console
 
 from lab.analysis.summary import Analysis, summarize
 from lab.model import ErrorClass, Event, Sample
+from lab.options import RunOptions
 from lab.output import report
-from lab.targets.fleet.runner import RunConfig, RunRecord
+from lab.record import RunRecord
 
 T0 = 5000.0  # the monotonic clock's origin for this run: every time in the report is relative to it
 RATE = 100.0
@@ -59,7 +60,7 @@ def sample(i: int) -> Sample:
 
 
 def make_record() -> RunRecord:
-    config = RunConfig(
+    config = RunOptions(
         strategy="blue-green",
         params={"rollback_window_s": 1.0},
         fleet_size=2,

@@ -20,8 +20,10 @@ from lab.engines.base import ProxyEndpoints, Removed
 from lab.engines.docker.images import app_image
 from lab.errors import ConfigRejected
 from lab.model import ErrorClass, Instance, Sample
+from lab.options import RunOptions
 from lab.probe.schedule import ProbeConfig
-from lab.targets.fleet.runner import RunConfig, Runner, RunRecord, probe_config
+from lab.record import RunRecord
+from lab.targets.fleet.runner import Runner, probe_config
 
 ENDPOINTS = ProxyEndpoints("http://proxy.test:8000", "http://proxy.test:8081", 8000)
 V1, V2 = "app-v1-1 app-v1-2", "app-v2-1 app-v2-2"
@@ -177,7 +179,7 @@ class Harness:
         params = {"rollback_window_s": 1.5, "overlap_s": 0} if strategy == "blue-green" else {}
         fast = {"fleet_size": 2, "baseline_s": 0, "settle_s": 0, "health_timeout_s": 0.5}
         runner = Runner(
-            RunConfig(strategy, params, **fast | config), self.rt, probe_factory=self.probe, keep=keep
+            RunOptions(strategy, params, **fast | config), self.rt, probe_factory=self.probe, keep=keep
         )
         runner.http.close()
         runner.http = httpx.Client(transport=httpx.MockTransport(self.proxy))
@@ -241,7 +243,7 @@ def test_blue_green_happy_path(lab_: Harness) -> None:
     assert all(e.error is None for e in record.events)
     pause = record.events[2]
     assert pause.ended - pause.started == pytest.approx(1.5)
-    assert record.removed == Removed(3, 1) and record.endpoints == ENDPOINTS  # v2 fleet + proxy
+    assert record.removed == Removed(3, 1) and record.url == ENDPOINTS.url  # v2 fleet + proxy
     (probe,) = lab_.probes
     assert probe.stopped and probe.config.url == ENDPOINTS.url
     assert record.probe_started == 1000.0 and record.probe_stopped is not None
@@ -397,7 +399,7 @@ def test_unsent_ticks_are_noted_as_client_saturation(lab_: Harness) -> None:
 def test_probe_workers_cover_a_timeout_of_requests_in_flight_within_bounds(
     rate: float, timeout_s: float, workers: int
 ) -> None:
-    config = RunConfig("blue-green", rate=rate, probe_timeout_s=timeout_s, mode="fresh")
+    config = RunOptions("blue-green", rate=rate, probe_timeout_s=timeout_s, mode="fresh")
     probe = probe_config("http://proxy.test:8000", config)
     assert probe.workers == workers
     assert probe.workers >= min(1024, rate * timeout_s)

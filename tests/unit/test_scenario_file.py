@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from lab.errors import BadInput
-from lab.scenario_file import BOUNDS, Bounds, ScenarioFile, document, dumps, load, save
+from lab.options import BOUNDS, Bounds, RunOptions
+from lab.scenario_file import ScenarioFile, document, dumps, load, save
 from lab.targets.fleet.nginx import ProxySettings
-from lab.targets.fleet.runner import RunConfig
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -295,17 +295,17 @@ def test_the_command_line_and_files_share_one_set_of_bounds() -> None:
     assert BOUNDS["fleet_size"].problem(16) is None and BOUNDS["fleet_size"].problem(17)
     assert BOUNDS["rate"].problem(0) == "must be above 0 up to 5000, got 0"
     assert Bounds(0, 1).problem(float("nan")) == "must be from 0 up to 1, got nan"
-    import lab.cli.inputs as inputs
+    from lab.options import check_number
 
     with pytest.raises(BadInput, match=r"^--fleet must be from 1 up to 16, got 17$"):
-        inputs._bounded("--fleet", 17, "fleet_size")
+        check_number("--fleet", 17, "fleet_size")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Writing: what `--save-config` writes reads back to the same values.
 
 
-def config(**overrides: object) -> RunConfig:
+def config(**overrides: object) -> RunOptions:
     settings: dict = {
         "strategy": "canary",
         "params": {"percents": (5, 100), "bake_s": 1.5, "max_p99_ms": None},
@@ -321,7 +321,7 @@ def config(**overrides: object) -> RunConfig:
         "proxy": ProxySettings(next_upstream="off"),
     }
     settings.update(overrides)
-    return RunConfig(**settings)
+    return RunOptions(**settings)
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".yaml"])

@@ -1,6 +1,6 @@
 """Scenario files on the command line: `--config`, `--save-config`, and which value wins.
 
-The run itself is replaced: `execute` raises with the RunConfig it was given, so each test sees exactly what
+The run itself is replaced: `execute` raises with the RunOptions it was given, so each test sees exactly what
 would have run, built by the command's own code, and nothing touches Docker.
 """
 
@@ -19,8 +19,8 @@ from typer.testing import CliRunner, Result
 from lab.cli import app
 from lab.cli.inputs import ConfigOpt, FleetOpt
 from lab.errors import BadInput
+from lab.options import RunOptions
 from lab.scenario_file import load
-from lab.targets.fleet.runner import RunConfig
 
 SCENARIO = """
 strategy = "canary"
@@ -49,27 +49,27 @@ max_failed = 3
 class Ran(Exception):
     """What `execute` was asked to run."""
 
-    def __init__(self, config: RunConfig):
+    def __init__(self, config: RunOptions):
         super().__init__(config.strategy)
         self.config = config
 
 
 @pytest.fixture
-def runs(monkeypatch: pytest.MonkeyPatch) -> list[RunConfig]:
-    """Every RunConfig the commands build; the first `execute` stops the command."""
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[RunOptions]:
+    """Every RunOptions the commands build; the first `execute` stops the command."""
     import lab.cli.compare
     import lab.cli.run
     import lab.engines.docker.local
     from lab.cli import inputs
 
-    built: list[RunConfig] = []
+    built: list[RunOptions] = []
 
-    def recorded(*args: Any, **kwargs: Any) -> RunConfig:
+    def recorded(*args: Any, **kwargs: Any) -> RunOptions:
         config = inputs.run_config(*args, **kwargs)
         built.append(config)
         return config
 
-    def execute(config: RunConfig, *args: Any, **kwargs: Any) -> Any:
+    def execute(config: RunOptions, *args: Any, **kwargs: Any) -> Any:
         raise Ran(config)
 
     for module in (lab.cli.run, lab.cli.compare):
@@ -83,7 +83,7 @@ def invoke(*args: str | Path) -> Result:
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def ran(result: Result) -> RunConfig:
+def ran(result: Result) -> RunOptions:
     assert isinstance(result.exception, Ran), (result.stdout, result.stderr, result.exception)
     return result.exception.config
 
@@ -95,7 +95,7 @@ def scenario(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_file_alone_runs_its_scenario(runs: list[RunConfig], scenario: Path, tmp_path: Path) -> None:
+def test_a_file_alone_runs_its_scenario(runs: list[RunOptions], scenario: Path, tmp_path: Path) -> None:
     config = ran(invoke("run", "--config", scenario, "--out", tmp_path))
     assert config.strategy == "canary"
     assert dict(config.params) == {"percents": (5, 100), "bake_s": 1.5}
@@ -107,7 +107,7 @@ def test_a_file_alone_runs_its_scenario(runs: list[RunConfig], scenario: Path, t
 
 
 def test_options_given_on_the_command_line_win_over_the_file(
-    runs: list[RunConfig], scenario: Path, tmp_path: Path
+    runs: list[RunOptions], scenario: Path, tmp_path: Path
 ) -> None:
     args = ["--fleet", "4", "--mode", "keepalive", "-p", "bake_s=0.5", "--v2-env", "APP_SEED=8"]
     config = ran(invoke("run", "--config", scenario, *args, "--out", tmp_path))
@@ -139,9 +139,9 @@ def test_a_file_budget_decides_the_exit_code(
     import lab.cli.run
     from lab.analysis.summary import summarize
     from lab.model import ErrorClass, Sample
-    from lab.targets.fleet.runner import RunRecord
+    from lab.record import RunRecord
 
-    def execute(config: RunConfig, out_dir: Path, **kwargs: Any) -> Any:
+    def execute(config: RunOptions, out_dir: Path, **kwargs: Any) -> Any:
         record = RunRecord(config, "fake01", "2024-05-01T12:00:00+00:00", 0.0, status="completed")
         record.samples = [
             Sample(i, i / 100, i / 100, i / 100 + 0.001, error=ErrorClass.REFUSED) for i in range(4)
@@ -158,7 +158,7 @@ def test_a_file_budget_decides_the_exit_code(
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".yaml", ".yml"])
-def test_save_then_run_gives_the_same_run_config(runs: list[RunConfig], tmp_path: Path, suffix: str) -> None:
+def test_save_then_run_gives_the_same_run_config(runs: list[RunOptions], tmp_path: Path, suffix: str) -> None:
     options = [
         *("canary", "-n", "3", "--rate", "150", "--mode", "fresh", "--scenario", "errors"),
         *("--v1-env", "APP_LATENCY_MS=5", "--v2-env", "APP_FAIL_RATE=0.05", "--v2-env", "APP_SEED=3"),
@@ -179,7 +179,7 @@ def test_save_then_run_gives_the_same_run_config(runs: list[RunConfig], tmp_path
     assert load(path).options["max_failed"] == 2 and load(path).options["max_downtime_ms"] == 12.5
 
 
-def test_a_rolling_batch_and_a_preset_survive_the_round_trip(runs: list[RunConfig], tmp_path: Path) -> None:
+def test_a_rolling_batch_and_a_preset_survive_the_round_trip(runs: list[RunOptions], tmp_path: Path) -> None:
     for options in (
         ["rolling", "-p", "batch=25%", "-p", "drain_s=0.5"],
         ["eb-rolling", "-p", "time_scale=0.002"],
@@ -191,7 +191,7 @@ def test_a_rolling_batch_and_a_preset_survive_the_round_trip(runs: list[RunConfi
 
 
 def test_another_strategy_on_the_command_line_drops_the_files_parameters(
-    runs: list[RunConfig], scenario: Path, tmp_path: Path
+    runs: list[RunOptions], scenario: Path, tmp_path: Path
 ) -> None:
     result = invoke("run", "rolling", "--config", scenario, "-p", "batch=2", "--out", tmp_path)
     config = ran(result)
@@ -202,7 +202,7 @@ def test_another_strategy_on_the_command_line_drops_the_files_parameters(
 
 
 def test_a_file_without_a_strategy_needs_one_on_the_command_line(
-    runs: list[RunConfig], tmp_path: Path
+    runs: list[RunOptions], tmp_path: Path
 ) -> None:
     path = tmp_path / "fleet.yaml"
     path.write_text("fleet:\n  size: 5\n")
@@ -213,7 +213,7 @@ def test_a_file_without_a_strategy_needs_one_on_the_command_line(
 
 
 def test_compare_runs_the_files_scenario_for_every_strategy(
-    runs: list[RunConfig], scenario: Path, tmp_path: Path
+    runs: list[RunOptions], scenario: Path, tmp_path: Path
 ) -> None:
     result = invoke(
         "compare", "in-place", "canary:bake_s=1", "--config", scenario, "--rate", "50", "--out", tmp_path
@@ -228,7 +228,7 @@ def test_compare_runs_the_files_scenario_for_every_strategy(
         assert config.v2_env["APP_SEED"] == "7" and config.proxy.next_upstream == "off"
 
 
-def test_a_bad_file_stops_the_command_before_anything_runs(runs: list[RunConfig], tmp_path: Path) -> None:
+def test_a_bad_file_stops_the_command_before_anything_runs(runs: list[RunOptions], tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[probe]\nrate = 'fast'\n")
     for command in ("run", "compare"):
@@ -238,7 +238,7 @@ def test_a_bad_file_stops_the_command_before_anything_runs(runs: list[RunConfig]
     assert runs == []
 
 
-def test_save_config_checks_everything_a_run_would(runs: list[RunConfig], tmp_path: Path) -> None:
+def test_save_config_checks_everything_a_run_would(runs: list[RunOptions], tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     result = invoke("run", "canary", "-p", "nope=1", "--save-config", path)
     assert isinstance(result.exception, BadInput) and "nope" in str(result.exception)

@@ -11,8 +11,9 @@ import pytest
 
 from lab.analysis.summary import summarize
 from lab.model import ErrorClass, Event, Sample
+from lab.options import RunOptions
 from lab.output import report
-from lab.targets.fleet.runner import RunConfig, RunRecord
+from lab.record import RunRecord
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+?) \|")
@@ -45,7 +46,7 @@ def full_record() -> RunRecord:
         Event(3, "Route", "route v1 100% over app-v1-1", T0 + 2.1, T0 + 2.2, in_service=1),
     ]
     return RunRecord(
-        config=RunConfig(strategy="canary", params={"bake_s": 1.0}, fleet_size=1, v2_env={"K": "V"}),
+        config=RunOptions(strategy="canary", params={"bake_s": 1.0}, fleet_size=1, v2_env={"K": "V"}),
         run_id="abc123",
         started_at="2024-05-01T12:00:00+00:00",
         t0=T0,

@@ -29,11 +29,9 @@ import docker
 import docker.errors
 
 from lab.engines.base import LABEL
+from lab.engines.names import APP_REPO, PROXY_IMAGE, VERSIONS, all_images, app_image
 from lab.errors import LabError
 
-APP_REPO = "deploylab/app"
-VERSIONS = ("v1", "v2")
-PROXY_IMAGE = "deploylab/proxy:1"
 OFFLINE_SUITE = "forky"
 # debootstrap's script for unstable serves every recent suite; older debootstraps lack one named forky.
 OFFLINE_SCRIPT = "sid"
@@ -61,14 +59,6 @@ _TRIM = (
     "var/cache/apt/archives",
     "var/lib/apt/lists",
 )
-
-
-def app_image(version: str) -> str:
-    return f"{APP_REPO}:{version}"
-
-
-def all_images() -> list[str]:
-    return [*(app_image(v) for v in VERSIONS), PROXY_IMAGE]
 
 
 def app_source_digest() -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import io
-import socket
 import tarfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ from lab.engines.base import LABEL, RUN_LABEL, ProxyEndpoints, Removed
 from lab.engines.docker.images import all_images, proxy_nginx_version
 from lab.errors import ConfigRejected, DockerUnavailable, ImagesMissing, LabError, PortInUse
 from lab.model import Instance
+from lab.ports import port_is_free
 
 PROXY_LISTEN = 80
 PROXY_ADMIN = 8081
@@ -64,16 +64,6 @@ def engine_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise
 
     return wrapper
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _tar_one(path: str, text: str) -> bytes:

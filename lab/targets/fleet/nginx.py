@@ -12,57 +12,10 @@ from importlib import resources
 import jinja2
 
 from lab.model import AppSpec, Instance, Route
-
-# What nginx accepts in proxy_next_upstream (checked here so a typo is a clear error, not a dead proxy).
-NEXT_UPSTREAM_TOKENS = frozenset(
-    {
-        "error",
-        "timeout",
-        "invalid_header",
-        "http_500",
-        "http_502",
-        "http_503",
-        "http_504",
-        "http_403",
-        "http_404",
-        "http_429",
-        "non_idempotent",
-        "off",
-    }
-)
-
-
-@dataclass(frozen=True)
-class ProxySettings:
-    listen_port: int = 80
-    admin_port: int = 8081
-    app_port: int = 8080
-    worker_processes: int = 1
-    upstream_keepalive: int = 32
-    connect_timeout_s: float = 1.0
-    read_timeout_s: float = 5.0
-    # nginx's own default: on a connection error or timeout, try the next server. A GET that a stopped
-    # instance refused is then answered by another one, which is what clients of such a proxy really see.
-    next_upstream: str = "error timeout"
-    next_upstream_tries: int = 0  # 0 = as many as there are servers
-    max_fails: int = 1
-    fail_timeout_s: int = 10
-    resolver: str = "127.0.0.11"  # Docker's embedded DNS
-    # How long an old worker keeps a kept-alive client connection through a reload (see the template).
-    # Needs nginx >= 1.27.4; the runner drops it (None) for an older proxy and says so in the journal.
-    keepalive_min_timeout_s: float | None = 1.0
-
-    def __post_init__(self) -> None:
-        tokens = self.next_upstream.split()
-        unknown = [t for t in tokens if t not in NEXT_UPSTREAM_TOKENS]
-        if not tokens or unknown or ("off" in tokens and len(tokens) > 1):
-            raise ValueError(
-                f"next_upstream {self.next_upstream!r} is not valid: use 'off' or some of "
-                + ", ".join(sorted(NEXT_UPSTREAM_TOKENS - {"off"}))
-            )
-
+from lab.options import ProxySettings
 
 KEEPALIVE_MIN_TIMEOUT_SINCE = (1, 27, 4)
+_DEFAULT_SETTINGS = ProxySettings()
 
 
 def supported(
@@ -123,7 +76,7 @@ def default_address(inst: Instance, settings: ProxySettings) -> str:
 
 def render_config(
     route: Route | None,
-    settings: ProxySettings = ProxySettings(),
+    settings: ProxySettings = _DEFAULT_SETTINGS,
     *,
     generation: int = 0,
     title: str = "",

@@ -6,24 +6,22 @@ import math
 import signal
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
 from lab import strategies
 from lab.analysis.attribution import AddressBook, AttributedProbe
 from lab.analysis.judge import judge_samples
-from lab.engines.base import ProxyEndpoints, Removed, Runtime
-from lab.engines.docker.images import app_image
+from lab.engines.base import ProxyEndpoints, Runtime
+from lab.engines.names import app_image
 from lab.errors import LabError
 from lab.live.feed import SampleFeed
 from lab.model import (
-    AppSpec,
     Check,
     ErrorClass,
     Event,
@@ -38,56 +36,15 @@ from lab.model import (
     describe,
     fleet,
 )
+from lab.options import RunOptions
 from lab.probe.process import ProbeProcess
 from lab.probe.schedule import ProbeConfig
+from lab.record import RunRecord
 from lab.strategies.base import Plan
-from lab.targets.fleet.nginx import ProxySettings, render_config, supported
+from lab.targets.fleet.nginx import render_config, supported
 from lab.targets.fleet.plan import PlanError, Topology, drive
 
 OLD, NEW = "v1", "v2"
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    strategy: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    fleet_size: int = 4
-    rate: float = 200.0  # probe requests per second
-    mode: str = "keepalive"  # or "fresh": a new connection per probe request
-    v1_env: Mapping[str, str] = field(default_factory=dict)
-    v2_env: Mapping[str, str] = field(default_factory=dict)
-    v1_app: AppSpec = AppSpec()  # what v1's instances run: the sample app, or the user's own image
-    v2_app: AppSpec = AppSpec()
-    scenario: str = "default"  # the named release v2_env came from (lab/scenarios.py)
-    port: int | None = None  # host port of the proxy; None: any free one
-    baseline_s: float = 2.0  # probing before the first step: the "before" latency
-    settle_s: float = 2.0  # probing after the last step: late failures and stragglers show up here
-    health_timeout_s: float = 30.0
-    stop_grace_s: float = 10.0
-    probe_timeout_s: float = 2.0
-    proxy: ProxySettings = ProxySettings()
-
-
-@dataclass
-class RunRecord:
-    """What a run did; report.py turns it into the journal."""
-
-    config: RunConfig
-    run_id: str
-    started_at: str  # wall clock, once: everything else is on the monotonic clock
-    t0: float  # monotonic time of the start, the origin of every relative time in the report
-    events: list[Event] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
-    configs: list[tuple[str, str]] = field(default_factory=list)  # (label, rendered nginx.conf)
-    status: str = "running"  # completed, rolled_back, failed, interrupted
-    error: str | None = None
-    endpoints: ProxyEndpoints | None = None
-    removed: Removed | None = None
-    probe_started: float | None = None
-    probe_stopped: float | None = None
-    error_detail: str | None = None  # the traceback of an internal error, for the journal
-    notes: list[str] = field(default_factory=list)  # what the reader should know: a setting dropped ...
-    proxy: ProxySettings | None = None  # the settings the configs were rendered with
 
 
 class Probe(Protocol):
@@ -101,7 +58,7 @@ class Probe(Protocol):
     def stop(self) -> list[Sample]: ...
 
 
-def probe_config(url: str, config: RunConfig) -> ProbeConfig:
+def probe_config(url: str, config: RunOptions) -> ProbeConfig:
     # Enough workers to keep sending on schedule through a whole timeout of a hung server: with fewer,
     # every worker waits on the server and the ticks in between would be recorded as client saturation,
     # hiding server failures. Capped, because a thread per request in flight has a cost too.
@@ -135,7 +92,7 @@ def _sigint_ignored() -> Iterator[None]:
 class Runner:
     def __init__(
         self,
-        config: RunConfig,
+        config: RunOptions,
         runtime: Runtime,
         *,
         probe_factory: Callable[[ProbeConfig], Probe] = ProbeProcess,
@@ -237,7 +194,7 @@ class Runner:
         self.endpoints = self.rt.start_proxy(
             render_config(None, self.proxy, apps=self.apps), self.config.port
         )
-        self.record.endpoints = self.endpoints
+        self.record.url = self.endpoints.url
         self._wait_generation(0)
         if not self._wait_healthy(self.old):
             raise LabError(f"the {OLD} fleet did not become healthy: {self._why_unhealthy(self.old)}")

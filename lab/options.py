@@ -1,0 +1,216 @@
+"""Every setting of a run, its default and its bounds, once.
+
+The command line, scenario files, `lab compare`, the pytest plugin and library users all build one
+`RunOptions` through `run_options`, so a default or a bound is written here and nowhere else, and a value
+is checked the same way whichever door it came in by. Pure: no Docker, no network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from lab.errors import BadInput
+from lab.model import AppSpec
+
+MODES = ("keepalive", "fresh")  # keepalive: each probe connection reused; fresh: a new one per request
+DEFAULT_PORT = 8080  # the proxy's host port when it is free
+# Set by the lab itself on every instance: an override would break version attribution or routing.
+RESERVED_ENV = ("APP_VERSION", "APP_INSTANCE", "APP_PORT")
+
+
+class Bounds(NamedTuple):
+    low: float
+    high: float
+    low_ok: bool = True  # whether `low` itself is allowed
+
+    def problem(self, value: float) -> str | None:
+        """What is wrong with `value`, or None: finite, and inside the bounds."""
+        above_low = self.low < value or (value == self.low and self.low_ok)
+        if math.isfinite(value) and above_low and value <= self.high:
+            return None
+        lower = f"from {self.low:g}" if self.low_ok else f"above {self.low:g}"
+        return f"must be {lower} up to {self.high:g}, got {value:g}"
+
+
+# By the name of the setting they bound (the `lab run` parameter of the same name).
+BOUNDS: dict[str, Bounds] = {
+    "fleet_size": Bounds(1, 16),
+    "rate": Bounds(0, 5000, low_ok=False),
+    "baseline": Bounds(0, 600),
+    "settle": Bounds(0, 600),
+    "health_timeout": Bounds(0, 600, low_ok=False),
+    "port": Bounds(1, 65535),
+    "max_downtime_ms": Bounds(0, 1e9),
+    "max_failed": Bounds(0, 1e12),
+    "repeat": Bounds(1, 50),  # 50 runs of a 10 s deployment are already most of an hour on a laptop
+}
+
+
+def check_number(name: str, value: float, parameter: str) -> None:
+    """`value` of the setting `parameter` within BOUNDS; BadInput naming it as `name` (`--fleet`)."""
+    problem = BOUNDS[parameter].problem(value)
+    if problem:
+        raise BadInput(f"{name} {problem}")
+
+
+# What nginx accepts in proxy_next_upstream (checked here so a typo is a clear error, not a dead proxy).
+NEXT_UPSTREAM_TOKENS = frozenset(
+    {
+        "error",
+        "timeout",
+        "invalid_header",
+        "http_500",
+        "http_502",
+        "http_503",
+        "http_504",
+        "http_403",
+        "http_404",
+        "http_429",
+        "non_idempotent",
+        "off",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """How the lab's nginx proxies: timeouts, retries, the old workers' grace at a reload."""
+
+    listen_port: int = 80
+    admin_port: int = 8081
+    app_port: int = 8080
+    worker_processes: int = 1
+    upstream_keepalive: int = 32
+    connect_timeout_s: float = 1.0
+    read_timeout_s: float = 5.0
+    # nginx's own default: on a connection error or timeout, try the next server. A GET that a stopped
+    # instance refused is then answered by another one, which is what clients of such a proxy really see.
+    next_upstream: str = "error timeout"
+    next_upstream_tries: int = 0  # 0 = as many as there are servers
+    max_fails: int = 1
+    fail_timeout_s: int = 10
+    resolver: str = "127.0.0.11"  # Docker's embedded DNS
+    # How long an old worker keeps a kept-alive client connection through a reload (see the template).
+    # Needs nginx >= 1.27.4; the runner drops it (None) for an older proxy and says so in the journal.
+    keepalive_min_timeout_s: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        tokens = self.next_upstream.split()
+        unknown = [t for t in tokens if t not in NEXT_UPSTREAM_TOKENS]
+        if not tokens or unknown or ("off" in tokens and len(tokens) > 1):
+            raise ValueError(
+                f"next_upstream {self.next_upstream!r} is not valid: use 'off' or some of "
+                + ", ".join(sorted(NEXT_UPSTREAM_TOKENS - {"off"}))
+            )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """One run of the lab's own fleet: what `lab run STRATEGY` and its options describe."""
+
+    strategy: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    fleet_size: int = 4
+    rate: float = 200.0  # probe requests per second
+    mode: str = "keepalive"  # or "fresh": a new connection per probe request
+    v1_env: Mapping[str, str] = field(default_factory=dict)
+    v2_env: Mapping[str, str] = field(default_factory=dict)
+    v1_app: AppSpec = AppSpec()  # what v1's instances run: the sample app, or the user's own image
+    v2_app: AppSpec = AppSpec()
+    scenario: str = "default"  # the named release v2_env came from (lab/scenarios.py)
+    port: int | None = None  # host port of the proxy; None: any free one
+    baseline_s: float = 2.0  # probing before the first step: the "before" latency
+    settle_s: float = 2.0  # probing after the last step: late failures and stragglers show up here
+    health_timeout_s: float = 30.0
+    stop_grace_s: float = 10.0
+    probe_timeout_s: float = 2.0
+    proxy: ProxySettings = ProxySettings()
+
+
+def _env(values: Mapping[str, str] | None, option: str) -> dict[str, str]:
+    env = dict(values or {})
+    reserved = sorted(set(env) & set(RESERVED_ENV))
+    if reserved:
+        raise BadInput(f"{option} cannot set {', '.join(reserved)}: the lab sets it")
+    return env
+
+
+def proxy_settings(next_upstream: str) -> ProxySettings:
+    try:
+        return ProxySettings(next_upstream=next_upstream)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise BadInput(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def run_options(
+    strategy: str,
+    params: Mapping[str, Any],
+    *,
+    fleet_size: int = RunOptions.fleet_size,
+    rate: float = RunOptions.rate,
+    mode: str = RunOptions.mode,
+    v1_env: Mapping[str, str] | None = None,
+    v2_env: Mapping[str, str] | None = None,
+    scenario: str = RunOptions.scenario,
+    port: int | None = None,
+    baseline: float = RunOptions.baseline_s,
+    settle: float = RunOptions.settle_s,
+    health_timeout: float = RunOptions.health_timeout_s,
+    next_upstream: str = ProxySettings.next_upstream,
+    v1_app: AppSpec | None = None,
+    v2_app: AppSpec | None = None,
+) -> RunOptions:
+    """Every check of a run's settings, before anything touches Docker; BadInput names the command line's
+    option (`--fleet must be from 1 up to 16, got 20`). `strategy` and `params` are already checked (the
+    strategy's own `coerce`). A `port` must be free now; without one, the default port when it is free."""
+    from lab.ports import port_is_free
+    from lab.scenarios import scenario as named
+
+    check_number("--fleet", fleet_size, "fleet_size")
+    check_number("--rate", rate, "rate")
+    check_number("--baseline", baseline, "baseline")
+    check_number("--settle", settle, "settle")
+    check_number("--health-timeout", health_timeout, "health_timeout")
+    check_mode(mode)
+    try:
+        release = named(scenario)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    v1_app, v2_app = v1_app or AppSpec(), v2_app or AppSpec()
+    if release.v2_env and v2_app.image is not None:
+        raise BadInput(
+            f"--scenario {release.name} sets the sample app's knobs, which your own v2 image "
+            f"({v2_app.image}) does not read: make the release bad in the image itself, or with --v2-env"
+        )
+    if port is not None:
+        check_number("--port", port, "port")
+        if not port_is_free(port):  # before any container exists, so nothing has to be undone
+            from lab.errors import PortInUse
+
+            raise PortInUse(f"port {port} is in use on 127.0.0.1: pick another with --port")
+    return RunOptions(
+        strategy=strategy,
+        params=dict(params),
+        fleet_size=fleet_size,
+        rate=rate,
+        mode=mode,
+        v1_env=_env(v1_env, "--v1-env"),
+        v2_env={**release.v2_env, **_env(v2_env, "--v2-env")},
+        v1_app=v1_app,
+        v2_app=v2_app,
+        scenario=release.name,
+        port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
+        baseline_s=baseline,
+        settle_s=settle,
+        health_timeout_s=health_timeout,
+        proxy=proxy_settings(next_upstream),
+    )

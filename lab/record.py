@@ -1,0 +1,44 @@
+"""What one run recorded: its options, every sample and step on the one clock, the outcome. Pure data;
+lab/output turns it into the journal and the run folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lab.model import Event, Sample
+from lab.options import ProxySettings, RunOptions
+
+
+@dataclass(frozen=True)
+class Removed:
+    containers: int
+    networks: int
+    left: list[str] = field(default_factory=list)  # what could not be removed, and why
+
+    def __str__(self) -> str:
+        text = f"{self.containers} container(s), {self.networks} network(s)"
+        if self.left:
+            text += f"; could not remove {'; '.join(self.left)} (run `lab clean`)"
+        return text
+
+
+@dataclass
+class RunRecord:
+    """What a run did; lab/output/journal.py turns it into the journal."""
+
+    config: RunOptions
+    run_id: str
+    started_at: str  # wall clock, once: everything else is on the monotonic clock
+    t0: float  # monotonic time of the start, the origin of every relative time in the report
+    events: list[Event] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    configs: list[tuple[str, str]] = field(default_factory=list)  # (label, rendered nginx.conf)
+    status: str = "running"  # completed, rolled_back, failed, interrupted
+    error: str | None = None
+    url: str | None = None  # where the probe sent its requests
+    removed: Removed | None = None
+    probe_started: float | None = None
+    probe_stopped: float | None = None
+    error_detail: str | None = None  # the traceback of an internal error, for the journal
+    notes: list[str] = field(default_factory=list)  # what the reader should know: a setting dropped ...
+    proxy: ProxySettings | None = None  # the settings the configs were rendered with
