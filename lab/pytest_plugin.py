@@ -98,9 +98,9 @@ class LabResult:
 
     def to_dict(self) -> dict[str, Any]:
         """What `lab run --json` prints for this run: figures rounded, times relative to its start."""
-        from lab.output import report
+        from lab.output.journal import summary
 
-        return report.summary(self.record, self.analysis, self.folder)
+        return summary(self.record, self.analysis, self.folder)
 
     def __getattr__(self, name: str) -> Any:
         analysis = self.__dict__.get("analysis")

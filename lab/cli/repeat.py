@@ -30,7 +30,7 @@ def run_repeated(
     runs measured before it (the interrupted run itself is removed by `execute`). `options` go to
     `execute` as they are (e.g. `live`)."""
     from lab.output import repeat as rep
-    from lab.output import report
+    from lab.output.journal import summary
 
     folder = out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-repeat-{config.strategy}"
     runs: list[dict[str, Any]] = []
@@ -44,7 +44,7 @@ def run_repeated(
         if not as_json:
             err.print(f"[bold]run {n}/{repeat}: {escape(config.strategy)}[/bold]")
         record, analysis, run_folder = execute(config, folder, quiet=as_json, **options)
-        figures = report.summary(record, analysis, run_folder)
+        figures = summary(record, analysis, run_folder)
         runs.append({"run": n, **figures})
         if record.status != "failed" and (phrases := over_budget(analysis, *budgets)):
             over += [f"run {n}: {phrase}" for phrase in phrases]

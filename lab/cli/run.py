@@ -122,7 +122,7 @@ nothing.
     (budgets apply to each run, not to the median: one bad deployment in N is the one a gate must catch),
     else 4 if any rolled back. The runs' folders and repeat.json go under one folder.
     """
-    from lab.output import report
+    from lab.output import journal, terminal
 
     chosen = _strategy(strategy)
     repeat_count(repeat)
@@ -164,9 +164,9 @@ nothing.
         return
     record, analysis, folder = execute(config, out_dir, keep=keep, quiet=as_json, live=live)
     if as_json:
-        print(json.dumps(report.summary(record, analysis, folder)))
+        print(json.dumps(journal.summary(record, analysis, folder)))
     elif record.probe_started is not None:  # a run that failed before probing measured nothing to show
-        report.print_summary(out, record, analysis, folder)
+        terminal.print_summary(out, record, analysis, folder)
         if keep and record.url:
             out.print(f"kept: proxy at {record.url} (remove with `lab clean`)")
 

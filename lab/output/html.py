@@ -19,11 +19,12 @@ from rich.text import Text
 
 from lab.analysis import timeline
 from lab.errors import BadInput
-from lab.output import report
+from lab.output import compare
 from lab.output.chart import layout
 from lab.output.chart.png import to_png
 from lab.output.chart.svg import to_svg
 from lab.output.run_folder import SavedRun, is_run, load
+from lab.output.terminal import summary_rows
 
 _ENV = jinja2.Environment(
     loader=jinja2.FunctionLoader(
@@ -84,7 +85,7 @@ def _run_context(saved: SavedRun) -> dict[str, Any]:
         "status": j["status"],
         "meta": _meta(j, len(saved.samples)),
         "error": j.get("error"),
-        "rows": report.summary_rows(j, saved.samples) if measured else [],
+        "rows": summary_rows(j, saved.samples) if measured else [],
         "measured": measured,
         "steps": steps,
         "notes": j.get("notes") or [],
@@ -149,7 +150,6 @@ def _aggregates_table(strategies: list[dict[str, Any]]) -> dict[str, Any]:
 def compare_tables(document: Any, title: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The tables and sentences of compare.json: a list of rows (one run each), or a document with every
     run's rows under `runs`, aggregates under `strategies` and sentences (`line`) under any other list."""
-    from lab.output import compare
 
     if isinstance(document, list):
         return [{"caption": "", **_table(compare.table(document, title))}], []

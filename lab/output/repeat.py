@@ -1,6 +1,6 @@
 """The same experiment run N times: each figure's median, spread and confidence interval over the runs,
 and whether two strategies' downtime can be told apart. Pure: it reads the figures runs already give
-(`report.summary` for `lab run`, `compare.row` for `lab compare`), so it is tested without Docker.
+(`journal.summary` for `lab run`, `compare.row` for `lab compare`), so it is tested without Docker.
 
 A run that failed (status `failed`: a lab error, not a rollback) has no figures that describe the
 deployment: it is kept in the per-run lists but left out of every aggregate, never counted as zero. Each

@@ -1,17 +1,22 @@
-"""Reading a run folder back: the journal, the samples and the configs, on the journal's clock (0 = the
-run's start). What `lab report` and report.html are built from, so an old folder renders like a new one."""
+"""A run folder: written from a run's record, and read back (the journal, the samples and the configs, on the
+journal's clock, 0 = the run's start). What `lab report` and report.html are built from, so an old folder
+renders like a new one."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.analysis.summary import Analysis
 from lab.errors import BadInput
 from lab.model import ErrorClass, Event, Sample
+from lab.output.journal import SAMPLE_COLUMNS, csv_cell, journal, sample_record
+from lab.record import RunRecord
 
 # Columns whose Sample field has another name; columns that are no Sample field (latency_ms) are derived.
 _FIELD = {"scheduled_s": "scheduled", "sent_s": "sent", "finished_s": "finished"}
@@ -139,3 +144,29 @@ def load(folder: Path) -> SavedRun:
         [(p.name, p.read_text()) for p in sorted(configs_dir.glob("*.conf"))] if configs_dir.is_dir() else []
     )
     return SavedRun(folder, journal, samples, events, capacity, configs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60]
+
+
+def write(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
+    """journal.json, samples.csv, samples.jsonl and configs/ in `out_dir` (made if needed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "journal.json").write_text(json.dumps(journal(record, analysis), indent=2) + "\n")
+    rows = [sample_record(s, record.t0) for s in record.samples]
+    with (out_dir / "samples.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(SAMPLE_COLUMNS)
+        writer.writerows([csv_cell(row[name]) for name in SAMPLE_COLUMNS] for row in rows)
+    with (out_dir / "samples.jsonl").open("w") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
+    configs = out_dir / "configs"
+    configs.mkdir(exist_ok=True)
+    for n, (label, text) in enumerate(record.configs):
+        (configs / f"{n:02d}-{_slug(label)}.conf").write_text(text)
+    return out_dir

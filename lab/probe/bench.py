@@ -24,8 +24,8 @@ import httpx
 
 from lab.errors import LabError
 from lab.options import MODES
+from lab.probe.config import ProbeConfig
 from lab.probe.process import ProbeProcess
-from lab.probe.schedule import ProbeConfig
 
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
 MAX_LATE_FRACTION = 0.01

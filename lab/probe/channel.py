@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from typing import TYPE_CHECKING
 
 import httpcore
 import httpx
 
-if TYPE_CHECKING:  # lab.probe.schedule imports this module: the config is only a type here
-    from lab.probe.schedule import ProbeConfig
+from lab.probe.config import ProbeConfig
 
 
 def make_request(config: ProbeConfig) -> httpx.Request:

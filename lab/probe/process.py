@@ -18,7 +18,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from lab.model import ErrorClass, Sample
-from lab.probe.schedule import ProbeConfig, run_probe
+from lab.probe.config import ProbeConfig
+from lab.probe.schedule import run_probe
 
 _Row = tuple[
     int, float, float | None, float | None, int | None, str | None, str | None, str | None, bool, str | None

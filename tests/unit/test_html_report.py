@@ -19,7 +19,8 @@ from lab.errors import BadInput
 from lab.model import ErrorClass, Event, Sample
 from lab.options import RunOptions
 from lab.output import html as html_report
-from lab.output import report
+from lab.output import report, terminal
+from lab.output.journal import SAMPLE_COLUMNS
 from lab.output.run_folder import load, read_samples
 from lab.record import RunRecord
 
@@ -89,7 +90,7 @@ def test_the_report_shows_the_terminal_summarys_figures(tmp_path: Path) -> None:
     folder = write(tmp_path)
     html = (folder / "report.html").read_text()
     journal = json.loads((folder / "journal.json").read_text())
-    rows = report.summary_rows(journal, read_samples(folder / "samples.csv"))
+    rows = terminal.summary_rows(journal, read_samples(folder / "samples.csv"))
     assert ("requests failed", "10 of 399 (reset 10)") in rows
     for name, value in rows:
         assert f"<th>{escape(name)}</th><td>{escape(value)}</td>" in html
@@ -121,9 +122,9 @@ def test_samples_jsonl_has_the_csv_columns_with_nulls(tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     objects = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
     assert len(objects) == len(rows) == 400
-    assert all(list(o) == report.SAMPLE_COLUMNS == list(r) for o, r in zip(objects, rows, strict=True))
+    assert all(list(o) == SAMPLE_COLUMNS == list(r) for o, r in zip(objects, rows, strict=True))
     for o, r in zip(objects, rows, strict=True):
-        for name in report.SAMPLE_COLUMNS:
+        for name in SAMPLE_COLUMNS:
             if o[name] is None:
                 assert r[name] == ""
             elif isinstance(o[name], bool):

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from lab.model import ErrorClass, Sample
-from lab.probe.schedule import ProbeConfig, classify, run_probe
+from lab.probe.config import ProbeConfig
+from lab.probe.schedule import classify, run_probe
 
 URL = "http://probe.test/"
 

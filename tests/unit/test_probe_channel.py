@@ -12,7 +12,8 @@ import pytest
 
 from lab.model import ErrorClass, Sample
 from lab.probe.channel import Channel, as_httpx_error
-from lab.probe.schedule import ProbeConfig, classify, run_probe
+from lab.probe.config import ProbeConfig
+from lab.probe.schedule import classify, run_probe
 
 URL = "http://probe.test/"
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from lab.model import ErrorClass
+from lab.probe.config import ProbeConfig
 from lab.probe.process import ProbeProcess
-from lab.probe.schedule import ProbeConfig
 
 
 def closed_port() -> int:

@@ -307,12 +307,12 @@ def test_a_results_dict_is_what_lab_run_json_prints(tmp_path: Path) -> None:
 
 def test_a_parsed_parameter_goes_into_the_journal_as_written(tmp_path: Path) -> None:
     # deploy_lab.run("rolling", batch=1) hands the runner a Batch: the journal must still be JSON.
-    from lab.output import report
+    from lab.output.journal import journal
     from lab.strategies.base import Batch
 
     r = result(tmp_path)
     config = RunOptions("rolling", params={"batch": Batch.parse("25%"), "drain_s": 1.0})
     record = dataclasses.replace(r.record, config=config)
-    written = report.journal(record, r.analysis)
+    written = journal(record, r.analysis)
     assert written["input"]["params"] == {"batch": "25%", "drain_s": 1.0}
     assert json.loads(json.dumps(written))["input"]["params"]["batch"] == "25%"

@@ -13,7 +13,7 @@ from rich.console import Console
 from lab.analysis.summary import Analysis, summarize
 from lab.model import ErrorClass, Event, Sample
 from lab.options import RunOptions
-from lab.output import report
+from lab.output import journal, report, terminal
 from lab.record import RunRecord
 
 T0 = 5000.0  # the monotonic clock's origin for this run: every time in the report is relative to it
@@ -192,7 +192,7 @@ def test_one_file_per_rendered_config(written: Path) -> None:
 
 
 def test_summary_has_every_figure_and_is_json(record: RunRecord, analysis: Analysis, tmp_path: Path) -> None:
-    summary = report.summary(record, analysis, tmp_path)
+    summary = journal.summary(record, analysis, tmp_path)
     assert set(summary) >= SUMMARY_KEYS
     assert json.loads(json.dumps(summary)) == summary
 
@@ -213,7 +213,7 @@ def test_summary_has_every_figure_and_is_json(record: RunRecord, analysis: Analy
     assert summary["late_ticks"] == len(LATE) + len(SATURATED)
     assert summary["status"] == "completed"
     assert summary["output"] == str(tmp_path)
-    assert report.summary(record, analysis, None)["output"] is None
+    assert journal.summary(record, analysis, None)["output"] is None
 
 
 def row(table: str, label: str) -> str:
@@ -229,7 +229,7 @@ def test_print_summary_shows_figures_with_units(
     record: RunRecord, analysis: Analysis, tmp_path: Path
 ) -> None:
     buf = io.StringIO()
-    report.print_summary(Console(file=buf, width=120, color_system=None), record, analysis, tmp_path)
+    terminal.print_summary(Console(file=buf, width=120, color_system=None), record, analysis, tmp_path)
     text = buf.getvalue()
     sent = N - len(SATURATED)
     assert "blue-green: completed" in text
@@ -267,7 +267,7 @@ def test_print_summary_shows_the_error_and_failed_steps(record: RunRecord, tmp_p
     )
     buf = io.StringIO()
     analysis = summarize(record.samples, record.events, target_rate=RATE)
-    report.print_summary(Console(file=buf, width=200, color_system=None), record, analysis, None)
+    terminal.print_summary(Console(file=buf, width=200, color_system=None), record, analysis, None)
     text = buf.getvalue()
     assert "blue-green: failed" in text
     assert "error: nginx: [emerg] cannot open [/etc/nginx/lab.conf]" in text
@@ -290,7 +290,7 @@ def rolling_record() -> RunRecord:
 def test_capacity_over_time_in_the_summary_and_the_journal(tmp_path: Path) -> None:
     record = rolling_record()
     # Only the changes: 2 from the first step, 1 while slot 1 is out, 2 once v2 is routed in.
-    assert report.capacity_line(record) == "2 at 1.0 s, 1 at 1.2 s, 2 at 2.7 s"
+    assert terminal.capacity_line(record) == "2 at 1.0 s, 1 at 1.2 s, 2 at 2.7 s"
     report.write_run(record, summarize(record.samples, record.events, target_rate=RATE), tmp_path / "r")
     journal = json.loads((tmp_path / "r" / "journal.json").read_text())
     assert [p["in_service"] for p in journal["capacity"]] == [2, 1, 1, 1, 2]

@@ -21,7 +21,7 @@ from lab.engines.docker.images import app_image
 from lab.errors import ConfigRejected
 from lab.model import ErrorClass, Instance, Sample
 from lab.options import RunOptions
-from lab.probe.schedule import ProbeConfig
+from lab.probe.config import ProbeConfig
 from lab.record import RunRecord
 from lab.targets.fleet.runner import Runner, probe_config
 

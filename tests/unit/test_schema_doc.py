@@ -12,7 +12,7 @@ import pytest
 from lab.analysis.summary import summarize
 from lab.model import ErrorClass, Event, Sample
 from lab.options import RunOptions
-from lab.output import report
+from lab.output import journal as journal_module
 from lab.record import RunRecord
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
@@ -62,7 +62,7 @@ def full_record() -> RunRecord:
 def journal() -> dict[str, Any]:
     record = full_record()
     analysis = summarize(record.samples, record.events, target_rate=100.0, fleet_size=1)
-    return report.journal(record, analysis)
+    return journal_module.journal(record, analysis)
 
 
 def paths(value: Any, prefix: str, maps: set[str], out: dict[str, list[Any]]) -> None:
@@ -121,7 +121,7 @@ def test_a_run_that_measured_nothing_writes_the_documented_nulls() -> None:
     record = full_record()
     record.samples, record.events, record.probe_started, record.probe_stopped = [], [], None, None
     record.status, record.error = "failed", "docker is not running"
-    j = report.journal(record, summarize([], [], target_rate=100.0, fleet_size=1))
+    j = journal_module.journal(record, summarize([], [], target_rate=100.0, fleet_size=1))
     doc = documented("journal.json")
     found: dict[str, list[Any]] = {}
     paths(j, "", {k for k, t in doc.items() if t.startswith("map ")}, found)
@@ -131,11 +131,11 @@ def test_a_run_that_measured_nothing_writes_the_documented_nulls() -> None:
 
 def test_every_sample_column_is_documented_with_its_type() -> None:
     doc = documented("Samples")
-    assert list(doc) == report.SAMPLE_COLUMNS  # same names, same order as the files
+    assert list(doc) == journal_module.SAMPLE_COLUMNS  # same names, same order as the files
     record = full_record()
     for s in (record.samples[0], record.samples[100], record.samples[102], record.samples[7]):
-        row = report.sample_record(s, T0)
-        assert list(row) == report.SAMPLE_COLUMNS
+        row = journal_module.sample_record(s, T0)
+        assert list(row) == journal_module.SAMPLE_COLUMNS
         assert {k: v for k, v in row.items() if not has_type(v, doc[k])} == {}
 
 

@@ -37,8 +37,8 @@ from lab.model import (
     fleet,
 )
 from lab.options import RunOptions
+from lab.probe.config import ProbeConfig
 from lab.probe.process import ProbeProcess
-from lab.probe.schedule import ProbeConfig
 from lab.record import RunRecord
 from lab.strategies.base import Plan
 from lab.targets.fleet.nginx import render_config, supported

@@ -1,0 +1,142 @@
+"""The journal and the `--json` object of a run: one dict each, built from its record and analysis.
+
+The journal borrows the shape of Chaos Toolkit's: the input, one timed record per step, the analysis
+and one overall status, written once at the end. Times in it are seconds since the run began
+(`clock.origin_monotonic`), on the clock that stamped both the probe's samples and the steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lab import __version__
+from lab.analysis.rollout import capacity_timeline
+from lab.analysis.summary import Analysis, version_share
+from lab.model import Sample
+from lab.record import RunRecord
+
+SHARE_BIN_S = 0.5
+SAMPLE_COLUMNS = [
+    "seq",
+    "scheduled_s",
+    "sent_s",
+    "finished_s",
+    "latency_ms",
+    "status",
+    "version",
+    "instance",
+    "error",
+    "late",
+    "upstream",  # nginx's X-Lab-Upstream: every server tried, the last one answered
+]
+
+
+def _rel(t: float | None, origin: float) -> float | None:
+    return None if t is None else round(t - origin, 6)
+
+
+# Columns computed from a Sample rather than copied from its field of the same name.
+_DERIVED: dict[str, Callable[[Sample, float], Any]] = {
+    "scheduled_s": lambda s, t0: _rel(s.scheduled, t0),
+    "sent_s": lambda s, t0: _rel(s.sent, t0),
+    "finished_s": lambda s, t0: _rel(s.finished, t0),
+    "latency_ms": lambda s, t0: None if s.finished is None else round((s.finished - s.scheduled) * 1000, 3),
+    "error": lambda s, t0: s.error.value if s.error else None,
+}
+
+
+def sample_record(s: Sample, t0: float) -> dict[str, Any]:
+    """One sample as every export writes it, in SAMPLE_COLUMNS order: None where nothing was measured.
+    A column not derived above is the Sample field of that name, so a new field needs only its column."""
+    return {name: _DERIVED[name](s, t0) if name in _DERIVED else getattr(s, name) for name in SAMPLE_COLUMNS}
+
+
+def csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return int(value) if isinstance(value, bool) else value
+
+
+def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
+    cfg = record.config
+    origin = record.t0
+    return {
+        "lab_version": __version__,
+        "run_id": record.run_id,
+        "started_at": record.started_at,
+        "clock": {"origin_monotonic": origin, "unit": "s"},
+        "input": {
+            "strategy": cfg.strategy,
+            # A parsed value (a Batch) as it is written on the command line: `2`, `25%`.
+            "params": {
+                key: value if isinstance(value, int | float | str | tuple | list | None) else str(value)
+                for key, value in cfg.params.items()
+            },
+            "scenario": {
+                "name": cfg.scenario,
+                "fleet_size": cfg.fleet_size,
+                "v1_env": dict(cfg.v1_env),
+                "v2_env": dict(cfg.v2_env),
+                "v1_app": dataclasses.asdict(cfg.v1_app),
+                "v2_app": dataclasses.asdict(cfg.v2_app),
+            },
+            "probe": {
+                "rate": cfg.rate,
+                "mode": cfg.mode,
+                "timeout_s": cfg.probe_timeout_s,
+                "baseline_s": cfg.baseline_s,
+                "settle_s": cfg.settle_s,
+            },
+            "proxy": dataclasses.asdict(record.proxy or cfg.proxy),
+        },
+        "probe": {
+            "started_s": _rel(record.probe_started, origin),
+            "stopped_s": _rel(record.probe_stopped, origin),
+        },
+        "steps": [
+            {
+                "index": e.index,
+                "kind": e.kind,
+                "detail": e.detail,
+                "start_s": _rel(e.started, origin),
+                "end_s": _rel(e.ended, origin),
+                "duration_s": round(e.ended - e.started, 4),
+                "result": e.result,
+                "error": e.error,
+                "in_service": e.in_service,
+            }
+            for e in record.events
+        ],
+        "analysis": analysis.to_dict(origin),
+        # Bins of scheduled time from the probe's first tick: what each half second of clients got.
+        "version_share": [b.to_dict(origin) for b in version_share(record.samples, bin_s=SHARE_BIN_S)],
+        # Instances routed with traffic, as planned: from the first step, then after each step.
+        "capacity": [
+            {"at_s": round(t - origin, 4), "in_service": n}
+            for t, n in capacity_timeline(record.events, cfg.fleet_size)
+        ],
+        "status": record.status,
+        "error": record.error,
+        "error_detail": record.error_detail,
+        "notes": record.notes,
+    }
+
+
+def summary(record: RunRecord, analysis: Analysis, out_dir: Path | None) -> dict[str, Any]:
+    """The `--json` object: the analysis's figures first, then where to find the rest. A run that failed
+    before the probe started measured nothing: its figures are null, not zero."""
+    figures = analysis.to_dict(record.t0)
+    if record.probe_started is None:
+        figures = dict.fromkeys(figures)
+    return {
+        "strategy": record.config.strategy,
+        **figures,
+        "status": record.status,
+        "error": record.error,
+        "notes": record.notes,
+        "run_id": record.run_id,
+        "output": str(out_dir) if out_dir else None,
+    }

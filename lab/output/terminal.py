@@ -1,0 +1,122 @@
+"""The run's summary on a terminal, and the rows report.html shows the same figures in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from lab.analysis.rollout import capacity_timeline
+from lab.analysis.summary import Analysis, version_share
+from lab.model import Sample
+from lab.output.journal import journal
+from lab.record import RunRecord
+
+
+def capacity_line(record: RunRecord) -> str:
+    """Instances in service whenever it changed, e.g. `4 at 2.1 s, 3 at 2.4 s, 4 at 3.9 s`."""
+    return capacity_text(
+        [(t - record.t0, n) for t, n in capacity_timeline(record.events, record.config.fleet_size)]
+    )
+
+
+def capacity_text(points: Sequence[tuple[float, int]]) -> str:
+    """`points` are (seconds since the start, instances in service); only the changes are shown."""
+    changes: list[tuple[float, int]] = []
+    for t, n in points:
+        if not changes or changes[-1][1] != n:
+            changes.append((t, n))
+    return ", ".join(f"{n} at {t:,.1f} s" for t, n in changes) or "no steps"
+
+
+def v2_share_line(record: RunRecord, new: str = "v2") -> str:
+    return share_line(record.samples, new)
+
+
+def share_line(samples: Sequence[Sample], new: str = "v2") -> str:
+    """The share of answers from `new` in each second of probing, e.g. `0 0 0 38 100 100 %`; `-` marks a
+    second in which nothing was answered."""
+    bins = version_share(samples, bin_s=1.0)
+    cells = [f"{b.share(new) * 100:.0f}" if b.answered else "-" for b in bins]
+    return (" ".join(cells) + " %") if cells else "no answers"
+
+
+def _rollback_text(rb: dict[str, Any] | None) -> str:
+    if rb is None:
+        return "no"
+    back = (
+        "v2 never had traffic"
+        if rb["traffic_back_s"] is None
+        else f"traffic back on v1 in {rb['traffic_back_s']:,.2f} s"
+    )
+    return (
+        f"decided at {rb['decided_at_s']:,.2f} s (step {rb['step']}): {rb['reason']}; {back}, "
+        f"all undone in {rb['duration_s']:,.2f} s"
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f} ms"
+
+
+def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str, str]]:
+    """The summary's (figure, value) rows from a journal and its samples: the terminal and report.html
+    show the same, and a report rebuilt from an old folder shows what was measured then."""
+    a = j["analysis"]
+    failed = f"{a['requests_failed']:,} of {a['requests_sent']:,}"
+    if a["failures_by_class"]:
+        failed += " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(a["failures_by_class"].items())) + ")"
+    latency = a["latency_ms"]
+    capacity = [(c["at_s"], c["in_service"]) for c in j.get("capacity", [])]
+    return [
+        ("requests failed", failed),
+        ("downtime (longest)", _ms(a["downtime_ms"])),
+        ("downtime (total)", f"{_ms(a['total_downtime_ms'])} in {len(a['downtime_windows'])} window(s)"),
+        ("mixed-version window", _ms(a["mixed_window_ms"])),
+        ("versions seen", ", ".join(f"{v} {n:,}" for v, n in sorted(a["versions_seen"].items())) or "none"),
+        ("flip-flops (v1 after v2)", f"{a['flip_flops']:,}"),
+        ("deploy duration", f"{a['deploy_duration_s']:,.2f} s"),
+        (
+            "lowest capacity",
+            "–" if a.get("lowest_capacity") is None else f"{a['lowest_capacity']} instance(s) in service",
+        ),
+        ("capacity over time", capacity_text(capacity)),
+        ("rollback", _rollback_text(a.get("rollback"))),
+        ("blast radius", f"{a.get('blast_radius', 0):,} failed of {a.get('new_answers', 0):,} v2 answers"),
+        ("latency p50 / p99 before", f"{_ms(latency['before']['p50'])} / {_ms(latency['before']['p99'])}"),
+        ("latency p50 / p99 during", f"{_ms(latency['during']['p50'])} / {_ms(latency['during']['p99'])}"),
+        (
+            "probe rate",
+            f"{a['probe_rate_achieved']:,.1f} of {a['probe_rate_target']:,.1f} req/s "
+            f"({j['input']['probe']['mode']})",
+        ),
+        (
+            "late ticks",
+            f"{a['late_ticks']:,} (sent late {a['late_sent']:,}, not sent {a['client_saturated']:,})",
+        ),
+        ("v2 share, per second", share_line(samples)),
+    ]
+
+
+def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_dir: Path | None) -> None:
+    title = f"{record.config.strategy}: {record.status}"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("figure", style="bold")
+    table.add_column("value")
+    rows = summary_rows(journal(record, analysis), record.samples)
+    for name, value in rows:
+        table.add_row(name, escape(value))
+    console.print(table)
+    if record.error:
+        console.print(f"[red]error:[/red] {escape(record.error)}")
+    for note in record.notes:
+        console.print(f"note: {escape(note)}")
+    for e in record.events:
+        if e.error:
+            console.print(f"step {e.index} ({e.detail}): {e.error}", markup=False)
+    if out_dir:
+        console.print(f"journal, samples and configs: {out_dir}", markup=False)
