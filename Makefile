@@ -52,9 +52,10 @@ unit: install ## Unit tests only (no Docker, no network)
 integration: images ## Integration tests only (real containers)
 	$(BIN)/pytest -m docker tests/integration
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts (pyproject.toml)
 	$(BIN)/ruff check lab sample_app tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: images ## Probe benchmark: highest sustained rate in each connection mode
 	$(BIN)/python -m lab.probe.bench

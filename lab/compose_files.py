@@ -23,7 +23,7 @@ from lab.engines.names import PROXY_IMAGE, app_image
 from lab.model import Instance, Route, describe, fleet
 from lab.options import RunOptions
 from lab.targets.fleet.nginx import render_config
-from lab.targets.fleet.runner import NEW, OLD
+from lab.targets.fleet.target import NEW, OLD
 
 ROOT = Path(__file__).resolve().parent.parent / "compose"
 COMPOSE_FILE = "compose.yaml"

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
-import os
 import re
 import secrets
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -36,10 +33,8 @@ from lab.model import AppSpec
 from lab.options import ProxySettings, RunOptions
 
 if TYPE_CHECKING:
-    import docker
-    from testcontainers.core.image import DockerImage
-
     from lab.analysis.summary import Analysis
+    from lab.engines.docker.testcontainers_session import SessionEngine
     from lab.model import Event, Sample
     from lab.record import RunRecord
 
@@ -127,29 +122,26 @@ class LabResult:
 # -- the session: one engine connection, the images, what to clean up -------------------------------
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost exception's first line: `[Errno 111] Connection refused`, not the five wrappers."""
-    seen = [exc]
-    while (nxt := seen[-1].__cause__ or seen[-1].__context__) is not None and nxt not in seen:
-        seen.append(nxt)
-    return _first_line(seen[-1])
-
-
 class LabSession:
-    """What every test of a session shares. Connects to Docker, and checks the lab's images, on first use."""
+    """What every test of a session shares. Connects to Docker, and checks the lab's images, on first use.
+    The engine itself is lab/engines/docker/testcontainers_session.py: the plugin never imports Docker."""
 
     def __init__(self, config: pytest.Config, runs_dir: Path) -> None:
         self.config = config
         self.runs_dir = runs_dir
-        self.client: docker.DockerClient | None = None
-        self.labels: dict[str, str] = {}
-        self.built: dict[tuple[str, str, tuple[tuple[str, str], ...]], DockerImage] = {}
+        self._engine: SessionEngine | None = None
         self.runs: list[Path] = []
         self._unreachable: str | None = None
+        self._ready = False
+
+    @property
+    def engine(self) -> SessionEngine:
+        """Docker and testcontainers load here, when a test first needs the engine."""
+        if self._engine is None:
+            from lab.engines.docker.testcontainers_session import SessionEngine
+
+            self._engine = SessionEngine()
+        return self._engine
 
     def say(self, line: str) -> None:
         """A line on the terminal right away (not captured): building the images takes minutes."""
@@ -166,107 +158,44 @@ class LabSession:
             pytest.skip(f"deploy lab: {reason}")
         pytest.fail(f"deploy lab: {reason} (set {NO_DOCKER_INI} = skip to skip instead)", pytrace=False)
 
-    def connect(self) -> docker.DockerClient:
-        if self.client is not None:
-            return self.client
+    def connect(self) -> None:
+        """Connect and make sure the lab's images are there, once per session."""
+        from lab.errors import DockerUnavailable, LabError
+
+        if self._ready:
+            return
         if self._unreachable is not None:  # once per session, not a timeout per test
             self._no_docker(self._unreachable)
-        from testcontainers.core.docker_client import DockerClient
-        from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
-
         try:
-            client = DockerClient().client
-            client.ping()
-        except Exception as exc:  # docker's, requests' or a socket's: either way there is no engine
-            where = os.environ.get("DOCKER_HOST") or "the default socket"
-            self._unreachable = (
-                f"Docker is not reachable at {where} ({_root_cause(exc)}): is the engine running?"
-            )
+            self.engine.connect()
+        except DockerUnavailable as exc:
+            self._unreachable = str(exc)
         if self._unreachable is not None:  # outside the except: the test shows one line, not a chain
             self._no_docker(self._unreachable)
-        self._ensure_images(client)
-        self.client, self.labels = client, {LABEL_SESSION_ID: SESSION_ID}
-        return client
-
-    def _ensure_images(self, client: docker.DockerClient) -> None:
-        from lab.engines.docker.images import all_images, ensure_images
-        from lab.errors import LabError
-
-        missing = [name for name in all_images() if not client.images.list(name=name)]
-        if missing:
-            self.say(f"building {', '.join(missing)} (the first build takes minutes)")
         try:
-            ensure_images(client, log=self.say)
+            self.engine.ensure_lab_images(self.say)
         except LabError as exc:
-            pytest.fail(f"deploy lab: the lab's images could not be built: {exc}", pytrace=False)
-
-    def build(self, path: Path, dockerfile: str, buildargs: Mapping[str, str]) -> str:
-        """Build an image with testcontainers' DockerImage, once per session; the tag to run it by."""
-        import docker.errors
-        from testcontainers.core.image import DockerImage
-
-        from lab.engines.base import LABEL
-
-        self.connect()
-        key = (str(path), dockerfile, tuple(sorted(buildargs.items())))
-        if key not in self.built:
-            tag = self.image_tag(path, dockerfile, buildargs)
-            image = DockerImage(
-                path,
-                tag=tag,
-                dockerfile_path=dockerfile,
-                buildargs=dict(buildargs),
-                labels={LABEL: "1", "deploylab.pytest": "1"},
-                forcerm=True,
-            )
-            self.say(f"building {tag} from {path / dockerfile}")
-            try:
-                image.build()
-            except docker.errors.BuildError as exc:
-                pytest.fail(f"deploy lab: building {path / dockerfile} failed: {exc.msg}", pytrace=False)
-            except docker.errors.APIError as exc:
-                reason = _first_line(Exception(exc.explanation or exc))
-                pytest.fail(f"deploy lab: building {path / dockerfile} failed: {reason}", pytrace=False)
-            self.built[key] = image
-        return str(self.built[key].tag)
+            pytest.fail(f"deploy lab: {exc}", pytrace=False)
+        self._ready = True
 
     def image_tag(self, path: Path, dockerfile: str, buildargs: Mapping[str, str]) -> str:
-        """The folder, Dockerfile and build args, and this session's id: another session on the engine
-        (an xdist worker, a second CI job) building the same folder tags its own, and removing ours at
-        the end leaves theirs."""
-        from testcontainers.core.labels import SESSION_ID
+        """The folder, Dockerfile and build args, and this session's id: each session tags its own."""
+        return self.engine.image_tag(path, dockerfile, buildargs, _slug(path.name))
 
-        key = (str(path), dockerfile, tuple(sorted(buildargs.items())))
-        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
-        return f"deploylab-pytest/{_slug(path.name) or 'app'}:{digest}-{SESSION_ID.replace('-', '')[:12]}"
+    def build(self, path: Path, dockerfile: str, buildargs: Mapping[str, str]) -> str:
+        """Build an image from a Dockerfile, once per session; the tag to run it by."""
+        from lab.errors import LabError
+
+        self.connect()
+        tag = self.image_tag(path, dockerfile, buildargs)
+        try:
+            return self.engine.build(path, dockerfile, buildargs, tag, self.say)
+        except LabError as exc:
+            pytest.fail(f"deploy lab: {exc}", pytrace=False)
 
     def close(self) -> None:
-        """The safety net: whatever this session's runs left (a run cleans up after itself), then the
-        images it built."""
-        if self.client is None:
-            return
-        from lab.engines.docker.local import remove_labelled
-
-        removed = remove_labelled(self.client, self.labels)
-        if removed.containers or removed.networks or removed.left:
-            self.say(f"removed what runs left behind at the end of the session: {removed}")
-        import docker.errors
-
-        for image in self.built.values():
-            # By tag, never forced: the engine deletes the image only once no other tag names it and
-            # no container uses it, so an image another session also built stays theirs.
-            try:
-                self.client.images.remove(str(image.tag))
-            except docker.errors.ImageNotFound:
-                pass
-            except docker.errors.APIError as exc:
-                reason = _first_line(Exception(exc.explanation or exc))
-                self.say(f"left {image.tag} in place: {reason}")
-            except Exception as exc:  # the next image must still go
-                self.say(f"could not remove {image.tag}: {_first_line(exc)}")
-            finally:
-                with contextlib.suppress(Exception):
-                    image.get_docker_client().client.close()
+        if self._engine is not None:
+            self._engine.close(self.say)
 
 
 def _slug(text: str) -> str:
@@ -397,20 +326,12 @@ class DeployLab:
 
     def execute(self, config: RunOptions, *, expect: str | None = "completed") -> LabResult:
         """Run `config` (from `config`, or one of your own): clean-up included, whatever happens."""
-        from lab.analysis.summary import summarize
-        from lab.engines.docker.images import PROXY_IMAGE
-        from lab.engines.docker.local import DockerRuntime
-        from lab.output import report
-        from lab.targets.fleet.runner import Runner
+        from lab.pipeline import run_once
+        from lab.targets.fleet.target import FleetTarget
 
-        client = self.session.connect()
+        self.session.connect()
         run_id = secrets.token_hex(3)
-        folder = (
-            self.session.runs_dir
-            / self.test_name
-            / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{config.strategy}-{run_id}"
-        )
-        runtime = DockerRuntime(run_id, client, proxy_image=PROXY_IMAGE, labels=self.session.labels)
+        engine = self.session.engine.engine(run_id)
         log.info(
             "run %s: %s on %d instance(s) per version at %g req/s",
             run_id,
@@ -418,11 +339,15 @@ class DeployLab:
             config.fleet_size,
             config.rate,
         )
-        record = Runner(config, runtime, hook=lambda line, _event: log.info(line)).run()
-        analysis = summarize(
-            record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size
+        done = run_once(
+            config,
+            FleetTarget(config, engine),
+            out_dir=self.session.runs_dir / self.test_name,
+            run_id=run_id,
+            hook=lambda line, _event: log.info(line),
         )
-        report.write_run(record, analysis, folder)
+        record, analysis, folder = done.record, done.analysis, done.folder
+        assert folder is not None
         self.session.runs.append(folder)
         result = LabResult(
             config.strategy, record.status, record.error, tuple(record.notes), folder, analysis, record

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,14 +57,15 @@ def rollback(events: Sequence[Event]) -> Rollback | None:
     return None
 
 
-def blast_radius(samples: Iterable[Sample], version: str) -> tuple[int, int]:
+def blast_radius(samples: Iterable[Sample], version: str | Callable[[str | None], bool]) -> tuple[int, int]:
     """(answers from `version`, failed answers from it): how much traffic the release reached, and how
-    many clients it hurt. A proxy's 502 that reached only `version`'s instances carries its version (the
-    runner reads it from X-Lab-Upstream) and counts; failures that carry no version (a probe timeout)
-    do not."""
+    many clients it hurt. `version` is a name, or a test of one (`lab measure`: any version but the old).
+    A proxy's 502 that reached only the new version's instances carries its version (the fleet reads it
+    from X-Lab-Upstream) and counts; failures that carry no version (a probe timeout) do not."""
+    matches = version if callable(version) else (lambda v: v == version)
     answers = failed = 0
     for s in samples:
-        if s.version == version and s.finished is not None:
+        if matches(s.version) and s.finished is not None:
             answers += 1
             failed += s.server_failure
     return answers, failed

@@ -33,6 +33,16 @@ def _answered(s: Sample) -> bool:
     return s.ok and s.sent is not None and s.finished is not None
 
 
+def is_new(version: str | None, old: str | None, new: str | None) -> bool:
+    """Whether an answer's version is the new one. `new` None: any version but `old` is new (`lab
+    measure` knows only which version served before); with no `old` either, nothing is."""
+    if version is None or version == "unknown":
+        return False
+    if new is not None:
+        return version == new
+    return old is not None and version != old
+
+
 def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
@@ -112,16 +122,20 @@ def downtime_windows(samples: Iterable[Sample]) -> list[Window]:
     return windows
 
 
-def mixed_version_window(samples: Iterable[Sample], old: str = "v1", new: str = "v2") -> Window | None:
-    """From the first good ``new`` answer to the last good ``old`` answer after it, by finished time.
+def mixed_version_window(
+    samples: Iterable[Sample], old: str | None = "v1", new: str | None = "v2"
+) -> Window | None:
+    """From the first good new answer to the last good ``old`` answer after it, by finished time.
 
-    None when the versions never overlap (the last ``old`` answer came before the first ``new`` one).
-    ``failures`` counts the server failures sent within the window.
+    None when the versions never overlap (the last ``old`` answer came before the first new one).
+    ``failures`` counts the server failures sent within the window. ``new`` None: any version but ``old``.
     """
     samples = list(samples)
     good = [s for s in samples if _answered(s)]
-    first_new = min((s.finished for s in good if s.version == new and s.finished is not None), default=None)
-    if first_new is None:
+    first_new = min(
+        (s.finished for s in good if is_new(s.version, old, new) and s.finished is not None), default=None
+    )
+    if first_new is None or old is None:
         return None
     last_old = max(
         (s.finished for s in good if s.version == old and s.finished is not None and s.finished > first_new),
@@ -135,21 +149,23 @@ def mixed_version_window(samples: Iterable[Sample], old: str = "v1", new: str = 
     return Window(first_new, last_old, failed)
 
 
-def flip_flops(samples: Iterable[Sample], old: str = "v1", new: str = "v2") -> int:
-    """How many times a client got ``old`` again after having got ``new``.
+def flip_flops(samples: Iterable[Sample], old: str | None = "v1", new: str | None = "v2") -> int:
+    """How many times a client got ``old`` again after having got the new version.
 
     Good answers are ordered by finished time; answers of other versions are ignored; each transition
-    from a ``new`` answer to an ``old`` one counts once (v1 v2 v1 v2 v1 gives 2, v1 v2 v2 v1 v1 gives 1).
+    from a new answer to an ``old`` one counts once (v1 v2 v1 v2 v1 gives 2, v1 v2 v2 v1 v1 gives 1).
+    ``new`` None: any version but ``old``.
     """
     good = sorted(
-        (s for s in samples if _answered(s) and s.version in (old, new)), key=lambda s: (s.finished, s.seq)
+        (s for s in samples if _answered(s) and (s.version == old or is_new(s.version, old, new))),
+        key=lambda s: (s.finished, s.seq),
     )
     count = 0
-    previous: str | None = None
+    previous_new = False
     for s in good:
-        if previous == new and s.version == old:
+        if previous_new and s.version == old:
             count += 1
-        previous = s.version
+        previous_new = is_new(s.version, old, new)
     return count
 
 
@@ -366,8 +382,8 @@ def summarize(
     events: Iterable[Event],
     *,
     target_rate: float,
-    old: str = "v1",
-    new: str = "v2",
+    old: str | None = "v1",
+    new: str | None = "v2",
     fleet_size: int | None = None,
 ) -> Analysis:
     """The run's analysis.
@@ -379,7 +395,7 @@ def summarize(
     samples = list(samples)
     events = list(events)
     windows = downtime_windows(samples)
-    answers, hurt = rollout.blast_radius(samples, new)
+    answers, hurt = rollout.blast_radius(samples, lambda v: is_new(v, old, new))
     mixed = mixed_version_window(samples, old, new)
     span = deploy_span(events)
     saturated = sum(1 for s in samples if s.error is ErrorClass.SATURATED)

@@ -8,14 +8,13 @@ import typer
 from rich.console import Console
 
 from lab import strategies
+from lab.errors import EXIT_USAGE
 
 # What `lab compare` runs by default: every strategy (not the presets, which repeat them with vendors'
 # timings), and rolling once more with a drain, so a hard stop and a drained one sit side by side.
 DEFAULT_COMPARISON = [*(n for n in strategies.REGISTRY if n not in strategies.PRESETS), "rolling:drain_s=1"]
 BASES = ("auto", "official", "debootstrap")
 
-# Exit codes: the verdict of a run, so CI can gate on it.
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUDGET, EXIT_ROLLED_BACK, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 app = typer.Typer(
     add_completion=False,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lab.cli.app import DEFAULT_COMPARISON, EXIT_ERROR, app, err, fail, out
+from lab.cli.app import DEFAULT_COMPARISON, app, err, fail, out
+from lab.cli.execute import execute
 from lab.cli.inputs import (
     BaselineOpt,
     ConfigOpt,
@@ -33,9 +34,13 @@ from lab.cli.inputs import (
     repeat_count,
     run_config,
 )
-from lab.cli.run import execute
-from lab.errors import BadInput
+from lab.errors import EXIT_ERROR, BadInput
 from lab.options import ProxySettings, RunOptions
+
+if TYPE_CHECKING:
+    from lab.analysis.summary import Analysis
+    from lab.experiments import Comparison
+    from lab.record import RunRecord
 
 
 @app.command("compare")
@@ -75,6 +80,7 @@ given on the command line win; the file's strategy, params and budgets are not u
     neighbouring strategies' downtime can be told apart (exact rank-sum test, p < 0.05).
     Exit codes: 0 every run finished (deployed or rolled back), 1 a run failed, 2 bad input, 130 interrupted.
     """
+    from lab.experiments import compare_rounds
     from lab.output import compare
     from lab.output import html as html_report
     from lab.output import repeat as rep
@@ -108,49 +114,36 @@ given on the command line win; the file's strategy, params and budgets are not u
             f"{', '.join(twice)} given twice: with --repeat each strategy already runs {repeat} times"
         )
     folder = out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-compare-{scenario}"
-    rows: list[dict[str, Any]] = []
     title = f"{len(configs)} strategies, scenario {scenario}, {fleet_size} instances, {rate:g} req/s ({mode})"
     if repeat > 1:
         title += f", {repeat} interleaved runs each: median (min–max)"
 
-    def document() -> Any:
-        # One run each: the rows as ever. Repeated: every run's row (with its round) and the aggregates.
-        return rows if repeat == 1 else rep.compare_document(rows, specs, repeat)
-
-    def lines() -> list[str]:
-        return [] if repeat == 1 else [c.line for c in rep.downtime_comparisons(rows, specs)]
-
-    def show(console: Console) -> None:
+    def show(console: Console, done: Comparison) -> None:
+        rows = done.rows
         console.print(compare.table(rows, title) if repeat == 1 else rep.compare_table(rows, specs, title))
-        for line in lines():
+        for line in [] if repeat == 1 else [c.line for c in rep.downtime_comparisons(rows, specs)]:
             console.print(line, markup=False)
 
-    def save() -> None:
-        # After every run, not once at the end: a Ctrl-C in run 7 keeps the table of runs 1 to 6.
-        (folder / "compare.json").write_text(json.dumps(document(), indent=2) + "\n")
+    def save(done: Comparison) -> None:
+        (folder / "compare.json").write_text(json.dumps(done.document(), indent=2) + "\n")
         with (folder / "compare.txt").open("w") as fh:
-            show(Console(file=fh, width=200))
+            show(Console(file=fh, width=200), done)
         html_report.write_compare_report(folder, title)
 
-    # Round after round, not each strategy N times in a row: drift (a warming laptop, a busy neighbour)
-    # then lands on every strategy alike instead of on whichever ran last.
-    total = len(configs) * repeat
-    for n, (round_no, (spec, config)) in enumerate(
-        ((r, c) for r in range(1, repeat + 1) for c in configs), start=1
-    ):
+    def before(n: int, total: int, round_no: int, spec: str) -> None:
         if not as_json:
             where = f"{n}/{total}" if repeat == 1 else f"{n}/{total} (round {round_no}/{repeat})"
             err.print(f"[bold]{where}: {escape(spec)}[/bold]")
-        record, analysis, _ = execute(config, folder, quiet=as_json, live=live)
-        rows.append(
-            {**compare.row(record, analysis), "strategy": spec, **({"round": round_no} if repeat > 1 else {})}
-        )
-        save()
+
+    def one(options: RunOptions, out: Path) -> tuple[RunRecord, Analysis, Path]:
+        return execute(options, out, quiet=as_json, live=live)
+
+    done = compare_rounds(configs, repeat, folder, one, before_run=before, after_run=save)
     if as_json:
-        print(json.dumps(document()))
+        print(json.dumps(done.document()))
     else:
-        show(out)
+        show(out, done)
         out.print(f"runs, compare.txt and compare.json: {folder}")
-    if any(r["status"] == "failed" for r in rows):
-        failed = ", ".join(f"{r['strategy']} ({r['error']})" for r in rows if r["status"] == "failed")
-        fail(f"run(s) failed: {failed}", EXIT_ERROR)
+    if failed := done.failed():
+        which = ", ".join(f"{r['strategy']} ({r['error']})" for r in failed)
+        fail(f"run(s) failed: {which}", EXIT_ERROR)

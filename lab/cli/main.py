@@ -9,8 +9,8 @@ from types import FrameType
 
 import typer
 
-from lab.cli.app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app, err
-from lab.errors import LabError
+from lab.cli.app import app, err
+from lab.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LabError
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

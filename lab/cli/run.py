@@ -1,26 +1,16 @@
-"""`lab run`, and `execute`: one run from start to clean-up, shared with `lab compare`."""
+"""`lab run STRATEGY`: the lab's own fleet from v1 to v2, once or `--repeat N` times."""
 
 from __future__ import annotations
 
 import json
-import secrets
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from lab.cli.app import (
-    EXIT_BUDGET,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_ROLLED_BACK,
-    app,
-    err,
-    fail,
-    out,
-)
+from lab.cli.app import app, err, fail, out
+from lab.cli.execute import execute
 from lab.cli.inputs import (
     BaselineOpt,
     ConfigOpt,
@@ -54,8 +44,9 @@ from lab.cli.inputs import (
 from lab.errors import BadInput
 from lab.options import DEFAULT_PORT, ProxySettings, RunOptions, check_number
 
-if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` need no Docker SDK
+if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` start fast
     from lab.analysis.summary import Analysis
+    from lab.experiments import Budgets, Verdict
     from lab.record import RunRecord
 
 
@@ -122,6 +113,7 @@ nothing.
     (budgets apply to each run, not to the median: one bad deployment in N is the one a gate must catch),
     else 4 if any rolled back. The runs' folders and repeat.json go under one folder.
     """
+    from lab.experiments import Budgets, verdict
     from lab.output import journal, terminal
 
     chosen = _strategy(strategy)
@@ -156,11 +148,9 @@ nothing.
         shown = f"scenario written to {save_config}; run it with: lab run --config {save_config}"
         err.print(shown, markup=False, soft_wrap=True)
         return
+    budgets = Budgets(max_downtime_ms, max_failed)
     if repeat > 1:
-        from lab.cli.repeat import run_repeated
-
-        budgets = (max_downtime_ms, max_failed)
-        run_repeated(config, repeat, out_dir, as_json=as_json, budgets=budgets, live=live)
+        _run_repeated(config, repeat, out_dir, as_json=as_json, budgets=budgets, live=live)
         return
     record, analysis, folder = execute(config, out_dir, keep=keep, quiet=as_json, live=live)
     if as_json:
@@ -169,59 +159,39 @@ nothing.
         terminal.print_summary(out, record, analysis, folder)
         if keep and record.url:
             out.print(f"kept: proxy at {record.url} (remove with `lab clean`)")
-
-    if record.status == "failed":
-        fail(record.error or "the run failed", EXIT_ERROR)
-    over = over_budget(analysis, max_downtime_ms, max_failed)
-    if over:
-        fail("budget exceeded: " + "; ".join(over), EXIT_BUDGET)
-    if record.status == "rolled_back":
-        raise typer.Exit(EXIT_ROLLED_BACK)
+    exit_with(verdict(record, analysis, budgets))
 
 
-def over_budget(analysis: Analysis, max_downtime_ms: float | None, max_failed: int | None) -> list[str]:
-    """What one run spent beyond its budgets, one phrase each; empty when within them."""
-    over = []
-    if max_downtime_ms is not None and analysis.downtime_ms > max_downtime_ms:
-        over.append(f"downtime {analysis.downtime_ms:,.1f} ms > {max_downtime_ms:,.1f} ms")
-    if max_failed is not None and analysis.requests_failed > max_failed:
-        over.append(f"failed requests {analysis.requests_failed:,} > {max_failed:,}")
-    return over
+def exit_with(v: Verdict) -> None:
+    if v.code and v.message:
+        fail(v.message, v.code)
+    if v.code:
+        raise typer.Exit(v.code)
 
 
-def execute(
-    config: RunOptions, out_dir: Path, *, keep: bool = False, quiet: bool = False, live: bool = True
-) -> tuple[RunRecord, Analysis, Path]:
-    """One run from start to clean-up, its folder written under `out_dir`. Ctrl-C ends the command.
+def _run_repeated(
+    config: RunOptions, repeat: int, out_dir: Path, *, as_json: bool, budgets: Budgets, live: bool
+) -> None:
+    """Each run's one-line result as it ends, then the figures' medians and spreads."""
+    from lab.experiments import repeat_runs
+    from lab.output import repeat as rep
 
-    While it goes, stderr shows the live view (a terminal), plain status lines (`live` False, or not a
-    terminal), or nothing (`quiet`, for --json).
-    """
-    from lab.analysis.summary import summarize
-    from lab.engines.docker.images import PROXY_IMAGE
-    from lab.engines.docker.local import DockerRuntime
-    from lab.live.view import LiveView, choose_mode
-    from lab.output import report
-    from lab.targets.fleet.runner import Runner
+    def before(n: int) -> None:
+        if not as_json:
+            err.print(f"[bold]run {n}/{repeat}: {escape(config.strategy)}[/bold]")
 
-    run_id = secrets.token_hex(3)
-    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    def after(n: int, figures: dict[str, Any]) -> None:
+        if not as_json:
+            out.print(rep.run_line(n, repeat, figures), markup=False)
 
-    def progress(line: str, _event: object) -> None:
-        if not quiet:
-            err.print(f"[dim]{escape(line)}[/dim]")
+    def one(options: RunOptions, folder: Path) -> tuple[RunRecord, Analysis, Path]:
+        return execute(options, folder, quiet=as_json, live=live)
 
-    runner = Runner(config, DockerRuntime(run_id, proxy_image=PROXY_IMAGE), keep=keep, hook=progress)
-    view = LiveView(
-        runner.feed.snapshot, err, mode=choose_mode(err, quiet=quiet, live=live), title=config.strategy
-    )
-    try:
-        with view:  # stopped before anything below prints, whatever ends the run
-            record = runner.run()
-    except KeyboardInterrupt:
-        removed = runner.record.removed
-        fail(f"interrupted; removed {removed}" if removed else "interrupted", EXIT_INTERRUPTED)
-    analysis = summarize(record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size)
-    folder = out_dir / f"{stamp}-{config.strategy}-{run_id}"
-    report.write_run(record, analysis, folder)
-    return record, analysis, folder
+    done = repeat_runs(config, repeat, out_dir, one, budgets=budgets, before_run=before, after_run=after)
+    if as_json:
+        print(json.dumps(done.document()))
+    else:
+        title = f"{config.strategy}: {repeat} runs ({rep.status_text(done.runs)}), median and spread"
+        out.print(rep.run_table(done.runs, title))
+        out.print(f"runs and repeat.json: {done.folder}", markup=False)
+    exit_with(done.verdict())

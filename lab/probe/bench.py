@@ -211,16 +211,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 @contextlib.contextmanager
 def nginx_target() -> Iterator[str]:
     """The lab's proxy image serving a static 200, published on a free port; removed afterwards."""
-    from lab.engines.docker.images import PROXY_IMAGE
-    from lab.engines.docker.local import DockerRuntime
-    from lab.targets.fleet.nginx import ProxySettings, render_config, supported
+    from lab import engines
+    from lab.options import ProxySettings
+    from lab.targets.fleet.nginx import render_config, supported
 
-    runtime = DockerRuntime(f"bench-{secrets.token_hex(3)}", proxy_image=PROXY_IMAGE)
+    engine = engines.open_engine("docker", f"bench-{secrets.token_hex(3)}")
     try:
-        runtime.preflight()
-        runtime.create_network()
-        settings, _ = supported(ProxySettings(), runtime.proxy_nginx_version())
-        endpoints = runtime.start_proxy(render_config(None, settings), None)
+        engine.preflight()
+        engine.create_network()
+        settings, _ = supported(ProxySettings(), engine.proxy.nginx_version())
+        endpoints = engine.proxy.start(render_config(None, settings), None)
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -233,7 +233,7 @@ def nginx_target() -> Iterator[str]:
             time.sleep(0.1)
         yield endpoints.url
     finally:
-        runtime.cleanup()
+        engine.cleanup()
 
 
 if __name__ == "__main__":

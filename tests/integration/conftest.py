@@ -19,28 +19,24 @@ import pytest
 # The reaper image (ryuk) cannot be pulled where there is no registry; our own fixtures clean up instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from lab.analysis.summary import summarize  # noqa: E402
 from lab.engines import LABEL  # noqa: E402
-from lab.engines.docker.images import (
-    PROXY_IMAGE,  # noqa: E402
-    all_images,  # noqa: E402
-)
-from lab.engines.docker.local import (
-    DockerRuntime,  # noqa: E402
-    connect,  # noqa: E402
-)
+from lab.engines.docker.client import connect  # noqa: E402
+from lab.engines.docker.local import DockerEngine  # noqa: E402
+from lab.engines.names import all_images  # noqa: E402
 from lab.options import RunOptions  # noqa: E402
+from lab.pipeline import run_once  # noqa: E402
 from lab.record import RunRecord  # noqa: E402
-from lab.targets.fleet.runner import Runner  # noqa: E402
+from lab.targets.fleet.target import FleetTarget  # noqa: E402
 
 
 def run(strategy: str, **overrides: object) -> tuple[RunRecord, dict]:
+    """One run of the lab's fleet through the pipeline, no folder written: its record and figures."""
     settings: dict = {"fleet_size": 4, "rate": 200.0, "baseline_s": 1.0, "settle_s": 1.0}
     settings.update(overrides)
-    config = RunOptions(strategy=strategy, **settings)
-    record = Runner(config, DockerRuntime(secrets.token_hex(3), proxy_image=PROXY_IMAGE)).run()
-    analysis = summarize(record.samples, record.events, target_rate=config.rate, fleet_size=config.fleet_size)
-    return record, analysis.to_dict()
+    options = RunOptions(strategy=strategy, **settings)
+    run_id = secrets.token_hex(3)
+    done = run_once(options, FleetTarget(options, DockerEngine(run_id)), out_dir=None, run_id=run_id)
+    return done.record, done.analysis.to_dict()
 
 
 def run_lab(

@@ -221,10 +221,10 @@ def test_an_attributed_probe_attributes_what_streams_and_what_stop_returns(book:
 def test_the_runner_learns_each_instances_address_and_attributes_the_record(monkeypatch: Any) -> None:
     from test_runner import FakeClock, Harness
 
-    import lab.targets.fleet.runner
+    import lab.targets.fleet.target
     from lab.model import AppSpec
 
-    monkeypatch.setattr(lab.targets.fleet.runner, "time", FakeClock())
+    monkeypatch.setattr(lab.targets.fleet.target, "time", FakeClock())
     lab_ = Harness()
     # The fake runtime gives v<N>-<slot> the address 10.<N>.0.<slot>; v2 runs a user image on port 8000.
     lab_.probe_samples.extend(

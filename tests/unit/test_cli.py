@@ -253,19 +253,27 @@ def test_run_without_docker_is_one_error_line_and_exit_1(tmp_path: Path) -> None
 
 
 class FakeRunner:
-    """Stands in for lab.targets.fleet.runner.Runner: a 2 s run at 100 req/s whose v2 start failed `failures`
-    requests."""
+    """Stands in for lab.pipeline.Run: a 2 s run at 100 req/s whose v2 start failed `failures` requests."""
 
     status = "completed"
     failures = 0
     hook_line = "step 0 done in 1.00 s: app-v2-1 exited with code 1: [/app/main.py] [bold]x"
 
     def __init__(
-        self, config: RunOptions, runtime: object, *, keep: bool = False, hook: Callable[[str, object], None]
+        self,
+        config: RunOptions,
+        target: object,
+        *,
+        keep: bool = False,
+        hook: Callable[[str, object], None],
+        **_: object,
     ) -> None:
         self.config, self.hook = config, hook
         self.record = RunRecord(config, "fake01", "2024-05-01T12:00:00+00:00", 100.0)
         self.feed = SampleFeed(config.rate, self.record.t0)  # what the live view reads; fed by FeedingRunner
+
+    def execute(self) -> RunRecord:
+        return self.run()  # looked up on the class, so a test can replace `run`
 
     def run(self) -> RunRecord:
         self.hook(self.hook_line, None)
@@ -287,15 +295,16 @@ class FakeRunner:
 
 @pytest.fixture
 def fake_run(monkeypatch: pytest.MonkeyPatch) -> type[FakeRunner]:
-    import lab.engines.docker.local
-    import lab.targets.fleet.runner
+    import lab.engines
+    import lab.pipeline
+    import lab.ports
 
     class Runner(FakeRunner):
         pass
 
-    monkeypatch.setattr(lab.targets.fleet.runner, "Runner", Runner)
-    monkeypatch.setattr(lab.engines.docker.local, "DockerRuntime", lambda run_id, **kw: object())
-    monkeypatch.setattr(lab.engines.docker.local, "port_is_free", lambda port: True)
+    monkeypatch.setattr(lab.pipeline, "Run", Runner)
+    monkeypatch.setattr(lab.engines, "open_engine", lambda name, run_id, **kw: object())
+    monkeypatch.setattr(lab.ports, "port_is_free", lambda port: True)
     return Runner
 
 
@@ -666,19 +675,21 @@ class FeedingRunner(FakeRunner):
 @pytest.fixture
 def feeding_run(fake_run: type[FakeRunner], monkeypatch: pytest.MonkeyPatch) -> StringIO:
     """The runner replaced by FeedingRunner; returns what a terminal on stderr would have received."""
+    import lab.cli.execute
     import lab.cli.run
     import lab.live.view
-    import lab.targets.fleet.runner
+    import lab.pipeline
 
     class Runner(FeedingRunner):
         failures = 3
 
-    monkeypatch.setattr(lab.targets.fleet.runner, "Runner", Runner)
+    monkeypatch.setattr(lab.pipeline, "Run", Runner)
     monkeypatch.setattr(lab.live.view, "PLAIN_EVERY_S", 0.1)
     monkeypatch.setattr(lab.live.view, "REFRESH_PER_S", 20)
     screen = StringIO()
     terminal = Console(file=screen, force_terminal=True, width=100, color_system=None, highlight=False)
     monkeypatch.setattr(lab.cli.run, "err", terminal)
+    monkeypatch.setattr(lab.cli.execute, "err", terminal)
     return screen
 
 
@@ -720,18 +731,21 @@ def test_plain_status_lines_when_not_a_terminal_or_asked(
 ) -> None:
     cmd = ["run", "blue-green", "--rate", "100", "--fleet", "1", "--out", str(tmp_path)]
     if how == "not a terminal":
+        import lab.cli.execute
         import lab.cli.run
 
-        monkeypatch.setattr(lab.cli.run, "err", Console(file=feeding_run, width=100, highlight=False))
+        plain = Console(file=feeding_run, width=100, highlight=False)
+        monkeypatch.setattr(lab.cli.run, "err", plain)
+        monkeypatch.setattr(lab.cli.execute, "err", plain)
     else:
         cmd.append("--no-live")
-    import lab.targets.fleet.runner
+    import lab.pipeline
 
     def seen() -> bool:
         text = feeding_run.getvalue()
         return len(STATUS_LINE.findall(text)) >= 2 and "step 1 (2/~7)" in text
 
-    monkeypatch.setattr(lab.targets.fleet.runner.Runner, "hold", staticmethod(seen))
+    monkeypatch.setattr(lab.pipeline.Run, "hold", staticmethod(seen))
     result = CliRunner().invoke(app, cmd)
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     text = feeding_run.getvalue()

@@ -370,7 +370,7 @@ def test_lab_compare_writes_compare_html_beside_its_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lab.cli.compare
-    import lab.engines.docker.local
+    import lab.ports
 
     def execute(config: RunOptions, out_dir: Path, **kwargs: object) -> tuple[object, object, Path]:
         record = make_record()
@@ -380,7 +380,7 @@ def test_lab_compare_writes_compare_html_beside_its_table(
         return record, analysis, report.write_run(record, analysis, folder)
 
     monkeypatch.setattr(lab.cli.compare, "execute", execute)
-    monkeypatch.setattr(lab.engines.docker.local, "port_is_free", lambda port: True)
+    monkeypatch.setattr(lab.ports, "port_is_free", lambda port: True)
     result = CliRunner().invoke(app, ["compare", "canary", "in-place", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, (result.stdout, result.exception)
     (folder,) = tmp_path.iterdir()

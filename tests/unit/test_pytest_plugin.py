@@ -41,7 +41,7 @@ def test_the_entry_point_names_the_plugin_module() -> None:
 def test_loading_the_plugin_loads_neither_docker_nor_the_runner() -> None:
     code = (
         "import sys, lab.pytest_plugin; "
-        "heavy = ('docker', 'testcontainers', 'lab.targets.fleet.runner', 'httpx'); "
+        "heavy = ('docker', 'testcontainers', 'lab.targets.fleet.target', 'httpx'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -250,9 +250,9 @@ def test_the_session_removes_its_images_by_tag_never_forced_and_reports_one_in_u
     )
     config = types.SimpleNamespace(pluginmanager=types.SimpleNamespace(get_plugin=lambda _name: None))
     session = LabSession(config, tmp_path)  # type: ignore[arg-type]
-    session.client = client  # type: ignore[assignment]
+    session.engine.client = client  # type: ignore[assignment]
     built = [FakeBuilt(f"deploylab-pytest/{name}") for name in ("a:1", "b:2", "c:3", "d:4")]
-    session.built = {(b.tag, "Dockerfile", ()): b for b in built}  # type: ignore[misc]
+    session.engine.built = {(b.tag, "Dockerfile", ()): b for b in built}
     with caplog.at_level("INFO", logger="lab.pytest"):
         session.close()
     assert images.calls == [(b.tag, {}) for b in built]  # each by its tag, none forced, on past a refusal

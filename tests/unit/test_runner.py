@@ -1,6 +1,7 @@
-"""The runner against an in-memory runtime, a fake probe and a mock proxy: no Docker, no network.
+"""The fleet target through the pipeline, against an in-memory engine, a fake probe and a mock proxy: no
+Docker, no network.
 
-lab.targets.fleet.runner's clock is replaced by one that moves only when the runner sleeps, so waiting out a
+The target's and the pipeline's clock is replaced by one that moves only when they sleep, so waiting out a
 health timeout takes no real time and every Pause shows up as exactly its length.
 """
 
@@ -15,15 +16,17 @@ from typing import Any
 import httpx
 import pytest
 
-import lab.targets.fleet.runner
+import lab.pipeline
+import lab.targets.fleet.target
 from lab.engines.base import ProxyEndpoints, Removed
 from lab.engines.docker.images import app_image
 from lab.errors import ConfigRejected
 from lab.model import ErrorClass, Instance, Sample
 from lab.options import RunOptions
+from lab.pipeline import Run, probe_config
 from lab.probe.config import ProbeConfig
 from lab.record import RunRecord
-from lab.targets.fleet.runner import Runner, probe_config
+from lab.targets.fleet.target import FleetTarget
 
 ENDPOINTS = ProxyEndpoints("http://proxy.test:8000", "http://proxy.test:8081", 8000)
 V1, V2 = "app-v1-1 app-v1-2", "app-v2-1 app-v2-2"
@@ -42,11 +45,13 @@ class FakeClock:
 
 
 class FakeRuntime:
-    """Every Runtime method, in memory; `calls` keeps the effects in order as (operation, instance name)."""
+    """An engine, its fleet and its proxy in one object, in memory; `calls` keeps the effects in order as
+    (operation, instance name)."""
 
     run_id = "test01"
 
     def __init__(self) -> None:
+        self.fleet = self.proxy = self
         self.lock = threading.Lock()  # a fleet starts and stops from a thread pool
         self.calls: list[tuple[str, str]] = []
         self.running: set[str] = set()
@@ -80,7 +85,7 @@ class FakeRuntime:
     def create_network(self) -> None:
         self._call("create_network")
 
-    def proxy_nginx_version(self) -> tuple[int, ...] | None:
+    def nginx_version(self) -> tuple[int, ...] | None:
         return (1, 27, 4)
 
     def start_instance(self, inst: Instance, image: str, env: Mapping[str, str]) -> None:
@@ -101,15 +106,15 @@ class FakeRuntime:
     def instance_logs(self, inst: Instance, lines: int = 20) -> str:
         return "panic: boom" if inst.name in self.exit_codes else ""
 
-    def start_proxy(self, config: str, port: int | None) -> ProxyEndpoints:
+    def start(self, config: str, port: int | None) -> ProxyEndpoints:
         self._call("start_proxy")
         self.proxy_config = config
         return ENDPOINTS
 
-    def proxy_logs(self, lines: int = 20) -> str:
+    def logs(self, lines: int = 20) -> str:
         return ""
 
-    def proxy_workers(self) -> int | None:
+    def workers(self) -> int | None:
         # After each reload the old worker shows for `old_worker_polls` polls, then is gone.
         self._call("proxy_workers")
         if self.old_worker_polls is None:
@@ -175,18 +180,17 @@ class Harness:
             return httpx.Response(200, text="ok\n")
         return httpx.Response(404)
 
-    def runner(self, strategy: str = "blue-green", *, keep: bool = False, **config: Any) -> Runner:
+    def runner(self, strategy: str = "blue-green", *, keep: bool = False, **config: Any) -> Run:
         params = {"rollback_window_s": 1.5, "overlap_s": 0} if strategy == "blue-green" else {}
         fast = {"fleet_size": 2, "baseline_s": 0, "settle_s": 0, "health_timeout_s": 0.5}
-        runner = Runner(
-            RunOptions(strategy, params, **fast | config), self.rt, probe_factory=self.probe, keep=keep
-        )
-        runner.http.close()
-        runner.http = httpx.Client(transport=httpx.MockTransport(self.proxy))
-        return runner
+        options = RunOptions(strategy, params, **fast | config)
+        target = FleetTarget(options, self.rt)  # type: ignore[arg-type]  (the fake is the whole engine)
+        target.http.close()
+        target.http = httpx.Client(transport=httpx.MockTransport(self.proxy))
+        return Run(options, target, run_id=self.rt.run_id, probe_factory=self.probe, keep=keep)
 
     def run(self, strategy: str = "blue-green", **kwargs: Any) -> RunRecord:
-        return self.runner(strategy, **kwargs).run()
+        return self.runner(strategy, **kwargs).execute()
 
     def effects(self) -> list[str]:
         """The runtime's calls, those of one operation in a row merged: a fleet starts in any order."""
@@ -203,7 +207,9 @@ class Harness:
 
 @pytest.fixture
 def lab_(monkeypatch: pytest.MonkeyPatch) -> Harness:
-    monkeypatch.setattr(lab.targets.fleet.runner, "time", FakeClock())
+    clock = FakeClock()
+    monkeypatch.setattr(lab.targets.fleet.target, "time", clock)
+    monkeypatch.setattr(lab.pipeline, "time", clock)
     return Harness()
 
 
@@ -326,7 +332,7 @@ def test_ctrl_c_in_a_step_cleans_up_even_with_keep_and_is_raised_again(lab_: Har
     runner = lab_.runner(keep=True)
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        runner.run()
+        runner.execute()
     record = runner.record
     assert (record.status, record.error) == ("interrupted", "interrupted by the user")
     assert (record.events[-1].kind, record.events[-1].error) == ("Start", "KeyboardInterrupt")

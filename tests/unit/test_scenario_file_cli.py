@@ -59,7 +59,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[RunOptions]:
     """Every RunOptions the commands build; the first `execute` stops the command."""
     import lab.cli.compare
     import lab.cli.run
-    import lab.engines.docker.local
+    import lab.ports
     from lab.cli import inputs
 
     built: list[RunOptions] = []
@@ -75,7 +75,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[RunOptions]:
     for module in (lab.cli.run, lab.cli.compare):
         monkeypatch.setattr(module, "run_config", recorded)
         monkeypatch.setattr(module, "execute", execute)
-    monkeypatch.setattr(lab.engines.docker.local, "port_is_free", lambda port: True)
+    monkeypatch.setattr(lab.ports, "port_is_free", lambda port: True)
     return built
 
 
@@ -150,7 +150,7 @@ def test_a_file_budget_decides_the_exit_code(
         return record, summarize(record.samples, [], target_rate=config.rate, fleet_size=2), out_dir
 
     monkeypatch.setattr(lab.cli.run, "execute", execute)
-    monkeypatch.setattr("lab.engines.docker.local.port_is_free", lambda port: True)
+    monkeypatch.setattr("lab.ports.port_is_free", lambda port: True)
     result = invoke("run", "--config", scenario, "--json")
     assert result.exit_code == 3, (result.stdout, result.stderr, result.exception)  # 4 failed > the file's 3
     assert "failed requests 4 > 3" in result.stderr

@@ -128,7 +128,7 @@ def test_the_index_links_every_exercise() -> None:
 
 
 def test_expected_exit_codes_are_the_labs_own() -> None:
-    from lab.cli.app import EXIT_BUDGET, EXIT_OK, EXIT_ROLLED_BACK
+    from lab.errors import EXIT_BUDGET, EXIT_OK, EXIT_ROLLED_BACK
 
     for path in wc.documents():
         for command in wc.parse(path):

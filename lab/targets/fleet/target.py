@@ -1,35 +1,31 @@
-"""Driving a strategy's plan against a runtime while the probe runs, stamping every step on its clock."""
+"""The lab's own fleet as a target: a strategy's plan walked against an engine, with nginx in front.
+
+Every step is stamped on the probe's clock as an Event in the run's record. The pipeline (lab/pipeline.py)
+owns the probe; this owns the fleet, the proxy and the plan.
+"""
 
 from __future__ import annotations
 
 import math
-import signal
 import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Protocol
 
 import httpx
 
 from lab import strategies
 from lab.analysis.attribution import AddressBook, AttributedProbe
 from lab.analysis.judge import judge_samples
-from lab.engines.base import ProxyEndpoints, Runtime
+from lab.engines.base import Engine, ProxyEndpoints
 from lab.engines.names import app_image
 from lab.errors import LabError
-from lab.live.feed import SampleFeed
 from lab.model import (
     Check,
-    ErrorClass,
     Event,
     Instance,
     Judge,
     Pause,
     Route,
-    Sample,
     Start,
     Step,
     Stop,
@@ -37,173 +33,96 @@ from lab.model import (
     fleet,
 )
 from lab.options import RunOptions
-from lab.probe.config import ProbeConfig
-from lab.probe.process import ProbeProcess
-from lab.record import RunRecord
 from lab.strategies.base import Plan
+from lab.targets.base import EventHook, Probe, RunContext, no_hook
 from lab.targets.fleet.nginx import render_config, supported
 from lab.targets.fleet.plan import PlanError, Topology, drive
 
 OLD, NEW = "v1", "v2"
 
 
-class Probe(Protocol):
-    @property
-    def error(self) -> str | None: ...
+class FleetTarget:
+    """The lab's v1 fleet behind nginx, moved to v2 by `options.strategy` on `engine`."""
 
-    started_at: float | None  # when tick 0 was due
+    old: str | None = OLD
+    new: str | None = NEW
 
-    def start(self) -> None: ...
-    def new_samples(self) -> list[Sample]: ...
-    def stop(self) -> list[Sample]: ...
-
-
-def probe_config(url: str, config: RunOptions) -> ProbeConfig:
-    # Enough workers to keep sending on schedule through a whole timeout of a hung server: with fewer,
-    # every worker waits on the server and the ticks in between would be recorded as client saturation,
-    # hiding server failures. Capped, because a thread per request in flight has a cost too.
-    workers = min(1024, max(64, math.ceil(config.rate * config.probe_timeout_s * 1.25)))
-    return ProbeConfig(
-        url=url, rate=config.rate, mode=config.mode, timeout_s=config.probe_timeout_s, workers=workers
-    )
-
-
-EventHook = Callable[[str, Event | None], None]
-
-
-def _no_hook(line: str, event: Event | None) -> None:
-    return None
-
-
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Clean-up must not be cut short by a second Ctrl-C."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to protect
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class Runner:
-    def __init__(
-        self,
-        config: RunOptions,
-        runtime: Runtime,
-        *,
-        probe_factory: Callable[[ProbeConfig], Probe] = ProbeProcess,
-        keep: bool = False,
-        hook: EventHook = _no_hook,
-    ):
-        self.config = config
-        self.rt = runtime
-        self.probe_factory = probe_factory
-        self.keep = keep
+    def __init__(self, options: RunOptions, engine: Engine, *, hook: EventHook = no_hook):
+        self.options = options
+        self.engine = engine
         self.hook = hook
-        self.strategy = strategies.get(config.strategy)
-        self.old = fleet(OLD, config.fleet_size)
-        self.new = fleet(NEW, config.fleet_size)
+        self.strategy = strategies.get(options.strategy)
+        self.name = options.strategy
+        self.capacity: int | None = options.fleet_size
+        self.old_fleet = fleet(OLD, options.fleet_size)
+        self.new_fleet = fleet(NEW, options.fleet_size)
+        self.outlook: Callable[[], tuple[Plan, Topology]] | None = self._plan
         self.generation = 0
         self.traffic_changed_at = 0.0  # when the last Route went live: a Judge looks at what came after
-        self.probe: Probe | None = None
-        self.proxy = config.proxy
+        self.proxy = options.proxy
         self.endpoints: ProxyEndpoints | None = None
-        self.apps = {OLD: config.v1_app, NEW: config.v2_app}
+        self.apps = {OLD: options.v1_app, NEW: options.v2_app}
         self.addresses = AddressBook()
-        self.record = RunRecord(
-            config, runtime.run_id, datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
-        )
-        # Samples streamed from the probe while the run goes on, for the Judge and a live view.
-        self.feed = SampleFeed(config.rate, self.record.t0, plan=self._plan)
+        self.run: RunContext | None = None
         # Never pooled: each health or generation poll must reach a current nginx worker.
         self.http = httpx.Client(timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0))
 
-    # -- the run ------------------------------------------------------------------------------------
-    def run(self) -> RunRecord:
-        record = self.record
-        probe: Probe | None = None
+    # -- the target -----------------------------------------------------------------------------------
+    def setup(self, run: RunContext) -> str:
+        self.run = run
+        self.hook = run.hook
+        self.engine.preflight([self._image(OLD), self._image(NEW)])
+        self._setup()
+        assert self.endpoints is not None
+        return self.endpoints.url
+
+    def attach(self, probe: Probe) -> Probe:
+        """Answers are attributed to the instance nginx reached, for apps that do not name themselves."""
+        return AttributedProbe(probe, self.addresses)
+
+    def after_baseline(self, run: RunContext) -> None:
+        return None
+
+    def deploy(self, run: RunContext) -> str:
+        return self._execute_plan()
+
+    def teardown(self, run: RunContext, *, keep: bool) -> None:
         try:
-            self.rt.preflight([self._image(OLD), self._image(NEW)])
-            self._setup()
-            assert self.endpoints is not None
-            probe = self.probe = AttributedProbe(
-                self.probe_factory(probe_config(self.endpoints.url, self.config)), self.addresses
-            )
-            try:
-                probe.start()
-            except RuntimeError as exc:
-                raise LabError(str(exc).splitlines()[0]) from None
-            record.probe_started = probe.started_at
-            self.feed.attach(probe, probe.started_at)
-            self.feed.set_phase("baseline")
-            self.hook(
-                f"probing {self.endpoints.url} at {self.config.rate:g} req/s ({self.config.mode})", None
-            )
-            time.sleep(self.config.baseline_s)
-            self.feed.set_phase("plan")
-            record.status = self._execute_plan()
-            self.feed.set_phase("settle")
-            time.sleep(self.config.settle_s)
-        except KeyboardInterrupt:
-            record.status, record.error = "interrupted", "interrupted by the user"
-            raise
-        except LabError as exc:
-            record.status, record.error = "failed", str(exc)
-        except Exception as exc:  # a bug or an engine surprise: still clean up and still write the journal
-            record.status = "failed"
-            record.error = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
-            record.error_detail = traceback.format_exc()
+            if not keep:
+                run.record.removed = self.engine.cleanup()
         finally:
-            self.feed.set_phase("cleanup")
-            with _sigint_ignored():
-                try:
-                    if probe is not None:
-                        self.feed.stopping()
-                        record.samples = probe.stop()
-                        self.feed.detach()
-                        record.probe_stopped = time.monotonic()
-                        self._note_saturation()
-                        if probe.error and record.status not in {"failed", "interrupted"}:
-                            # A hole in the samples is not missing traffic: the run measured nothing there.
-                            last = (probe.error.strip().splitlines() or ["no message"])[-1]
-                            record.status = "failed"
-                            record.error = f"the probe failed: {last}"
-                            record.error_detail = probe.error
-                finally:  # whatever stopping the probe did, the containers go
-                    if not self.keep or record.status == "interrupted":
-                        record.removed = self.rt.cleanup()
-                    self.http.close()
-                    self.feed.finish(record.status)
-        return record
+            self.http.close()
+
+    @property
+    def _run(self) -> RunContext:
+        assert self.run is not None, "the target is used before the run set it up"
+        return self.run
 
     def _setup(self) -> None:
-        self.hook(f"run {self.rt.run_id}: starting {len(self.old)} x {OLD} behind nginx", None)
-        self.proxy, notes = supported(self.config.proxy, self.rt.proxy_nginx_version())
-        self.record.proxy = self.proxy
+        record = self._run.record
+        self.hook(f"run {self.engine.run_id}: starting {len(self.old_fleet)} x {OLD} behind nginx", None)
+        self.proxy, notes = supported(self.options.proxy, self.engine.proxy.nginx_version())
+        record.proxy = self.proxy
         for note in notes:
-            self.record.notes.append(note)
+            record.notes.append(note)
             self.hook(f"note: {note}", None)
-        self.rt.create_network()
-        self._start(self.old)
+        self.engine.create_network()
+        self._start(self.old_fleet)
         # The proxy starts on a config that names no instance, so it cannot fail on one; the first real
         # config then goes through `nginx -t` and a reload like every later one.
-        self.endpoints = self.rt.start_proxy(
-            render_config(None, self.proxy, apps=self.apps), self.config.port
+        self.endpoints = self.engine.proxy.start(
+            render_config(None, self.proxy, apps=self.apps), self.options.port
         )
-        self.record.url = self.endpoints.url
+        record.url = self.endpoints.url
         self._wait_generation(0)
-        if not self._wait_healthy(self.old):
-            raise LabError(f"the {OLD} fleet did not become healthy: {self._why_unhealthy(self.old)}")
-        self._apply_route(Route.even(self.old), "initial")
+        if not self._wait_healthy(self.old_fleet):
+            raise LabError(f"the {OLD} fleet did not become healthy: {self._why_unhealthy(self.old_fleet)}")
+        self._apply_route(Route.even(self.old_fleet), "initial")
         self._wait_serving()
 
     def _plan(self) -> tuple[Plan, Topology]:
-        plan = self.strategy.plan(self.old, self.new, **dict(self.config.params))
-        return plan, Topology(frozenset(self.old), Route.even(self.old))
+        plan = self.strategy.plan(self.old_fleet, self.new_fleet, **dict(self.options.params))
+        return plan, Topology(frozenset(self.old_fleet), Route.even(self.old_fleet))
 
     def _execute_plan(self) -> str:
         plan, start = self._plan()
@@ -211,21 +130,13 @@ class Runner:
             end = drive(plan, start, lambda index, step, after: self._step(index, step, after.in_service))
         except PlanError as exc:
             raise LabError(f"strategy {self.strategy.name} made an impossible step: {exc}") from None
-        on_new = set(end.route.instances) <= set(self.new) and not (end.running & set(self.old))
+        on_new = set(end.route.instances) <= set(self.new_fleet) and not (end.running & set(self.old_fleet))
         return "completed" if on_new else "rolled_back"
-
-    def _note_saturation(self) -> None:
-        unsent = sum(1 for s in self.record.samples if s.error is ErrorClass.SATURATED)
-        if unsent:
-            self.record.notes.append(
-                f"{unsent:,} ticks were not sent (client saturation): server failures while they were due "
-                "are not counted, so failures may be undercounted"
-            )
 
     def _step(self, index: int, step: Step, in_service: int | None = None) -> bool | None:
         detail = describe(step)
         started = time.monotonic()
-        self.feed.step_started(index, detail)
+        self._run.feed.step_started(index, detail)
         self.hook(f"step {index}: {detail}", None)
         result: bool | None = None
         error: str | None = None
@@ -238,7 +149,8 @@ class Runner:
                         error = self._why_unhealthy(instances)
                 case Stop(instances):
                     self._parallel(
-                        lambda inst: self.rt.stop_instance(inst, self.config.stop_grace_s), instances
+                        lambda inst: self.engine.fleet.stop_instance(inst, self.options.stop_grace_s),
+                        instances,
                     )
                 case Route():
                     self._apply_route(step, f"step {index}: {detail}")
@@ -253,15 +165,15 @@ class Runner:
             event = Event(
                 index, type(step).__name__, detail, started, time.monotonic(), result, reason, in_service
             )
-            self.record.events.append(event)
+            self._run.record.events.append(event)
             raise
         event = Event(
             index, type(step).__name__, detail, started, time.monotonic(), result, error, in_service
         )
         if isinstance(step, Route):
             self.traffic_changed_at = event.ended
-        self.record.events.append(event)
-        self.feed.step_ended(index, event.kind, result)
+        self._run.record.events.append(event)
+        self._run.feed.step_ended(index, event.kind, result)
         self.hook(
             f"step {index} done in {event.ended - event.started:.2f} s" + (f": {error}" if error else ""),
             event,
@@ -271,23 +183,23 @@ class Runner:
     # -- effects --------------------------------------------------------------------------------------
     def _render(self, route: Route, label: str) -> str:
         config = render_config(route, self.proxy, generation=self.generation, title=label, apps=self.apps)
-        self.record.configs.append((label, config))
+        self._run.record.configs.append((label, config))
         return config
 
     def _apply_route(self, route: Route, label: str) -> None:
         self.generation += 1
-        self.rt.apply_config(self._render(route, label))
+        self.engine.proxy.apply_config(self._render(route, label))
         self._wait_generation(self.generation)
         self._wait_old_workers()
-        self.feed.set_route(route)
+        self._run.feed.set_route(route)
 
     def _start(self, instances: tuple[Instance, ...]) -> None:
         def start(inst: Instance) -> None:
-            env = self.config.v1_env if inst.version == OLD else self.config.v2_env
-            self.rt.start_instance(inst, self._image(inst.version), env)
+            env = self.options.v1_env if inst.version == OLD else self.options.v2_env
+            self.engine.fleet.start_instance(inst, self._image(inst.version), env)
             # Where the proxy will reach it: what X-Lab-Upstream names, for apps that do not name
             # themselves (lab/attribution.py).
-            if ip := self.rt.instance_ip(inst):
+            if ip := self.engine.fleet.instance_ip(inst):
                 self.addresses.add(f"{ip}:{self.apps[inst.version].port}", inst, time.monotonic())
 
         self._parallel(start, instances)
@@ -312,7 +224,7 @@ class Runner:
         if self.endpoints is None:
             return True  # before the proxy exists; the caller waits again once it does
         pending = set(instances)
-        deadline = time.monotonic() + self.config.health_timeout_s
+        deadline = time.monotonic() + self.options.health_timeout_s
         last_exit_check = 0.0
         while pending:
             pending = {inst for inst in pending if not self._healthy(inst)}
@@ -323,18 +235,18 @@ class Runner:
                 return False
             if now - last_exit_check > 0.5:
                 last_exit_check = now
-                if any(self.rt.instance_exit(inst) is not None for inst in pending):
+                if any(self.engine.fleet.instance_exit(inst) is not None for inst in pending):
                     return False  # crashed at start: waiting longer cannot help
             time.sleep(0.05)
         return True
 
     def _why_unhealthy(self, instances: tuple[Instance, ...]) -> str:
         for inst in instances:
-            code = self.rt.instance_exit(inst)
+            code = self.engine.fleet.instance_exit(inst)
             if code is not None:
-                logs = self.rt.instance_logs(inst, lines=1)
+                logs = self.engine.fleet.instance_logs(inst, lines=1)
                 return f"{inst.name} exited with code {code}" + (f": {logs}" if logs else "")
-        return f"not healthy within {self.config.health_timeout_s:g} s"
+        return f"not healthy within {self.options.health_timeout_s:g} s"
 
     def _wait_generation(self, generation: int, timeout_s: float = 10.0) -> None:
         """A reload returns before nginx's new workers run: wait until they answer with this config."""
@@ -348,7 +260,7 @@ class Runner:
             except httpx.HTTPError:
                 pass
             time.sleep(0.02)
-        logs = self.rt.proxy_logs(3).replace("\n", " | ")
+        logs = self.engine.proxy.logs(3).replace("\n", " | ")
         raise LabError(
             f"nginx did not load config generation {generation} within {timeout_s:g} s"
             + (f" (proxy log: {logs})" if logs else "")
@@ -365,7 +277,7 @@ class Runner:
         limit = (self.proxy.keepalive_min_timeout_s or 0.0) + self.proxy.read_timeout_s + 1.0
         deadline = time.monotonic() + limit
         while True:
-            workers = self.rt.proxy_workers()
+            workers = self.engine.proxy.workers()
             if workers is None or workers <= self.proxy.worker_processes:
                 return
             if time.monotonic() > deadline:
@@ -373,8 +285,8 @@ class Runner:
                     f"old nginx workers still ran {limit:g} s after a reload: the steps after it went on "
                     "while they served their last clients"
                 )
-                if note not in self.record.notes:
-                    self.record.notes.append(note)
+                if note not in self._run.record.notes:
+                    self._run.record.notes.append(note)
                     self.hook(f"note: {note}", None)
                 return
             time.sleep(0.05)
@@ -386,14 +298,15 @@ class Runner:
         before the cut has come back (or could no longer: three timeouts, connect, write and read), so
         the slowest answers, the ones a latency limit is for, are never left out.
         """
-        assert self.probe is not None and self.probe.started_at is not None
-        cut, t0, rate = time.monotonic(), self.probe.started_at, self.config.rate
+        probe = self._run.probe
+        assert probe is not None and probe.started_at is not None
+        cut, t0, rate = time.monotonic(), probe.started_at, self.options.rate
         first = max(0, math.ceil((self.traffic_changed_at - t0) * rate))
         last = math.floor((cut - t0) * rate)  # ticks first..last were due in the judged window
-        deadline = cut + 3 * self.config.probe_timeout_s + 0.5
+        deadline = cut + 3 * self.options.probe_timeout_s + 0.5
         while True:
-            self.feed.drain()
-            window = self.feed.select(lambda s: first <= s.seq <= last)
+            self._run.feed.drain()
+            window = self._run.feed.select(lambda s: first <= s.seq <= last)
             if len(window) >= last - first + 1 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)

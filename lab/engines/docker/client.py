@@ -1,0 +1,110 @@
+"""The Docker SDK behind the lab: one connection, its errors as one-line LabErrors, labelled clean-up."""
+
+from __future__ import annotations
+
+import functools
+import io
+import tarfile
+import time
+from collections.abc import Callable, Mapping
+from typing import ParamSpec, TypeVar
+
+import docker
+import docker.errors
+
+from lab.engines.base import LABEL
+from lab.errors import DockerUnavailable, LabError
+from lab.record import Removed
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def connect() -> docker.DockerClient:
+    """A client for the local engine, or one clear line saying why there is none."""
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    # DockerException, or requests' ConnectionError underneath it: either way there is no engine to use.
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DockerUnavailable(f"Docker is not reachable ({reason}): is the engine running?") from None
+    return client
+
+
+def engine_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Docker's own exceptions become one-line LabErrors: the runner and CLI never see the SDK's types."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except LabError:
+            raise
+        except docker.errors.APIError as exc:
+            detail = exc.explanation or str(exc)
+            raise LabError(f"docker: {str(detail).splitlines()[0]}") from None
+        except (docker.errors.DockerException, OSError) as exc:
+            raise DockerUnavailable(f"Docker stopped answering ({str(exc).splitlines()[0]})") from None
+        except Exception as exc:  # requests' ConnectionError and friends, under the SDK
+            if type(exc).__module__.startswith(("requests", "urllib3")):
+                raise DockerUnavailable(f"Docker stopped answering ({str(exc).splitlines()[0]})") from None
+            raise
+
+    return wrapper
+
+
+def tar_one(path: str, text: str) -> bytes:
+    data = text.encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(path.lstrip("/").rsplit("/", 1)[-1])
+        info.size = len(data)
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def first_error_line(output: str) -> str:
+    for line in output.splitlines():
+        if "[emerg]" in line or "[alert]" in line:
+            return line.split("] ", 1)[-1].split(": ", 1)[-1].strip()
+    return output.strip().splitlines()[-1] if output.strip() else "nginx -t failed"
+
+
+def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | None = None) -> Removed:
+    """Remove every container and network carrying the lab's label (and `labels`, when given).
+
+    Never raises for one object: it tries each, then tries the networks again once their containers are
+    gone, and reports what could not be removed, so a clean-up in a `finally` always finishes.
+    """
+    filters = {"label": [LABEL] + [f"{k}={v}" for k, v in (labels or {}).items()]}
+
+    def attempt(what: str, remove: Callable[[], None], problems: list[str]) -> bool:
+        try:
+            remove()
+        except docker.errors.NotFound:
+            pass
+        except Exception as exc:  # the next object must still be tried
+            problems.append(f"{what}: {str(exc).splitlines()[0]}")
+            return False
+        return True
+
+    container_problems: list[str] = []
+    network_problems: list[str] = []
+    try:
+        containers = client.containers.list(all=True, filters=filters)
+        removed_containers = sum(
+            attempt(c.name, functools.partial(c.remove, force=True), container_problems) for c in containers
+        )
+        removed_networks = 0
+        for _ in range(3):  # a network refuses removal while an endpoint is still being torn down
+            network_problems = []
+            networks = client.networks.list(filters=filters)
+            removed_networks += sum(attempt(n.name, n.remove, network_problems) for n in networks)
+            if not network_problems:
+                break
+            time.sleep(0.5)
+    except Exception as exc:
+        return Removed(0, 0, [f"Docker did not answer ({str(exc).splitlines()[0]})"])
+    return Removed(removed_containers, removed_networks, container_problems + network_problems)

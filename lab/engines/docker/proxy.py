@@ -1,0 +1,118 @@
+"""The proxy half: nginx in a container on the run's network, published on 127.0.0.1. Every engine uses
+it; on Swarm it joins the run's attachable overlay network."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import docker
+import docker.errors
+
+from lab.engines.base import ProxyEndpoints
+from lab.engines.docker.client import engine_errors, first_error_line, tar_one
+from lab.engines.docker.images import proxy_nginx_version
+from lab.errors import ConfigRejected, LabError, PortInUse
+from lab.ports import port_is_free
+
+PROXY_LISTEN = 80
+PROXY_ADMIN = 8081
+CONFIG_PATH = "/etc/nginx/nginx.conf"
+CANDIDATE_PATH = "/etc/nginx/lab-candidate.conf"
+# Counts nginx's worker processes from their titles; the command's own processes never match the anchor.
+COUNT_WORKERS = r"cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' | grep -c '^nginx: worker process'"
+PROXY_MEMORY = "128m"
+
+
+class DockerProxy:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        run_id: str,
+        network: str,
+        labels: Mapping[str, str],
+        image: str,
+    ):
+        self.client, self.api = client, client.api
+        self.network, self.labels, self.image = network, dict(labels), image
+        self.name = f"lab-{run_id}-proxy"
+
+    @engine_errors
+    def nginx_version(self) -> tuple[int, ...] | None:
+        return proxy_nginx_version(self.client, self.image)
+
+    @engine_errors
+    def start(self, config: str, port: int | None) -> ProxyEndpoints:
+        if port is not None and not port_is_free(port):
+            raise PortInUse(f"port {port} is in use on 127.0.0.1")
+        host_config = self.api.create_host_config(
+            network_mode=self.network,
+            mem_limit=PROXY_MEMORY,
+            port_bindings={PROXY_LISTEN: ("127.0.0.1", port), PROXY_ADMIN: ("127.0.0.1", None)},
+        )
+        container = self.api.create_container(
+            self.image,
+            name=self.name,
+            hostname="proxy",
+            command=["nginx", "-g", "daemon off;"],
+            ports=[PROXY_LISTEN, PROXY_ADMIN],
+            labels={**self.labels, "deploylab.role": "proxy"},
+            host_config=host_config,
+        )
+        self.api.put_archive(container["Id"], "/etc/nginx", tar_one(CONFIG_PATH, config))
+        try:
+            self.api.start(container["Id"])
+        except docker.errors.APIError as exc:
+            if "allocated" in str(exc) or "in use" in str(exc):
+                raise PortInUse(f"port {port} is in use on 127.0.0.1") from None
+            raise
+        ports = self._published_ports(container["Id"])
+        return ProxyEndpoints(
+            f"http://127.0.0.1:{ports[PROXY_LISTEN]}/",
+            f"http://127.0.0.1:{ports[PROXY_ADMIN]}",
+            ports[PROXY_LISTEN],
+        )
+
+    def _published_ports(self, container_id: str, timeout_s: float = 5.0) -> dict[int, int]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self.api.inspect_container(container_id)
+            ports = info["NetworkSettings"]["Ports"] or {}
+            if all(ports.get(f"{p}/tcp") for p in (PROXY_LISTEN, PROXY_ADMIN)):
+                return {p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in (PROXY_LISTEN, PROXY_ADMIN)}
+            if not info["State"].get("Running") or time.monotonic() > deadline:
+                raise LabError(f"the proxy did not start: {self.logs(3) or 'no output'}")
+            time.sleep(0.05)
+
+    @engine_errors
+    def logs(self, lines: int = 20) -> str:
+        try:
+            return str(self.api.logs(self.name, tail=lines).decode(errors="replace")).strip()
+        except docker.errors.NotFound:
+            return ""
+
+    def _exec(self, cmd: list[str]) -> tuple[int, str]:
+        exec_id = self.api.exec_create(self.name, cmd)["Id"]
+        output = self.api.exec_start(exec_id).decode(errors="replace")
+        return int(self.api.exec_inspect(exec_id)["ExitCode"]), output
+
+    @engine_errors
+    def workers(self) -> int | None:
+        # nginx titles every worker "nginx: worker process" (an old one adds "is shutting down"); /proc is
+        # read in the container, so it works wherever the engine runs, Docker Desktop included.
+        _, output = self._exec(["sh", "-c", COUNT_WORKERS])
+        text = output.strip()
+        return int(text) if text.isdigit() else None
+
+    @engine_errors
+    def apply_config(self, config: str) -> None:
+        # The candidate is checked in the proxy, where Docker's DNS resolves the instance names that
+        # nginx looks up at load time. Only a config that passes becomes nginx.conf.
+        self.api.put_archive(self.name, "/etc/nginx", tar_one(CANDIDATE_PATH, config))
+        code, output = self._exec(["nginx", "-t", "-q", "-e", "stderr", "-c", CANDIDATE_PATH])
+        if code != 0:
+            raise ConfigRejected(f"nginx -t rejected the new config: {first_error_line(output)}")
+        self.api.put_archive(self.name, "/etc/nginx", tar_one(CONFIG_PATH, config))
+        code, output = self._exec(["nginx", "-s", "reload"])
+        if code != 0:
+            raise LabError(f"nginx reload failed: {first_error_line(output)}")

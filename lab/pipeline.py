@@ -1,0 +1,209 @@
+"""The one pipeline every run goes through: set up, probe a baseline, deploy, settle, clean up, analyse,
+write the run folder.
+
+`Run` owns the probe's lifecycle and the clock; the target (`lab/targets/`) owns what is deployed. `run_once`
+adds the analysis and the run folder. `lab run`, `lab measure`, `lab compare`, `--repeat`, the pytest
+plugin and the integration tests all come through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import secrets
+import signal
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lab.analysis.summary import Analysis, summarize
+from lab.errors import LabError
+from lab.live.feed import SampleFeed
+from lab.model import ErrorClass
+from lab.options import RunOptions
+from lab.output import report
+from lab.probe.config import ProbeConfig
+from lab.probe.process import ProbeProcess
+from lab.record import RunRecord
+from lab.targets.base import EventHook, Probe, Target, no_hook
+
+ProbeFactory = Callable[[ProbeConfig], Probe]
+Watch = Callable[[SampleFeed], AbstractContextManager[object]]  # the live view, around a run
+
+
+def probe_config(url: str, options: RunOptions) -> ProbeConfig:
+    # Enough workers to keep sending on schedule through a whole timeout of a hung server: with fewer,
+    # every worker waits on the server and the ticks in between would be recorded as client saturation,
+    # hiding server failures. Capped, because a thread per request in flight has a cost too.
+    workers = min(1024, max(64, math.ceil(options.rate * options.probe_timeout_s * 1.25)))
+    return ProbeConfig(
+        url=url, rate=options.rate, mode=options.mode, timeout_s=options.probe_timeout_s, workers=workers
+    )
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Clean-up must not be cut short by a second Ctrl-C."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to protect
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Run:
+    """One run's probe lifecycle around a target: set-up, baseline, deploy, settle, clean-up."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        target: Target,
+        *,
+        run_id: str | None = None,
+        probe_factory: ProbeFactory = ProbeProcess,
+        keep: bool = False,
+        hook: EventHook = no_hook,
+    ):
+        self.options, self.target = options, target
+        self.probe_factory, self.keep, self.hook = probe_factory, keep, hook
+        self.record = RunRecord(
+            options,
+            run_id or secrets.token_hex(3),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            time.monotonic(),
+        )
+        # Samples streamed from the probe while the run goes on, for a Judge and the live view.
+        self.feed = SampleFeed(options.rate, self.record.t0, plan=target.outlook)
+        self.probe: Probe | None = None
+
+    def execute(self) -> RunRecord:
+        """The run, whatever happens to it: its record says how it ended. A Ctrl-C is raised again once
+        everything the run made is gone."""
+        record, options = self.record, self.options
+        probe: Probe | None = None
+        try:
+            record.url = self.target.setup(self)
+            probe = self.probe = self.target.attach(self.probe_factory(probe_config(record.url, options)))
+            try:
+                probe.start()
+            except RuntimeError as exc:
+                raise LabError(str(exc).splitlines()[0]) from None
+            record.probe_started = probe.started_at
+            self.feed.attach(probe, probe.started_at)
+            self.feed.set_phase("baseline")
+            self.hook(f"probing {record.url} at {options.rate:g} req/s ({options.mode})", None)
+            time.sleep(options.baseline_s)
+            self.target.after_baseline(self)
+            self.feed.set_phase("plan")
+            record.status = self.target.deploy(self)
+            self.feed.set_phase("settle")
+            time.sleep(options.settle_s)
+        except KeyboardInterrupt:
+            record.status, record.error = "interrupted", "interrupted by the user"
+            raise
+        except LabError as exc:
+            record.status, record.error = "failed", str(exc)
+        except Exception as exc:  # a bug or an engine surprise: still clean up and still write the journal
+            record.status = "failed"
+            record.error = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+            record.error_detail = traceback.format_exc()
+        finally:
+            self.feed.set_phase("cleanup")
+            with _sigint_ignored():
+                try:
+                    if probe is not None:
+                        self._stop_probe(probe)
+                finally:  # whatever stopping the probe did, what the target made goes
+                    self.target.teardown(self, keep=self.keep and record.status != "interrupted")
+                    self.feed.finish(record.status)
+        return record
+
+    def _stop_probe(self, probe: Probe) -> None:
+        record = self.record
+        self.feed.stopping()
+        record.samples = probe.stop()
+        self.feed.detach()
+        record.probe_stopped = time.monotonic()
+        unsent = sum(1 for s in record.samples if s.error is ErrorClass.SATURATED)
+        if unsent:
+            record.notes.append(
+                f"{unsent:,} ticks were not sent (client saturation): server failures while they were due "
+                "are not counted, so failures may be undercounted"
+            )
+        if probe.error and record.status not in {"failed", "interrupted"}:
+            # A hole in the samples is not missing traffic: the run measured nothing there.
+            last = (probe.error.strip().splitlines() or ["no message"])[-1]
+            record.status = "failed"
+            record.error = f"the probe failed: {last}"
+            record.error_detail = probe.error
+
+
+@dataclass(frozen=True)
+class RunResult:
+    record: RunRecord
+    analysis: Analysis
+    folder: Path | None  # None: written nowhere
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: what the run made is gone, and what it measured is in `result`'s folder."""
+
+    def __init__(self, result: RunResult):
+        super().__init__("interrupted by the user")
+        self.result = result
+
+
+def analyse(record: RunRecord, target: Target) -> Analysis:
+    return summarize(
+        record.samples,
+        record.events,
+        target_rate=record.config.rate,
+        old=target.old,
+        new=target.new,
+        fleet_size=target.capacity,
+    )
+
+
+def folder_for(out_dir: Path, name: str, run_id: str) -> Path:
+    return out_dir / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{name}-{run_id}"
+
+
+def run_once(
+    options: RunOptions,
+    target: Target,
+    *,
+    out_dir: Path | None,
+    run_id: str | None = None,
+    probe_factory: ProbeFactory = ProbeProcess,
+    keep: bool = False,
+    hook: EventHook = no_hook,
+    watch: Watch | None = None,
+) -> RunResult:
+    """One run from set-up to its folder under `out_dir` (None: no folder). A Ctrl-C raises `Interrupted`
+    once the run's objects are gone and what it measured is written."""
+    run_id = run_id or secrets.token_hex(3)
+    run = Run(options, target, run_id=run_id, probe_factory=probe_factory, keep=keep, hook=hook)
+    interrupted = False
+    with watch(run.feed) if watch is not None else contextlib.nullcontext():
+        try:
+            run.execute()
+        except KeyboardInterrupt:
+            interrupted = True
+    with _sigint_ignored():  # the folder is what a Ctrl-C leaves the user: it must be whole
+        record = run.record
+        analysis = analyse(record, target)
+        folder = None
+        if out_dir is not None:
+            folder = report.write_run(record, analysis, folder_for(out_dir, target.name, run_id))
+    result = RunResult(record, analysis, folder)
+    if interrupted:
+        raise Interrupted(result)
+    return result
