@@ -51,7 +51,7 @@ class Verdict:
 def verdict(record: RunRecord, analysis: Analysis, budgets: Budgets) -> Verdict:
     """One run's exit code: a lab error, then a budget, then how the deployment ended."""
     if record.status == "failed":
-        return Verdict(EXIT_ERROR, record.error or "the run failed")
+        return Verdict(record.error_exit or EXIT_ERROR, record.error or "the run failed")
     if over := budgets.over(analysis):
         return Verdict(EXIT_BUDGET, "budget exceeded: " + "; ".join(over))
     if record.status == "rolled_back":

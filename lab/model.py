@@ -192,6 +192,8 @@ class ErrorClass(StrEnum):
     TIMEOUT = "timeout"  # connect or read timeout
     HTTP_5XX = "http_5xx"  # an answer with a 5xx status (nginx's 502/504, the app's 500)
     HTTP_4XX = "http_4xx"  # an answer with a 4xx status: a client of this app never expects one
+    # Any other status outside the good ones (`lab measure --ok`): a redirect where none is expected ...
+    HTTP_OTHER = "http_other"
     # The probe itself could not send on time (every connection busy, pool exhausted). Not a server
     # failure: it is shown apart and never counted as downtime.
     SATURATED = "client_saturation"

@@ -46,6 +46,7 @@ BOUNDS: dict[str, Bounds] = {
     "max_downtime_ms": Bounds(0, 1e9),
     "max_failed": Bounds(0, 1e12),
     "repeat": Bounds(1, 50),  # 50 runs of a 10 s deployment are already most of an hour on a laptop
+    "duration": Bounds(0, 86400, low_ok=False),  # `lab measure` without a command: up to a day
 }
 
 
@@ -107,9 +108,63 @@ class ProxySettings:
             )
 
 
+# Request headers whose values are secrets: sent by the probe, never written to a run folder or a report.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"})
+OkRanges = tuple[tuple[int, int], ...]
+
+
+def ok_text(ranges: OkRanges) -> str:
+    """`200-399`, `200,204`: as `--ok` takes it."""
+    return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
+
+
+def parse_ok(text: str) -> OkRanges:
+    """`--ok 200-399` or `200,204,300-308`: the statuses that count as a good answer."""
+    ranges = []
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        try:
+            lo, hi = int(low), int(high) if sep else int(low)
+        except ValueError:
+            raise BadInput(f"--ok {text!r}: use statuses and ranges like 200-399 or 200,204") from None
+        if not (100 <= lo <= hi <= 599):
+            raise BadInput(f"--ok {text!r}: {part.strip()} is not a range of HTTP statuses (100 to 599)")
+        ranges.append((lo, hi))
+    return tuple(ranges)
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What every probe request carries, and how its answer is read."""
+
+    headers: tuple[tuple[str, str], ...] = ()  # (name, value), sent as given (a Host for an ingress ...)
+    insecure: bool = False  # accept any TLS certificate: a self-signed one in a test cluster
+    ok: OkRanges = ((200, 399),)  # statuses that count as a good answer; any other is a failure
+    version_header: str = "X-App-Version"  # the response header that names the version that answered
+    version_from_body: str | None = None  # or a regular expression over the body: group 1, else the match
+
+    def shown_headers(self) -> list[list[str]]:
+        """The headers as a run folder may show them: a secret's value is never written."""
+        return [
+            [name, "<redacted>" if name.lower() in SECRET_HEADERS else value] for name, value in self.headers
+        ]
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """`lab measure`: the user's service at `url`, moved by their own deploy `command`."""
+
+    url: str
+    command: tuple[str, ...] = ()  # empty: probe until --duration or Ctrl-C (a deploy done by hand)
+    duration_s: float | None = None  # without a command: how long to probe after the baseline
+    old_version: str | None = None  # the version that served before; None: the baseline's most answered
+
+
 @dataclass(frozen=True)
 class RunOptions:
-    """One run of the lab's own fleet: what `lab run STRATEGY` and its options describe."""
+    """One run: the lab's own fleet moved by `strategy` (`lab run`), or, with `measure`, the user's
+    service moved by their own command (`lab measure`, strategy "measure"). The fleet's fields are unused
+    then."""
 
     strategy: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -128,6 +183,8 @@ class RunOptions:
     stop_grace_s: float = 10.0
     probe_timeout_s: float = 2.0
     proxy: ProxySettings = ProxySettings()
+    request: RequestOptions = RequestOptions()
+    measure: MeasureOptions | None = None
 
 
 def _env(values: Mapping[str, str] | None, option: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lab.analysis.summary import Analysis, summarize
+from lab.analysis.summary import Analysis, new_version, summarize
 from lab.errors import LabError
 from lab.live.feed import SampleFeed
 from lab.model import ErrorClass
@@ -40,8 +40,18 @@ def probe_config(url: str, options: RunOptions) -> ProbeConfig:
     # every worker waits on the server and the ticks in between would be recorded as client saturation,
     # hiding server failures. Capped, because a thread per request in flight has a cost too.
     workers = min(1024, max(64, math.ceil(options.rate * options.probe_timeout_s * 1.25)))
+    request = options.request
     return ProbeConfig(
-        url=url, rate=options.rate, mode=options.mode, timeout_s=options.probe_timeout_s, workers=workers
+        url=url,
+        rate=options.rate,
+        mode=options.mode,
+        timeout_s=options.probe_timeout_s,
+        workers=workers,
+        headers=request.headers,
+        insecure=request.insecure,
+        ok=request.ok,
+        version_header=request.version_header,
+        version_from_body=request.version_from_body,
     )
 
 
@@ -110,7 +120,7 @@ class Run:
             record.status, record.error = "interrupted", "interrupted by the user"
             raise
         except LabError as exc:
-            record.status, record.error = "failed", str(exc)
+            record.status, record.error, record.error_exit = "failed", str(exc), exc.exit_code
         except Exception as exc:  # a bug or an engine surprise: still clean up and still write the journal
             record.status = "failed"
             record.error = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -162,6 +172,9 @@ class Interrupted(KeyboardInterrupt):
 
 
 def analyse(record: RunRecord, target: Target) -> Analysis:
+    """The run's figures, and the versions they were taken for in the record (`lab measure` names the new
+    one after the run: the version other than the old that answered most)."""
+    record.versions = (target.old, target.new or new_version(record.samples, target.old))
     return summarize(
         record.samples,
         record.events,

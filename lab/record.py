@@ -35,6 +35,7 @@ class RunRecord:
     configs: list[tuple[str, str]] = field(default_factory=list)  # (label, rendered nginx.conf)
     status: str = "running"  # completed, rolled_back, failed, interrupted
     error: str | None = None
+    error_exit: int = 1  # the exit code `error` calls for: 2 when it was bad input found during the run
     url: str | None = None  # where the probe sent its requests
     removed: Removed | None = None
     probe_started: float | None = None
@@ -42,3 +43,10 @@ class RunRecord:
     error_detail: str | None = None  # the traceback of an internal error, for the journal
     notes: list[str] = field(default_factory=list)  # what the reader should know: a setting dropped ...
     proxy: ProxySettings | None = None  # the settings the configs were rendered with
+    # The version that served before and the new one, as the analysis took them (`lab measure` finds the
+    # old one in its baseline); None where unknown.
+    versions: tuple[str | None, str | None] = ("v1", "v2")
+    # `lab measure`: the deploy command's argv, exit code, and every line it printed: (time, stream, line)
+    command: tuple[str, ...] = ()
+    command_exit: int | None = None
+    output: list[tuple[float, str, str]] = field(default_factory=list)

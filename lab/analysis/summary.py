@@ -43,6 +43,14 @@ def is_new(version: str | None, old: str | None, new: str | None) -> bool:
     return old is not None and version != old
 
 
+def new_version(samples: Iterable[Sample], old: str | None) -> str | None:
+    """The version other than `old` that gave the most good answers; None when there is none."""
+    if old is None:
+        return None
+    seen = Counter(s.version for s in samples if _answered(s) and is_new(s.version, old, None))
+    return seen.most_common(1)[0][0] if seen else None
+
+
 def _ms(seconds: float) -> float:
     return seconds * 1000.0
 

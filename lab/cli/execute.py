@@ -3,9 +3,11 @@ leaves. Shared by `run`, `compare` and `measure`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import typer
 from rich.markup import escape
 
 from lab.cli.app import err, fail
@@ -13,6 +15,7 @@ from lab.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from lab.analysis.summary import Analysis
+    from lab.experiments import Verdict
     from lab.live.feed import SampleFeed
     from lab.live.view import LiveView
     from lab.options import RunOptions
@@ -39,6 +42,8 @@ def run_target(
     live: bool,
     title: str,
     run_id: str | None = None,
+    on_interrupt: Callable[[RunResult], None] | None = None,
+    phases: dict[str, str] | None = None,
 ) -> RunResult:
     """`target` through the pipeline, drawn while it goes: the live view (a terminal), plain status lines
     (`live` False, or not a terminal), or nothing (`quiet`, for --json). A Ctrl-C ends the command with 130
@@ -49,13 +54,15 @@ def run_target(
     mode = choose_mode(err, quiet=quiet, live=live)
 
     def watch(feed: SampleFeed) -> LiveView:
-        return LiveView(feed.snapshot, err, mode=mode, title=title)
+        return LiveView(feed.snapshot, err, mode=mode, title=title, phases=phases)
 
     try:
         return run_once(
             options, target, out_dir=out_dir, run_id=run_id, keep=keep, hook=progress_hook(quiet), watch=watch
         )
     except Interrupted as stop:
+        if on_interrupt is not None:
+            on_interrupt(stop.result)
         record, folder = stop.result.record, stop.result.folder
         removed = f"; removed {record.removed}" if record.removed else ""
         fail(f"interrupted{removed}; what was measured: {folder}", EXIT_INTERRUPTED)
@@ -78,3 +85,11 @@ def execute(
     )
     assert result.folder is not None
     return result.record, result.analysis, result.folder
+
+
+def exit_with(v: Verdict) -> None:
+    """End the command with a run's verdict: its code, and its one line when it has one."""
+    if v.code and v.message:
+        fail(v.message, v.code)
+    if v.code:
+        raise typer.Exit(v.code)

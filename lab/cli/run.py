@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from lab.cli.app import app, err, fail, out
-from lab.cli.execute import execute
+from lab.cli.app import app, err, out
+from lab.cli.execute import execute, exit_with
 from lab.cli.inputs import (
     BaselineOpt,
     ConfigOpt,
@@ -46,7 +46,7 @@ from lab.options import DEFAULT_PORT, ProxySettings, RunOptions, check_number
 
 if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` start fast
     from lab.analysis.summary import Analysis
-    from lab.experiments import Budgets, Verdict
+    from lab.experiments import Budgets
     from lab.record import RunRecord
 
 
@@ -160,13 +160,6 @@ nothing.
         if keep and record.url:
             out.print(f"kept: proxy at {record.url} (remove with `lab clean`)")
     exit_with(verdict(record, analysis, budgets))
-
-
-def exit_with(v: Verdict) -> None:
-    if v.code and v.message:
-        fail(v.message, v.code)
-    if v.code:
-        raise typer.Exit(v.code)
 
 
 def _run_repeated(

@@ -31,7 +31,14 @@ PHASE_TEXT = {
     "settle": "settling: probing after the last step",
     "cleanup": "stopping the probe and removing the containers",
 }
-GLYPH = {"v1": ("█", "blue"), "v2": ("▒", "green")}  # distinct glyphs: the bar reads without colour too
+# `lab measure`'s own words for the phases where the lab's fleet is not involved.
+MEASURE_PHASES = {
+    "setup": "setting up: checking that the URL answers",
+    "cleanup": "stopping the probe (and the deploy command, if it still runs)",
+}
+# Distinct glyphs, so the bar reads without colour too: the first version seen (the old one), the second.
+GLYPHS = (("█", "blue"), ("▒", "green"))
+GLYPH = {"v1": GLYPHS[0], "v2": GLYPHS[1]}
 OTHER_GLYPH = ("?", "magenta")
 
 
@@ -50,8 +57,10 @@ def _pct(share: float) -> str:
     return f"{share * 100:.0f}%"
 
 
-def _versions(counts: dict[str, int]) -> list[str]:
-    return sorted(counts, key=lambda v: (v not in GLYPH, v))
+def _versions(counts: dict[str, int], palette: dict[str, tuple[str, str]] | None = None) -> list[str]:
+    palette = GLYPH if palette is None else palette
+    order = list(palette)
+    return sorted(counts, key=lambda v: (order.index(v) if v in palette else len(order), v))
 
 
 def route_text(route: Route | None) -> str:
@@ -61,13 +70,17 @@ def route_text(route: Route | None) -> str:
     return " ".join(f"{v} {float(shares[v]):g}%" for v in sorted(shares) if shares[v] > 0)
 
 
-def share_text(second: Second | None, *, short: bool = False) -> str:
+def share_text(
+    second: Second | None, *, short: bool = False, palette: dict[str, tuple[str, str]] | None = None
+) -> str:
     """The last second's good answers by version; says so when there were none, never 0% / 0%."""
     if second is None:
         return "none yet" if short else "no second of probing yet"
     if not second.answered:
         return "none in the last second" if short else "no good answers in the last second"
-    parts = " ".join(f"{v} {_pct(second.answers[v] / second.answered)}" for v in _versions(second.answers))
+    parts = " ".join(
+        f"{v} {_pct(second.answers[v] / second.answered)}" for v in _versions(second.answers, palette)
+    )
     return f"{parts} of {second.answered:,}" + ("" if short else " good answers")
 
 
@@ -86,7 +99,7 @@ def rate_text(fig: Figures) -> str:
     return text + (f" ({fig.last.not_back:,} not back yet)" if fig.last.not_back > 0 else "")
 
 
-def step_text(progress: Progress) -> str:
+def step_text(progress: Progress, phases: dict[str, str] | None = None) -> str:
     """Where the plan is: the runner's own 0-based step index (as in its step lines), and how far along."""
     if progress.phase == "plan":
         if progress.index is None:
@@ -95,7 +108,8 @@ def step_text(progress: Progress) -> str:
         if progress.running:
             return f"step {progress.index} ({progress.index + 1}{total}): {progress.detail}"
         return f"step {progress.index} done ({progress.done}{total}): {progress.detail}"
-    return PHASE_TEXT.get(progress.phase, f"run {progress.phase.replace('_', ' ')}")
+    text = {**PHASE_TEXT, **(phases or {})}
+    return text.get(progress.phase, f"run {progress.phase.replace('_', ' ')}")
 
 
 def _total(progress: Progress) -> str:
@@ -104,7 +118,9 @@ def _total(progress: Progress) -> str:
     return f"{progress.outlook.total}" if exact else f"~{progress.outlook.total}"
 
 
-def status_line(snap: Snapshot, fig: Figures | None) -> str:
+def status_line(
+    snap: Snapshot, fig: Figures | None, palette: dict[str, tuple[str, str]] | None = None
+) -> str:
     """One plain line: what a terminal without a live view shows every couple of seconds."""
     progress = snap.progress
     parts = [f"t={snap.at - snap.run_started:,.1f} s"]
@@ -113,9 +129,10 @@ def status_line(snap: Snapshot, fig: Figures | None) -> str:
         parts.append(f"step {progress.index} ({progress.index + 1}{total})")
     else:
         parts.append(progress.phase)
-    parts.append(f"route {route_text(snap.route)}")
+    if snap.route is not None or progress.outlook is not None:  # a fleet of the lab's: it routes
+        parts.append(f"route {route_text(snap.route)}")
     if fig is not None:
-        parts.append(f"answers {share_text(fig.last, short=True)}")
+        parts.append(f"answers {share_text(fig.last, short=True, palette=palette)}")
         parts.append(f"failed {failures_text(fig.failures)}")
         parts.append(rate_text(fig))
         parts.append(f"late {fig.late:,}")
@@ -127,15 +144,18 @@ def status_line(snap: Snapshot, fig: Figures | None) -> str:
 
 
 # -- the live view's frame -----------------------------------------------------------------------------
-def share_bar(second: Second | None, width: int = BAR_WIDTH) -> Text:
+def share_bar(
+    second: Second | None, width: int = BAR_WIDTH, palette: dict[str, tuple[str, str]] | None = None
+) -> Text:
     if second is None or not second.answered:
         return Text("─" * width, style="dim")
     bar = Text()
     drawn, cumulative = 0, 0
-    for version in _versions(second.answers):
+    palette = GLYPH if palette is None else palette
+    for version in _versions(second.answers, palette):
         cumulative += second.answers[version]
         end = round(width * cumulative / second.answered)  # cumulative rounding: the bar is always `width`
-        glyph, style = GLYPH.get(version, OTHER_GLYPH)
+        glyph, style = palette.get(version, OTHER_GLYPH)
         bar.append(glyph * (end - drawn), style=style)
         drawn = end
     return bar
@@ -148,13 +168,20 @@ def _route_detail(route: Route | None) -> str:
     return "  (" + " + ".join(f"{n} x {v}" for v, n in sorted(per_version.items())) + " instances)"
 
 
-def render(snap: Snapshot, fig: Figures | None, title: str = "") -> RenderableType:
+def render(
+    snap: Snapshot,
+    fig: Figures | None,
+    title: str = "",
+    *,
+    phases: dict[str, str] | None = None,
+    palette: dict[str, tuple[str, str]] | None = None,
+) -> RenderableType:
     progress = snap.progress
     head = Text()
     if title:
         head.append(title, style="bold")
         head.append(" · ")
-    head.append(step_text(progress))
+    head.append(step_text(progress, phases))
     if progress.failed:
         head.append(
             "  verdict failed at step " + ", ".join(str(i) for i in progress.failed), style="bold red"
@@ -171,12 +198,14 @@ def render(snap: Snapshot, fig: Figures | None, title: str = "") -> RenderableTy
         grid.add_row("steps", bar + Text(f" {done} of {_total(progress)} done"))
     else:
         grid.add_row("steps", f"{done} done (the plan's length is unknown)")
-    grid.add_row("routing now", route_text(snap.route) + _route_detail(snap.route))
+    if snap.route is not None or progress.outlook is not None:  # a fleet of the lab's: it routes
+        grid.add_row("routing now", route_text(snap.route) + _route_detail(snap.route))
     if fig is None:
         grid.add_row("probe", "not started yet" if snap.probe_started is None else "no samples yet")
     else:
         last = fig.last
-        grid.add_row("last second", share_bar(last) + Text(" " + share_text(last)))
+        bar = share_bar(last, palette=palette) + Text(" " + share_text(last, palette=palette))
+        grid.add_row("last second", bar)
         failed = Text(failures_text(fig.failures), style="red" if fig.failed else "")
         if last is not None and last.failed:
             failed.append(f"; last second {failures_text(last.failed)}")
@@ -202,6 +231,9 @@ class Model:
         self.cursor = 0
         self.stats: LiveStats | None = None
         self.lock = threading.Lock()
+        # Versions in the order they first answered well, each with its glyph: the first (v1, the old one)
+        # and the second, whatever the service calls them.
+        self.palette: dict[str, tuple[str, str]] = {}
 
     def update(self) -> tuple[Snapshot, Figures | None]:
         with self.lock:
@@ -212,6 +244,9 @@ class Model:
             if self.stats is None:
                 return snap, None
             self.stats.add(snap.samples)
+            for s in snap.samples:
+                if s.ok and s.version and s.version not in self.palette and len(self.palette) < len(GLYPHS):
+                    self.palette[s.version] = GLYPHS[len(self.palette)]
             return snap, self.stats.figures(snap.at, stopped_at=snap.probe_stopped)
 
 
@@ -227,10 +262,12 @@ class LiveView:
         mode: str,
         title: str = "",
         plain_every_s: float | None = None,
+        phases: dict[str, str] | None = None,
     ) -> None:
         if mode not in ("live", "plain", "off"):
             raise ValueError(f"unknown live view mode {mode!r}")
         self.model, self.console, self.mode, self.title = Model(source), console, mode, title
+        self.phases = phases
         self.plain_every_s = PLAIN_EVERY_S if plain_every_s is None else plain_every_s
         self._live: Live | None = None
         self._stop = threading.Event()
@@ -238,7 +275,8 @@ class LiveView:
 
     def frame(self) -> RenderableType:
         try:
-            return render(*self.model.update(), title=self.title)
+            snap, fig = self.model.update()
+            return render(snap, fig, title=self.title, phases=self.phases, palette=self.model.palette)
         except Exception as exc:  # a bug in the view must not end the run; show it instead
             return Text(f"live view error: {type(exc).__name__}: {exc}", style="red")
 
@@ -246,7 +284,8 @@ class LiveView:
         while not self._stop.wait(self.plain_every_s):
             snap, fig = self.model.update()
             if snap.progress.phase in PROBING:
-                self.console.print(status_line(snap, fig), markup=False, highlight=False, soft_wrap=True)
+                line = status_line(snap, fig, self.model.palette)
+                self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def __enter__(self) -> LiveView:
         if self.mode == "live":

@@ -16,6 +16,7 @@ from lab import __version__
 from lab.analysis.rollout import capacity_timeline
 from lab.analysis.summary import Analysis, version_share
 from lab.model import Sample
+from lab.options import ok_text
 from lab.record import RunRecord
 
 SHARE_BIN_S = 0.5
@@ -60,8 +61,20 @@ def csv_cell(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
 
 
+def command_record(record: RunRecord) -> dict[str, Any]:
+    return {
+        "argv": list(record.command),
+        "exit_code": record.command_exit,
+        "output": [
+            {"at_s": round(at - record.t0, 4), "stream": stream, "line": line}
+            for at, stream, line in record.output
+        ],
+    }
+
+
 def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
     cfg = record.config
+    measure, request = cfg.measure, cfg.request
     origin = record.t0
     return {
         "lab_version": __version__,
@@ -75,7 +88,10 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
                 key: value if isinstance(value, int | float | str | tuple | list | None) else str(value)
                 for key, value in cfg.params.items()
             },
-            "scenario": {
+            # The lab's own fleet; null for `lab measure`, which deploys nothing of its own.
+            "scenario": None
+            if measure
+            else {
                 "name": cfg.scenario,
                 "fleet_size": cfg.fleet_size,
                 "v1_env": dict(cfg.v1_env),
@@ -89,9 +105,26 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
                 "timeout_s": cfg.probe_timeout_s,
                 "baseline_s": cfg.baseline_s,
                 "settle_s": cfg.settle_s,
+                "request": {
+                    "headers": request.shown_headers(),  # a secret's value is never written
+                    "insecure": request.insecure,
+                    "ok": ok_text(request.ok),
+                    "version_header": request.version_header,
+                    "version_from_body": request.version_from_body,
+                },
             },
-            "proxy": dataclasses.asdict(record.proxy or cfg.proxy),
+            "proxy": None if measure else dataclasses.asdict(record.proxy or cfg.proxy),
+            "measure": None
+            if measure is None
+            else {
+                "url": measure.url,
+                "command": list(measure.command),
+                "duration_s": measure.duration_s,
+                "old_version": measure.old_version,
+            },
         },
+        # The version that served before and the new one, as the analysis took them.
+        "versions": {"old": record.versions[0], "new": record.versions[1]},
         "probe": {
             "started_s": _rel(record.probe_started, origin),
             "stopped_s": _rel(record.probe_stopped, origin),
@@ -114,10 +147,14 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         # Bins of scheduled time from the probe's first tick: what each half second of clients got.
         "version_share": [b.to_dict(origin) for b in version_share(record.samples, bin_s=SHARE_BIN_S)],
         # Instances routed with traffic, as planned: from the first step, then after each step.
-        "capacity": [
+        "capacity": []
+        if measure
+        else [
             {"at_s": round(t - origin, 4), "in_service": n}
             for t, n in capacity_timeline(record.events, cfg.fleet_size)
         ],
+        # `lab measure`: the deploy command, its exit code and every line it printed, on the run's clock.
+        "command": None if measure is None else command_record(record),
         "status": record.status,
         "error": record.error,
         "error_detail": record.error_detail,
@@ -139,4 +176,13 @@ def summary(record: RunRecord, analysis: Analysis, out_dir: Path | None) -> dict
         "notes": record.notes,
         "run_id": record.run_id,
         "output": str(out_dir) if out_dir else None,
+        **(
+            {}
+            if record.config.measure is None
+            else {
+                "url": record.config.measure.url,
+                "command": {"argv": list(record.command), "exit_code": record.command_exit},
+                "versions": {"old": record.versions[0], "new": record.versions[1]},
+            }
+        ),
     }

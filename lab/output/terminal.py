@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lab.analysis.rollout import capacity_timeline
-from lab.analysis.summary import Analysis, version_share
+from lab.analysis.summary import Analysis, ShareBin, is_new, version_share
 from lab.model import Sample
 from lab.output.journal import journal
 from lab.record import RunRecord
@@ -37,12 +37,36 @@ def v2_share_line(record: RunRecord, new: str = "v2") -> str:
     return share_line(record.samples, new)
 
 
-def share_line(samples: Sequence[Sample], new: str = "v2") -> str:
+def share_line(samples: Sequence[Sample], new: str | None = "v2", old: str | None = None) -> str:
     """The share of answers from `new` in each second of probing, e.g. `0 0 0 38 100 100 %`; `-` marks a
-    second in which nothing was answered."""
+    second in which nothing was answered. `new` None: every version but `old`."""
     bins = version_share(samples, bin_s=1.0)
-    cells = [f"{b.share(new) * 100:.0f}" if b.answered else "-" for b in bins]
+
+    def share(b: ShareBin) -> float:
+        if new is not None:
+            return b.share(new)
+        return sum(n for v, n in b.versions.items() if is_new(v, old, None)) / b.answered
+
+    cells = [f"{share(b) * 100:.0f}" if b.answered else "-" for b in bins]
     return (" ".join(cells) + " %") if cells else "no answers"
+
+
+def versions_of(j: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The old and the new version of a journal (a journal from before `versions` was written: v1, v2)."""
+    versions = j.get("versions") or {"old": "v1", "new": "v2"}
+    return versions.get("old"), versions.get("new")
+
+
+def _command_text(j: dict[str, Any]) -> str:
+    command = j.get("command") or {}
+    argv = " ".join(command.get("argv") or [])
+    if not argv:
+        return "none: deployed by hand while the lab watched"
+    code = command.get("exit_code")
+    step = next((s for s in j["steps"] if s["kind"] == "Command"), None)
+    took = f" after {step['duration_s']:,.2f} s" if step else ""
+    ended = "did not end (interrupted)" if code is None else f"exited with code {code}{took}"
+    return f"{argv}: {ended}"
 
 
 def _rollback_text(rb: dict[str, Any] | None) -> str:
@@ -72,13 +96,17 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
         failed += " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(a["failures_by_class"].items())) + ")"
     latency = a["latency_ms"]
     capacity = [(c["at_s"], c["in_service"]) for c in j.get("capacity", [])]
-    return [
+    old, new = versions_of(j)
+    measured_any = (j["input"].get("measure") or None) is not None
+    # `lab measure` takes every version but the old one as new; its name for the rows is the one most seen.
+    newer = new or "a newer one"
+    rows = [
         ("requests failed", failed),
         ("downtime (longest)", _ms(a["downtime_ms"])),
         ("downtime (total)", f"{_ms(a['total_downtime_ms'])} in {len(a['downtime_windows'])} window(s)"),
         ("mixed-version window", _ms(a["mixed_window_ms"])),
         ("versions seen", ", ".join(f"{v} {n:,}" for v, n in sorted(a["versions_seen"].items())) or "none"),
-        ("flip-flops (v1 after v2)", f"{a['flip_flops']:,}"),
+        (f"flip-flops ({old or 'old'} after {newer})", f"{a['flip_flops']:,}"),
         ("deploy duration", f"{a['deploy_duration_s']:,.2f} s"),
         (
             "lowest capacity",
@@ -86,7 +114,10 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
         ),
         ("capacity over time", capacity_text(capacity)),
         ("rollback", _rollback_text(a.get("rollback"))),
-        ("blast radius", f"{a.get('blast_radius', 0):,} failed of {a.get('new_answers', 0):,} v2 answers"),
+        (
+            "blast radius",
+            f"{a.get('blast_radius', 0):,} failed of {a.get('new_answers', 0):,} {newer} answers",
+        ),
         ("latency p50 / p99 before", f"{_ms(latency['before']['p50'])} / {_ms(latency['before']['p99'])}"),
         ("latency p50 / p99 during", f"{_ms(latency['during']['p50'])} / {_ms(latency['during']['p99'])}"),
         (
@@ -98,12 +129,20 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
             "late ticks",
             f"{a['late_ticks']:,} (sent late {a['late_sent']:,}, not sent {a['client_saturated']:,})",
         ),
-        ("v2 share, per second", share_line(samples)),
+        (
+            f"{new or 'new'} share, per second",
+            share_line(samples, None if measured_any else new, old),
+        ),
     ]
+    if measured_any:  # no fleet of the lab's: its capacity and rollback rows say nothing
+        skip = {"lowest capacity", "capacity over time", "rollback"}
+        rows = [("deploy command", _command_text(j)), *(r for r in rows if r[0] not in skip)]
+    return rows
 
 
 def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_dir: Path | None) -> None:
-    title = f"{record.config.strategy}: {record.status}"
+    measure = record.config.measure
+    title = f"{record.config.strategy}: {record.status}" + (f" ({measure.url})" if measure else "")
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("figure", style="bold")
     table.add_column("value")
@@ -119,4 +158,5 @@ def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_d
         if e.error:
             console.print(f"step {e.index} ({e.detail}): {e.error}", markup=False)
     if out_dir:
-        console.print(f"journal, samples and configs: {out_dir}", markup=False)
+        what = "journal, samples and command output" if measure else "journal, samples and configs"
+        console.print(f"{what}: {out_dir}", markup=False)

@@ -9,6 +9,7 @@ most of another third of its Python time.
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 
 import httpcore
@@ -22,6 +23,7 @@ def make_request(config: ProbeConfig) -> httpx.Request:
     rebuilding it (URL parsing, header validation) was a tenth of the cost per request."""
     t = config.timeout_s
     headers = {"User-Agent": "deploy-lab-probe"}
+    headers.update(config.headers)  # the user's (a Host for an ingress, an Authorization): theirs win
     if config.mode == "fresh":
         # Also ask the server to close: it then closes first, so TIME_WAIT lands on the server and a long
         # fresh run cannot exhaust the probe's ephemeral ports.
@@ -47,8 +49,11 @@ def _core_request(request: httpx.Request) -> httpcore.Request:
 
 
 def ssl_context_for(config: ProbeConfig) -> ssl.SSLContext | None:
-    """The TLS context the channels share (the CA bundle loaded once); None unless the URL is https."""
-    return httpx.create_ssl_context() if config.url.lower().startswith("https:") else None
+    """The TLS context the channels share (the CA bundle loaded once); None unless the URL is https.
+    `insecure`: any certificate is accepted (a self-signed one), as `curl -k` does."""
+    if not config.url.lower().startswith("https:"):
+        return None
+    return httpx.create_ssl_context(verify=not config.insecure)
 
 
 # httpcore's exceptions as httpx raises them (what ``httpx.HTTPTransport`` maps them to), most specific
@@ -88,21 +93,29 @@ def _decode(value: bytes) -> str:
     return value.decode("iso-8859-1")
 
 
-# The headers a Sample records, and their place in the result.
-_RECORDED = {b"x-app-version": 0, b"x-instance": 1, b"x-lab-upstream": 2}
-
-
-def _recorded(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str | None]:
-    """X-App-Version, X-Instance and X-Lab-Upstream as ``httpx.Headers.get`` reads each (names
+class Reader:
+    """What a Sample records of a response: the version (a header, or a pattern over the body), the
+    X-Instance and X-Lab-Upstream headers, read as ``httpx.Headers.get`` reads each (names
     case-insensitive, repeated values joined with ", "), in one pass over the headers: scanning once per
     name cost half as much again per response."""
-    found: list[str | None] = [None, None, None]
-    for key, value in headers:
-        i = _RECORDED.get(key.lower())
-        if i is not None:
-            text = _decode(value)
-            found[i] = text if found[i] is None else f"{found[i]}, {text}"
-    return found[0], found[1], found[2]
+
+    def __init__(self, config: ProbeConfig) -> None:
+        self.body = re.compile(config.version_from_body.encode()) if config.version_from_body else None
+        self.slots = {b"x-instance": 1, b"x-lab-upstream": 2}
+        if self.body is None:
+            self.slots[config.version_header.lower().encode()] = 0
+
+    def __call__(self, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[str | None, ...]:
+        found: list[str | None] = [None, None, None]
+        slots = self.slots
+        for key, value in headers:
+            i = slots.get(key.lower())
+            if i is not None:
+                text = _decode(value)
+                found[i] = text if found[i] is None else f"{found[i]}, {text}"
+        if self.body is not None and (match := self.body.search(body)):
+            found[0] = _decode(match.group(1) if match.re.groups else match.group(0))
+        return found[0], found[1], found[2]
 
 
 _Result = tuple[int, str | None, str | None, str | None]  # status, X-App-Version, X-Instance, X-Lab-Upstream
@@ -140,6 +153,7 @@ class Channel:
         scheme = self.request.url.scheme.decode()
         self.unsupported = None if scheme in ("http", "https") else f"unsupported protocol {scheme!r}"
         self.connection: httpcore.HTTPConnection | None = None
+        self.read = Reader(config)
 
     def _connection(self) -> httpcore.HTTPConnection:
         conn = self.connection
@@ -164,7 +178,7 @@ class Channel:
         try:
             response = conn.handle_request(self.request)
             try:
-                response.read()  # the whole body, so the connection is free (or closed) afterwards
+                body = response.read()  # the whole body, so the connection is free (or closed) afterwards
             finally:
                 response.close()
         finally:
@@ -172,7 +186,8 @@ class Channel:
                 if not conn.is_closed():  # asked for `Connection: close`, it usually closed itself
                     conn.close()
                 self.connection = None
-        return (response.status, *_recorded(response.headers))
+        version, instance, upstream = self.read(response.headers, body)
+        return response.status, version, instance, upstream
 
     def close(self) -> None:
         if self.connection is not None:
@@ -186,20 +201,16 @@ class TransportChannel:
     def __init__(self, config: ProbeConfig, transport: httpx.BaseTransport) -> None:
         self.transport = transport
         self.request = make_request(config)
+        self.read = Reader(config)
 
     def exchange(self) -> _Result:
         response = self.transport.handle_request(self.request)
         try:
-            response.read()
+            body = response.read()
         finally:
             response.close()
-        headers = response.headers
-        return (
-            response.status_code,
-            headers.get("X-App-Version"),
-            headers.get("X-Instance"),
-            headers.get("X-Lab-Upstream"),
-        )
+        version, instance, upstream = self.read(response.headers.raw, body)
+        return response.status_code, version, instance, upstream
 
     def close(self) -> None:
         pass  # the caller's transport: closed by the caller

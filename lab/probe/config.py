@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.options import MODES
+from lab.options import MODES, OkRanges
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ class ProbeConfig:
     share: int = 0
     shares: int = 1
     start_at: float | None = None  # tick 0's due time on the shared monotonic clock; None: at once
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request, as given
+    insecure: bool = False  # https: accept any certificate
+    ok: OkRanges = ((200, 399),)  # statuses that are a good answer
+    version_header: str = "X-App-Version"
+    version_from_body: str | None = None  # a regular expression over the body (group 1, else the match)
 
     def __post_init__(self) -> None:
         if not self.rate > 0:

@@ -23,6 +23,7 @@ import httpcore
 import httpx
 
 from lab.model import ErrorClass, Sample
+from lab.options import OkRanges
 from lab.probe.channel import Channel, TransportChannel, as_httpx_error, ssl_context_for
 from lab.probe.config import ProbeConfig
 
@@ -66,6 +67,18 @@ def classify(exc: BaseException) -> ErrorClass:
     return ErrorClass.OTHER
 
 
+def status_error(status: int, ok: OkRanges) -> ErrorClass | None:
+    """None for a status inside the good ranges; otherwise the failure class it is."""
+    for low, high in ok:
+        if low <= status <= high:
+            return None
+    if status >= 500:
+        return ErrorClass.HTTP_5XX
+    if status >= 400:
+        return ErrorClass.HTTP_4XX
+    return ErrorClass.HTTP_OTHER
+
+
 class _Run:
     """State shared by the dispatcher, the workers and the flusher of one run_probe call."""
 
@@ -92,7 +105,7 @@ class _Worker:
 
     def _loop(self) -> None:
         run, clock, late_after = self.run, self.run.clock, self.run.config.late_after_s
-        exchange = self.channel.exchange
+        exchange, ok = self.channel.exchange, self.run.config.ok
         while (job := self.jobs.get()) is not None:
             seq, scheduled = job
             sent = clock()
@@ -100,10 +113,7 @@ class _Worker:
             try:
                 status, version, instance, upstream = exchange()
                 finished = clock()
-                if status >= 500:
-                    error = ErrorClass.HTTP_5XX
-                elif status >= 400:
-                    error = ErrorClass.HTTP_4XX
+                error = status_error(status, ok)
             except Exception as exc:  # a worker must outlive anything a request can throw
                 finished = clock()
                 error = classify(as_httpx_error(exc))

@@ -15,7 +15,7 @@ import pytest
 from conftest import wait_for_200
 
 from lab.compose_files import COMPOSE_FILE, LIVE_CONFIG, MOUNT, PORT_VARIABLE, ROOT, topologies
-from lab.engines.docker.local import port_is_free
+from lab.ports import port_is_free
 
 TOPOLOGIES = {t.folder: t for t in topologies()}
 

@@ -11,7 +11,7 @@ import pytest
 
 from lab.analysis.summary import summarize
 from lab.model import ErrorClass, Event, Sample
-from lab.options import RunOptions
+from lab.options import MeasureOptions, RequestOptions, RunOptions
 from lab.output import journal as journal_module
 from lab.record import RunRecord
 
@@ -59,9 +59,24 @@ def full_record() -> RunRecord:
     )
 
 
-def journal() -> dict[str, Any]:
+def fleet_journal() -> dict[str, Any]:
     record = full_record()
     analysis = summarize(record.samples, record.events, target_rate=100.0, fleet_size=1)
+    return journal_module.journal(record, analysis)
+
+
+def measure_journal() -> dict[str, Any]:
+    """`lab measure`'s journal, with a command that printed and a header whose value is secret."""
+    record = full_record()
+    request = RequestOptions(headers=(("Authorization", "Bearer x"),), version_from_body=r"v(\d+)")
+    record.config = RunOptions(
+        "measure", request=request, measure=MeasureOptions("http://shop.test/", ("./deploy.sh",))
+    )
+    record.events = [Event(1, "Command", "run ./deploy.sh", T0 + 1.0, T0 + 2.0, True)]
+    record.command, record.command_exit = ("./deploy.sh",), 0
+    record.output = [(T0 + 1.5, "stdout", "deployed")]
+    record.status, record.versions = "completed", ("v1", "v2")
+    analysis = summarize(record.samples, record.events, target_rate=100.0, old="v1", new=None)
     return journal_module.journal(record, analysis)
 
 
@@ -102,7 +117,8 @@ def test_every_journal_key_is_documented_and_every_documented_key_is_written() -
     doc = documented("journal.json")
     maps = {key for key, kind in doc.items() if kind.startswith("map ")}
     found: dict[str, list[Any]] = {}
-    paths(journal(), "", maps, found)
+    paths(fleet_journal(), "", maps, found)
+    paths(measure_journal(), "", maps, found)
     assert sorted(set(found) - set(doc)) == [], "written by the code but not in docs/schema.md"
     assert sorted(set(doc) - set(found)) == [], "in docs/schema.md but not written by the code"
 
@@ -110,7 +126,9 @@ def test_every_journal_key_is_documented_and_every_documented_key_is_written() -
 def test_every_journal_value_has_its_documented_type() -> None:
     doc = documented("journal.json")
     found: dict[str, list[Any]] = {}
-    paths(journal(), "", {k for k, t in doc.items() if t.startswith("map ")}, found)
+    maps = {k for k, t in doc.items() if t.startswith("map ")}
+    paths(fleet_journal(), "", maps, found)
+    paths(measure_journal(), "", maps, found)
     wrong = {
         key: values[0] for key, values in found.items() if not all(has_type(v, doc[key]) for v in values)
     }
