@@ -8,7 +8,8 @@ is checked the same way whichever door it came in by. Pure: no Docker, no networ
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -47,6 +48,7 @@ BOUNDS: dict[str, Bounds] = {
     "max_failed": Bounds(0, 1e12),
     "repeat": Bounds(1, 50),  # 50 runs of a 10 s deployment are already most of an hour on a laptop
     "duration": Bounds(0, 86400, low_ok=False),  # `lab measure` without a command: up to a day
+    "timeout": Bounds(0, 60, low_ok=False),  # a probe request's connect, and its answer
 }
 
 
@@ -270,4 +272,101 @@ def run_options(
         settle_s=settle,
         health_timeout_s=health_timeout,
         proxy=proxy_settings(next_upstream),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# lab measure
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token: what a header name may be
+
+
+def parse_url(url: str) -> str:
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadInput(f"{url!r} is not a URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadInput(f"{url!r} is not an http or https URL (e.g. http://127.0.0.1:8089/)")
+    return url
+
+
+def parse_headers(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    headers = []
+    for value in values or []:
+        name, sep, text = value.partition(":")
+        if not sep or not _TOKEN.fullmatch(name.strip()):
+            raise BadInput(f"--header {value!r} is not 'Name: value' (e.g. --header 'Host: shop.example')")
+        if "\r" in text or "\n" in text:
+            raise BadInput(f"--header {name.strip()}: a value cannot hold a line break")
+        headers.append((name.strip(), text.strip()))
+    return tuple(headers)
+
+
+def parse_pattern(pattern: str | None) -> str | None:
+    if pattern is None:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise BadInput(f"--version-from-body {pattern!r} is not a regular expression: {exc}") from None
+    if compiled.groups > 1:
+        raise BadInput(
+            f"--version-from-body {pattern!r}: one group at most (the version), got {compiled.groups}"
+        )
+    return pattern
+
+
+def measure_options(
+    url: str,
+    command: Sequence[str] = (),
+    *,
+    rate: float = RunOptions.rate,
+    mode: str = RunOptions.mode,
+    baseline: float = RunOptions.baseline_s,
+    settle: float | None = None,
+    duration: float | None = None,
+    timeout: float = RunOptions.probe_timeout_s,
+    headers: tuple[tuple[str, str], ...] = (),
+    insecure: bool = False,
+    ok: str = "200-399",
+    version_header: str = RequestOptions.version_header,
+    version_from_body: str | None = None,
+    old: str | None = None,
+) -> RunOptions:
+    """Every check of `lab measure`'s settings (the command line's and the plugin's), before anything is
+    probed; BadInput names the command line's option. `settle` None: 2 s after a command, 0 without."""
+    argv = tuple(command)
+    check_number("--rate", rate, "rate")
+    check_number("--baseline", baseline, "baseline")
+    check_mode(mode)
+    if settle is not None:
+        check_number("--settle", settle, "settle")
+    if duration is not None:
+        if argv:
+            raise BadInput(
+                "--duration is for a deploy by hand: with a command, the command's end ends the run"
+            )
+        check_number("--duration", duration, "duration")
+    check_number("--timeout", timeout, "timeout")
+    if not version_header.strip() or not _TOKEN.fullmatch(version_header):
+        raise BadInput(f"--version-header {version_header!r} is not a header name")
+    request = RequestOptions(
+        headers=headers,
+        insecure=insecure,
+        ok=parse_ok(ok),
+        version_header=version_header,
+        version_from_body=parse_pattern(version_from_body),
+    )
+    return RunOptions(
+        "measure",
+        rate=rate,
+        mode=mode,
+        baseline_s=baseline,
+        settle_s=settle if settle is not None else (RunOptions.settle_s if argv else 0.0),
+        probe_timeout_s=timeout,
+        request=request,
+        measure=MeasureOptions(parse_url(url), argv, duration, old),
     )

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -324,24 +324,70 @@ class DeployLab:
         config = self.config(strategy, **settings)
         return self.execute(config, expect=expect)
 
-    def execute(self, config: RunOptions, *, expect: str | None = "completed") -> LabResult:
-        """Run `config` (from `config`, or one of your own): clean-up included, whatever happens."""
-        from lab.pipeline import run_once
-        from lab.targets.fleet.target import FleetTarget
+    def measure(
+        self,
+        url: str,
+        command: Sequence[str] | None = None,
+        *,
+        expect: str | None = "completed",
+        headers: Mapping[str, str] | None = None,
+        **settings: Any,
+    ) -> LabResult:
+        """Probe your service at `url` while your deploy `command` runs (`lab measure`): no Docker of the
+        lab's, nothing deployed by it. Fails the test unless the run ends `expect` (completed, or
+        command_failed when the command is meant to fail; None for either). Keyword arguments: `rate`,
+        `mode`, `baseline`, `settle`, `duration` (without a command), `timeout`, `headers` (a mapping),
+        `insecure`, `ok` ("200-399"), `version_header`, `version_from_body`, `old`."""
+        from lab.errors import BadInput
+        from lab.options import measure_options
+        from lab.targets.command import check_command
 
-        self.session.connect()
+        if expect is not None and expect not in ("completed", "command_failed"):
+            pytest.fail("deploy_lab.measure: expect must be completed, command_failed or None", pytrace=False)
+        if isinstance(command, str):
+            pytest.fail(
+                "deploy_lab.measure: command is a list of arguments, e.g. ['kubectl', 'rollout', ...]",
+                pytrace=False,
+            )
+        try:
+            options = measure_options(
+                url, tuple(command or ()), headers=tuple((headers or {}).items()), **settings
+            )
+            check_command(options.measure.command if options.measure else ())
+        except BadInput as exc:
+            pytest.fail(f"deploy_lab.measure: {_kwargs_names(str(exc))}", pytrace=False)
+        except TypeError as exc:  # an unknown keyword argument
+            pytest.fail(f"deploy_lab.measure: {exc}", pytrace=False)
+        return self.execute(options, expect=expect)
+
+    def execute(self, config: RunOptions, *, expect: str | None = "completed") -> LabResult:
+        """Run `config` (from `config`, `measure`'s, or one of your own): clean-up included, whatever
+        happens."""
+        from lab.pipeline import run_once
+        from lab.targets.base import Target
+
         run_id = secrets.token_hex(3)
-        engine = self.session.engine.engine(run_id)
-        log.info(
-            "run %s: %s on %d instance(s) per version at %g req/s",
-            run_id,
-            config.strategy,
-            config.fleet_size,
-            config.rate,
-        )
+        target: Target
+        if config.measure is not None:
+            from lab.targets.command import CommandTarget
+
+            target = CommandTarget(config)
+            log.info("run %s: measuring %s at %g req/s", run_id, config.measure.url, config.rate)
+        else:
+            from lab.targets.fleet.target import FleetTarget
+
+            self.session.connect()
+            target = FleetTarget(config, self.session.engine.engine(run_id))
+            log.info(
+                "run %s: %s on %d instance(s) per version at %g req/s",
+                run_id,
+                config.strategy,
+                config.fleet_size,
+                config.rate,
+            )
         done = run_once(
             config,
-            FleetTarget(config, engine),
+            target,
             out_dir=self.session.runs_dir / self.test_name,
             run_id=run_id,
             hook=lambda line, _event: log.info(line),
@@ -359,6 +405,7 @@ class DeployLab:
             )
         if expect is not None and record.status != expect:
             why = f": {analysis.rollback.reason}" if analysis.rollback else ""
+            why = f": {record.error}" if record.status == "command_failed" else why
             pytest.fail(
                 f"deploy lab: {config.strategy} ended {record.status}, expected {expect}{why} {where}",
                 pytrace=False,

@@ -3,67 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 
 from lab.cli.app import app, out
 from lab.cli.execute import exit_with, run_target
 from lab.cli.inputs import BaselineOpt, JsonOpt, LiveOpt, ModeOpt, OutOpt, RateOpt
-from lab.errors import BadInput
-from lab.options import (
-    MeasureOptions,
-    RequestOptions,
-    RunOptions,
-    check_mode,
-    check_number,
-    parse_ok,
-)
+from lab.options import RequestOptions, RunOptions, check_number, measure_options, parse_headers
 
 if TYPE_CHECKING:
     from lab.pipeline import RunResult
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token: what a header name may be
-
-
-def parse_url(url: str) -> str:
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise BadInput(f"{url!r} is not a URL: {exc}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise BadInput(f"{url!r} is not an http or https URL (e.g. http://127.0.0.1:8089/)")
-    return url
-
-
-def parse_headers(values: list[str] | None) -> tuple[tuple[str, str], ...]:
-    headers = []
-    for value in values or []:
-        name, sep, text = value.partition(":")
-        if not sep or not _TOKEN.fullmatch(name.strip()):
-            raise BadInput(f"--header {value!r} is not 'Name: value' (e.g. --header 'Host: shop.example')")
-        if "\r" in text or "\n" in text:
-            raise BadInput(f"--header {name.strip()}: a value cannot hold a line break")
-        headers.append((name.strip(), text.strip()))
-    return tuple(headers)
-
-
-def parse_pattern(pattern: str | None) -> str | None:
-    if pattern is None:
-        return None
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise BadInput(f"--version-from-body {pattern!r} is not a regular expression: {exc}") from None
-    if compiled.groups > 1:
-        raise BadInput(
-            f"--version-from-body {pattern!r}: one group at most (the version), got {compiled.groups}"
-        )
-    return pattern
 
 
 @app.command("measure")
@@ -145,43 +97,27 @@ def measure_cmd(
     from lab.experiments import Budgets, verdict
     from lab.output import journal, terminal
 
-    argv = tuple(command or ())
-    check_number("--rate", rate, "rate")
-    check_number("--baseline", baseline, "baseline")
-    check_mode(mode)
-    if settle is not None:
-        check_number("--settle", settle, "settle")
-    if duration is not None:
-        if argv:
-            raise BadInput(
-                "--duration is for a deploy by hand: with a command, the command's end ends the run"
-            )
-        check_number("--duration", duration, "duration")
-    if not 0 < timeout <= 60:
-        raise BadInput(f"--timeout must be above 0 up to 60, got {timeout:g}")
+    options = measure_options(
+        url,
+        command or (),
+        rate=rate,
+        mode=mode,
+        baseline=baseline,
+        settle=settle,
+        duration=duration,
+        timeout=timeout,
+        headers=parse_headers(header),
+        insecure=insecure,
+        ok=ok,
+        version_header=version_header,
+        version_from_body=version_from_body,
+        old=old,
+    )
+    argv = options.measure.command if options.measure else ()
     if max_downtime_ms is not None:
         check_number("--max-downtime-ms", max_downtime_ms, "max_downtime_ms")
     if max_failed is not None:
         check_number("--max-failed", max_failed, "max_failed")
-    if not version_header.strip() or not _TOKEN.fullmatch(version_header):
-        raise BadInput(f"--version-header {version_header!r} is not a header name")
-    request = RequestOptions(
-        headers=parse_headers(header),
-        insecure=insecure,
-        ok=parse_ok(ok),
-        version_header=version_header,
-        version_from_body=parse_pattern(version_from_body),
-    )
-    options = RunOptions(
-        "measure",
-        rate=rate,
-        mode=mode,
-        baseline_s=baseline,
-        settle_s=settle if settle is not None else (RunOptions.settle_s if argv else 0.0),
-        probe_timeout_s=timeout,
-        request=request,
-        measure=MeasureOptions(parse_url(url), argv, duration, old),
-    )
     from lab.live.view import MEASURE_PHASES
     from lab.targets.command import CommandTarget, check_command
 

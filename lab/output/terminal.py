@@ -99,7 +99,7 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
     old, new = versions_of(j)
     measured_any = (j["input"].get("measure") or None) is not None
     # `lab measure` takes every version but the old one as new; its name for the rows is the one most seen.
-    newer = new or "a newer one"
+    newer = new or "a new version"
     rows = [
         ("requests failed", failed),
         ("downtime (longest)", _ms(a["downtime_ms"])),
@@ -116,7 +116,8 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
         ("rollback", _rollback_text(a.get("rollback"))),
         (
             "blast radius",
-            f"{a.get('blast_radius', 0):,} failed of {a.get('new_answers', 0):,} {newer} answers",
+            f"{a.get('blast_radius', 0):,} failed of {a.get('new_answers', 0):,} "
+            + (f"{new} answers" if new else "answers from a new version"),
         ),
         ("latency p50 / p99 before", f"{_ms(latency['before']['p50'])} / {_ms(latency['before']['p99'])}"),
         ("latency p50 / p99 during", f"{_ms(latency['during']['p50'])} / {_ms(latency['during']['p99'])}"),

@@ -2,67 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 
-import docker
 import httpx
 import pytest
-from conftest import wait_for_200
+from conftest import Project, compose_command, wait_for_200
 
-from lab.compose_files import COMPOSE_FILE, LIVE_CONFIG, MOUNT, PORT_VARIABLE, ROOT, topologies
-from lab.ports import port_is_free
+from lab.compose_files import COMPOSE_FILE, LIVE_CONFIG, MOUNT, ROOT, topologies
 
 TOPOLOGIES = {t.folder: t for t in topologies()}
-
-
-def compose_command() -> list[str]:
-    """Compose v2 (`docker compose`) where it is installed, else v1 (`docker-compose`)."""
-    if shutil.which("docker"):
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
-        if probe.returncode == 0:
-            return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-
-
-def free_port() -> int:
-    for port in range(18088, 18200):
-        if port_is_free(port):
-            return port
-    raise AssertionError("no free port from 18088 to 18199")
-
-
-class Project:
-    def __init__(self, folder: str) -> None:
-        self.name = f"deploylab-test-{secrets.token_hex(3)}"
-        self.port = free_port()
-        self.base = [*compose_command(), "-p", self.name, "-f", str(ROOT / folder / COMPOSE_FILE)]
-        self.url = f"http://127.0.0.1:{self.port}/"
-
-    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, PORT_VARIABLE: str(self.port)}
-        done = subprocess.run([*self.base, *args], capture_output=True, text=True, env=env, timeout=timeout)
-        assert done.returncode == 0, f"{' '.join(args)}: {done.stderr.strip()[-600:]}"
-        return done
-
-
-@pytest.fixture
-def project(request: pytest.FixtureRequest, docker_client: docker.DockerClient) -> Iterator[Project]:
-    proj = Project(request.param)
-    try:
-        yield proj
-    finally:
-        proj("down", "-v", "--remove-orphans")
-        label = {"label": f"com.docker.compose.project={proj.name}"}
-        left = [c.name for c in docker_client.containers.list(all=True, filters=label)]
-        left += [n.name for n in docker_client.networks.list(filters=label)]
-        assert not left, f"compose down left {left}"
 
 
 def answers(url: str, count: int) -> list[httpx.Response]:

@@ -19,11 +19,19 @@ from typer.testing import CliRunner
 
 from lab.analysis.summary import flip_flops, mixed_version_window, summarize
 from lab.cli import app
-from lab.cli.measure import parse_headers, parse_pattern, parse_url
 from lab.errors import BadInput
 from lab.live.feed import SampleFeed
 from lab.model import ErrorClass, Sample
-from lab.options import MeasureOptions, RequestOptions, RunOptions, ok_text, parse_ok
+from lab.options import (
+    MeasureOptions,
+    RequestOptions,
+    RunOptions,
+    ok_text,
+    parse_headers,
+    parse_ok,
+    parse_pattern,
+    parse_url,
+)
 from lab.output import journal, report
 from lab.probe.channel import Channel
 from lab.probe.config import ProbeConfig
@@ -161,7 +169,7 @@ def test_a_command_that_cannot_start_is_bad_input(tmp_path: Path) -> None:
         (["measure", URL, "--ok", "2xx"], "--ok '2xx'"),
         (["measure", URL, "--version-from-body", "("], "is not a regular expression"),
         (["measure", URL, "--duration", "5", "--", "true"], "--duration is for a deploy by hand"),
-        (["measure", URL, "--timeout", "0"], "--timeout must be above 0"),
+        (["measure", URL, "--timeout", "0"], "--timeout must be above 0 up to 60"),
         (["measure", URL, "--", "no-such-deploy-tool"], "command not found: no-such-deploy-tool"),
         (["measure", URL, "--version-header", "X Bad"], "is not a header name"),
     ],
