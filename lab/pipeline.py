@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lab.analysis.summary import Analysis, new_version, summarize
+from lab.analysis.summary import Analysis, new_version, still_failing, summarize
 from lab.errors import LabError
 from lab.live.feed import SampleFeed
 from lab.model import ErrorClass
@@ -147,6 +147,12 @@ class Run:
             record.notes.append(
                 f"{unsent:,} ticks were not sent (client saturation): server failures while they were due "
                 "are not counted, so failures may be undercounted"
+            )
+        if still := still_failing(record.samples):
+            record.notes.append(
+                f"clients were still failing when the probe stopped (the last {still:,} requests sent "
+                "failed): the last downtime window is cut short, the outage lasted at least that long; "
+                "probe longer after the deployment (--settle)"
             )
         if probe.error and record.status not in {"failed", "interrupted"}:
             # A hole in the samples is not missing traffic: the run measured nothing there.

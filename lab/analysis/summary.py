@@ -130,6 +130,21 @@ def downtime_windows(samples: Iterable[Sample]) -> list[Window]:
     return windows
 
 
+def still_failing(samples: Iterable[Sample]) -> int:
+    """How many of the last requests sent failed, in a row, up to the end of probing: 0 when the last one
+    was answered. A downtime window still open when the probe stopped is cut short there."""
+    sent = sorted(
+        (s for s in samples if _was_sent(s) and (s.server_failure or _answered(s))),
+        key=lambda s: (s.sent, s.seq),
+    )
+    count = 0
+    for s in reversed(sent):
+        if not s.server_failure:
+            break
+        count += 1
+    return count
+
+
 def mixed_version_window(
     samples: Iterable[Sample], old: str | None = "v1", new: str | None = "v2"
 ) -> Window | None:

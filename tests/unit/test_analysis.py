@@ -434,3 +434,18 @@ def test_to_dict_is_json_ready_with_the_agreed_keys_and_rounding() -> None:
 
 def test_window_duration() -> None:
     assert Window(1.0, 1.25, 3).duration_s == 0.25
+
+
+def test_a_run_still_failing_when_the_probe_stopped_is_counted() -> None:
+    from lab.analysis.summary import still_failing
+
+    ok = [Sample(i, i / 100, i / 100, i / 100 + 0.001, 200, "v1") for i in range(5)]
+    failed = [
+        Sample(5 + i, (5 + i) / 100, (5 + i) / 100, (5 + i) / 100 + 0.001, error=ErrorClass.REFUSED)
+        for i in range(3)
+    ]
+    unsent = Sample(8, 0.08, None, None, error=ErrorClass.SATURATED)  # the probe's own: neither way
+    assert still_failing(ok) == 0
+    assert still_failing([*ok, *failed, unsent]) == 3
+    later = Sample(9, 0.09, 0.09, 0.091, 200, "v1")  # answered after the failures, by send time
+    assert still_failing([*ok, *failed, later]) == 0
