@@ -194,6 +194,7 @@ class ErrorClass(StrEnum):
     HTTP_4XX = "http_4xx"  # an answer with a 4xx status: a client of this app never expects one
     # Any other status outside the good ones (`lab measure --ok`): a redirect where none is expected ...
     HTTP_OTHER = "http_other"
+    STREAM_CUT = "stream_cut"  # a stream's answer began, then stopped before its end: cut at a stop or switch
     # The probe itself could not send on time (every connection busy, pool exhausted). Not a server
     # failure: it is shown apart and never counted as downtime.
     SATURATED = "client_saturation"
@@ -214,8 +215,10 @@ class Sample:
     error: ErrorClass | None = None
     late: bool = False  # sent more than the probe's lateness threshold after `scheduled`
     # nginx's X-Lab-Upstream ($upstream_addr): every server the proxy tried, the one that answered last.
-    # Where the app sets no version header, the runner attributes the sample from it (lab/attribution.py).
+    # Where the app sets no version header, the runner attributes the sample from it (lab/analysis/attribution.py).
     upstream: str | None = None
+    client: int = 0  # which of the probe's clients sent it (each has its own connections and id)
+    kind: str = "get"  # what it asked for: get, post (a write), slow, stream (lab/probe/config.py)
 
     @property
     def ok(self) -> bool:

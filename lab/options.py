@@ -113,6 +113,11 @@ class ProxySettings:
 # Request headers whose values are secrets: sent by the probe, never written to a run folder or a report.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"})
 OkRanges = tuple[tuple[int, int], ...]
+# What a probe request asks for: `get` the page (`/`); `post` a write (`POST /write`: never resent by the
+# proxy); `slow` a request the app holds (`GET /slow`); `stream` a long answer (`GET /stream`, server-sent
+# events for seconds). The lab's sample app serves all four; `get` is what every service serves.
+KINDS = ("get", "post", "slow", "stream")
+Mix = tuple[tuple[str, int], ...]  # (kind, weight)
 
 
 def ok_text(ranges: OkRanges) -> str:

@@ -93,17 +93,32 @@ def documents(docs: Path = DOCS) -> list[Path]:
 
 
 def _words(command: Command) -> list[list[str]]:
-    """The simple commands a line runs: `a; b`, `a && b`, and the body of `for ...; do X; done`."""
+    """The simple commands a line runs: `a; b`, `a && b`, and the body of `for ...; do X; done`, split as
+    the shell splits them (a quoted `&&` is part of its word)."""
     text = command.text
     loop = re.fullmatch(r"for \w+ in [^;]+; do (.+); done", text)
     if loop:
         text = loop.group(1)
-    parts = re.split(r"\s*(?:;|&&|\|\|)\s*", text)
-    return [shlex.split(part) for part in parts if part.strip()]
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    simple: list[list[str]] = [[]]
+    for token in lexer:
+        if token in (";", "&&", "||"):
+            simple.append([])
+        else:
+            simple[-1].append(token)
+    return [words for words in simple if words]
 
 
 def _check_lab(args: list[str]) -> str | None:
-    """None if `lab ARGS` is valid for the command line as it is; else why not."""
+    """None if `lab ARGS` is valid for the command line as it is; else why not. The deploy command of a
+    `lab measure` (after `--`) is checked too when it is `sh -c SCRIPT`."""
+    if args[:1] == ["measure"] and "--" in args:
+        deploy = args[args.index("--") + 1 :]
+        if deploy[:2] == ["sh", "-c"] and len(deploy) == 3:
+            problems = check(Command(ROOT, 0, deploy[2]))
+            if problems:
+                return f"in the deploy command: {'; '.join(problems)}"
     import typer
     import typer.main
     import typer.testing

@@ -87,12 +87,12 @@ def measure_cmd(
 ) -> None:
     """Probe URL while COMMAND deploys it, and report what clients saw.
 
-    The lab probes a baseline (the version it sees is the old one), starts COMMAND in its own process group,
-    keeps probing until it exits, then for --settle seconds. Every line COMMAND prints is kept with its time.
-    Ctrl-C stops COMMAND (SIGINT, then SIGTERM, then SIGKILL) and keeps what was measured.
+    The lab probes a baseline (the version it sees most is the old one), starts COMMAND in its own \
+process group, keeps probing until it exits, then for --settle seconds. Every line COMMAND prints is \
+kept with its time. Ctrl-C stops COMMAND (SIGINT, then SIGTERM, then SIGKILL) and keeps what was measured.
 
-    Exit codes: 0 deployed, 1 lab error, 2 bad input (an unreachable URL, a baseline with no good answer, a
-    command not found), 3 budget exceeded, 5 the command failed, 130 interrupted.
+    Exit codes: 0 deployed, 1 lab error, 2 bad input (an unreachable URL, a baseline with no good \
+answer, a command not found), 3 budget exceeded, 5 the command failed, 130 interrupted.
     """
     from lab.experiments import Budgets, verdict
     from lab.output import journal, terminal

@@ -17,19 +17,51 @@ import httpx
 
 from lab.probe.config import ProbeConfig
 
+# Where each kind of request goes, relative to the probed URL (the sample app serves them all).
+SLOW_MS = 1000  # a slow request: held this long by the app, so it is in flight when an instance stops
+STREAM_S = 3.0  # a stream: server-sent events for this long
+STREAM_EVERY_MS = 200
+STREAM_END = b"event: end\n"  # the sample app's last event: a stream without it was cut short
+WRITE_BODY = b'{"write": true}'
 
-def make_request(config: ProbeConfig) -> httpx.Request:
-    """The one request a worker sends, built once and reused: it has no body and nothing mutates it, and
-    rebuilding it (URL parsing, header validation) was a tenth of the cost per request."""
+
+def kind_url(url: str, kind: str) -> httpx.URL:
+    base = httpx.URL(url)
+    if kind == "post":
+        return base.copy_with(path="/write", query=None)
+    if kind == "slow":
+        return base.copy_with(path="/slow", query=f"ms={SLOW_MS}".encode())
+    if kind == "stream":
+        query = f"s={STREAM_S:g}&every_ms={STREAM_EVERY_MS}".encode()
+        return base.copy_with(path="/stream", query=query)
+    return base
+
+
+def client_name(client: int) -> str:
+    return f"c{client:03d}"
+
+
+def make_request(config: ProbeConfig, client: int = 0, kind: str = "get") -> httpx.Request:
+    """The one request a client sends for a kind, built once and reused: nothing mutates it, and
+    rebuilding it (URL parsing, header validation) was a tenth of the cost per request. It carries the
+    client's id as a header and a cookie (what a proxy routes a user by), and a tester's canary header."""
     t = config.timeout_s
-    headers = {"User-Agent": "deploy-lab-probe"}
+    name = client_name(client)
+    headers = {"User-Agent": "deploy-lab-probe", "X-Lab-Client": name, "Cookie": f"lab_client={name}"}
+    if client < config.testers:
+        headers["X-Canary"] = "always"
     headers.update(config.headers)  # the user's (a Host for an ingress, an Authorization): theirs win
     if config.mode == "fresh":
         # Also ask the server to close: it then closes first, so TIME_WAIT lands on the server and a long
         # fresh run cannot exhaust the probe's ephemeral ports.
         headers["Connection"] = "close"
     timeout = {"connect": t, "read": t, "write": t, "pool": t}
-    return httpx.Request("GET", config.url, headers=headers, extensions={"timeout": timeout})
+    if kind == "post":
+        url = kind_url(config.url, kind)
+        return httpx.Request(
+            "POST", url, headers=headers, content=WRITE_BODY, extensions={"timeout": timeout}
+        )
+    return httpx.Request("GET", kind_url(config.url, kind), headers=headers, extensions={"timeout": timeout})
 
 
 def _core_request(request: httpx.Request) -> httpcore.Request:
@@ -121,8 +153,12 @@ class Reader:
 _Result = tuple[int, str | None, str | None, str | None]  # status, X-App-Version, X-Instance, X-Lab-Upstream
 
 
+class StreamCut(Exception):
+    """A stream's answer began, then ended before its last event: cut by the server or on the way."""
+
+
 class Channel:
-    """One worker's way to the target: httpx's own transport layer (httpcore), one connection, no pool.
+    """One connection of one client: httpx's own transport layer (httpcore), no pool.
 
     Through an ``httpx.HTTPTransport`` with a one-connection pool, the same request took half as much
     Python again (137 against 90 us on an in-memory network), 15 to 25% of the probe's whole CPU per
@@ -144,9 +180,11 @@ class Channel:
         config: ProbeConfig,
         ssl_context: ssl.SSLContext | None = None,
         network_backend: httpcore.NetworkBackend | None = None,
+        client: int = 0,
     ) -> None:
         self.fresh = config.mode == "fresh"
-        self.request = _core_request(make_request(config))
+        self.requests = {kind: _core_request(make_request(config, client, kind)) for kind, _ in config.mix}
+        self.request = self.requests[config.mix[0][0]]
         self.origin = self.request.url.origin
         self.ssl_context = ssl_context
         self.backend = network_backend or httpcore.SyncBackend()
@@ -170,15 +208,20 @@ class Channel:
         )
         return conn
 
-    def exchange(self) -> _Result:
+    def exchange(self, kind: str = "get") -> _Result:
         """Send the request, read the whole response, and return what a Sample records of it."""
         if self.unsupported:
             raise httpcore.UnsupportedProtocol(self.unsupported)
         conn = self._connection()
         try:
-            response = conn.handle_request(self.request)
+            response = conn.handle_request(self.requests[kind])
             try:
-                body = response.read()  # the whole body, so the connection is free (or closed) afterwards
+                try:
+                    body = response.read()  # the whole body: the connection is free (or closed) after it
+                except httpcore.ProtocolError as exc:  # the answer began, its body was cut off
+                    if kind == "stream":
+                        raise StreamCut(str(exc)) from exc
+                    raise
             finally:
                 response.close()
         finally:
@@ -186,6 +229,8 @@ class Channel:
                 if not conn.is_closed():  # asked for `Connection: close`, it usually closed itself
                     conn.close()
                 self.connection = None
+        if kind == "stream" and response.status == 200 and STREAM_END not in body[-64:]:
+            raise StreamCut("the stream ended before its last event")
         version, instance, upstream = self.read(response.headers, body)
         return response.status, version, instance, upstream
 
@@ -198,13 +243,13 @@ class Channel:
 class TransportChannel:
     """A worker's way through an ``httpx`` transport instead (tests: ``httpx.MockTransport``)."""
 
-    def __init__(self, config: ProbeConfig, transport: httpx.BaseTransport) -> None:
+    def __init__(self, config: ProbeConfig, transport: httpx.BaseTransport, client: int = 0) -> None:
         self.transport = transport
-        self.request = make_request(config)
+        self.requests = {kind: make_request(config, client, kind) for kind, _ in config.mix}
         self.read = Reader(config)
 
-    def exchange(self) -> _Result:
-        response = self.transport.handle_request(self.request)
+    def exchange(self, kind: str = "get") -> _Result:
+        response = self.transport.handle_request(self.requests[kind])
         try:
             body = response.read()
         finally:

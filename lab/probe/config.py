@@ -1,10 +1,11 @@
-"""What the probe is told: where to send, how fast, and how to tell late from on time."""
+"""What the probe is told: where to send, how fast, and how to tell late from on time; which client sends
+each tick, and what it asks for."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.options import MODES, OkRanges
+from lab.options import MODES, Mix, OkRanges
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class ProbeConfig:
     ok: OkRanges = ((200, 399),)  # statuses that are a good answer
     version_header: str = "X-App-Version"
     version_from_body: str | None = None  # a regular expression over the body (group 1, else the match)
+    clients: int = 1  # the ticks are spread over this many clients, each with its own connections and id
+    testers: int = 0  # the first `testers` clients send `X-Canary: always` (the new version, always)
+    mix: Mix = (("get", 1),)  # what the ticks ask for, by weight (lab/options.py KINDS)
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -41,3 +45,33 @@ class ProbeConfig:
             raise ValueError(f"invalid probe config: {self}")
         if not 0 <= self.share < self.shares:
             raise ValueError(f"share must be in [0, {self.shares}), got {self.share}")
+        if self.clients < 1 or not 0 <= self.testers <= self.clients:
+            raise ValueError(f"invalid clients ({self.clients}) or testers ({self.testers})")
+
+
+def client_of(seq: int, clients: int, shares: int = 1) -> int:
+    """The client that sends tick `seq`: round robin, and with the schedule split over `shares` processes
+    (tick `seq` in process `seq % shares`), each client's ticks all in one process, so a client's
+    connections are one process's. With fewer clients than processes, a client spans processes."""
+    share, turn = seq % shares, seq // shares
+    own = len(range(share, clients, shares))  # the clients living in this tick's process
+    if own == 0:
+        return seq % clients
+    return share + shares * (turn % own)
+
+
+def kind_pattern(mix: Mix) -> tuple[str, ...]:
+    """One period of kinds, each as often as its weight and spread out evenly (the tick that is most
+    behind its share goes next), so a 5% kind comes every 20th tick, not 5 in a row."""
+    total = sum(weight for _, weight in mix)
+    given = {kind: 0 for kind, _ in mix}
+    pattern = []
+    for n in range(1, total + 1):
+        kind = max(mix, key=lambda kw: (kw[1] * n / total - given[kw[0]], kw[1]))[0]
+        given[kind] += 1
+        pattern.append(kind)
+    return tuple(pattern)
+
+
+def kind_of(seq: int, pattern: tuple[str, ...]) -> str:
+    return pattern[seq % len(pattern)]

@@ -22,18 +22,43 @@ from lab.probe.config import ProbeConfig
 from lab.probe.schedule import run_probe
 
 _Row = tuple[
-    int, float, float | None, float | None, int | None, str | None, str | None, str | None, bool, str | None
+    int,
+    float,
+    float | None,
+    float | None,
+    int | None,
+    str | None,
+    str | None,
+    str | None,
+    bool,
+    str | None,
+    int,
+    str,
 ]
 
 
 def _row(s: Sample) -> _Row:
     # Plain tuples: pickling a slots dataclass goes through Python-level __getstate__, about 30x slower.
     err = s.error.value if s.error is not None else None
-    return (s.seq, s.scheduled, s.sent, s.finished, s.status, s.version, s.instance, err, s.late, s.upstream)
+    return (
+        s.seq,
+        s.scheduled,
+        s.sent,
+        s.finished,
+        s.status,
+        s.version,
+        s.instance,
+        err,
+        s.late,
+        s.upstream,
+        s.client,
+        s.kind,
+    )
 
 
 def _sample(r: _Row) -> Sample:
-    return Sample(r[0], r[1], r[2], r[3], r[4], r[5], r[6], ErrorClass(r[7]) if r[7] else None, r[8], r[9])
+    error = ErrorClass(r[7]) if r[7] else None
+    return Sample(r[0], r[1], r[2], r[3], r[4], r[5], r[6], error, r[8], r[9], r[10], r[11])
 
 
 def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> None:

@@ -24,8 +24,8 @@ import httpx
 
 from lab.model import ErrorClass, Sample
 from lab.options import OkRanges
-from lab.probe.channel import Channel, TransportChannel, as_httpx_error, ssl_context_for
-from lab.probe.config import ProbeConfig
+from lab.probe.channel import Channel, StreamCut, TransportChannel, as_httpx_error, ssl_context_for
+from lab.probe.config import ProbeConfig, client_of, kind_of, kind_pattern
 
 _MAX_NAP_S = 0.05  # the dispatcher never sleeps longer than this, so stop() is noticed quickly
 _BATCH_S = 0.1  # how often samples are handed to `emit`
@@ -67,6 +67,9 @@ def classify(exc: BaseException) -> ErrorClass:
     return ErrorClass.OTHER
 
 
+Connection = Channel | TransportChannel
+
+
 def status_error(status: int, ok: OkRanges) -> ErrorClass | None:
     """None for a status inside the good ranges; otherwise the failure class it is."""
     for low, high in ok:
@@ -82,12 +85,28 @@ def status_error(status: int, ok: OkRanges) -> ErrorClass | None:
 class _Run:
     """State shared by the dispatcher, the workers and the flusher of one run_probe call."""
 
-    def __init__(self, config: ProbeConfig, clock: Callable[[], float]) -> None:
+    def __init__(self, config: ProbeConfig, clock: Callable[[], float], channel: Callable[[int], Connection]):
         self.config = config
         self.clock = clock
         # deque append/pop/popleft are atomic under the GIL: no lock on the hot path.
         self.idle: collections.deque[_Worker] = collections.deque()
         self.out: collections.deque[Sample] = collections.deque()
+        # Each client's idle connections, most recently used last: a client's next request goes out on its
+        # warm connection, and a second one opens only when its requests overlap (as a browser's pool).
+        self.pools: list[collections.deque[Connection]] = [collections.deque() for _ in range(config.clients)]
+        self.channel = channel
+        self.opened: collections.deque[Connection] = (
+            collections.deque()
+        )  # every connection, to close at the end
+
+    def connection(self, client: int) -> Connection:
+        pool = self.pools[client]
+        try:
+            return pool.pop()
+        except IndexError:
+            conn = self.channel(client)
+            self.opened.append(conn)
+            return conn
 
     def drain(self) -> list[Sample]:
         batch = []
@@ -97,29 +116,48 @@ class _Run:
 
 
 class _Worker:
-    def __init__(self, run: _Run, channel: Channel | TransportChannel) -> None:
+    """A thread that sends one client's request at a time, on a connection of that client's."""
+
+    def __init__(self, run: _Run) -> None:
         self.run = run
-        self.channel = channel
-        self.jobs: queue.SimpleQueue[tuple[int, float] | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[tuple[int, float, int, str] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._loop, name="probe-worker", daemon=True)
 
     def _loop(self) -> None:
         run, clock, late_after = self.run, self.run.clock, self.run.config.late_after_s
-        exchange, ok = self.channel.exchange, self.run.config.ok
+        ok, pools = self.run.config.ok, self.run.pools
         while (job := self.jobs.get()) is not None:
-            seq, scheduled = job
+            seq, scheduled, client, kind = job
+            conn = run.connection(client)
             sent = clock()
             status = version = instance = upstream = error = None
             try:
-                status, version, instance, upstream = exchange()
+                status, version, instance, upstream = conn.exchange(kind)
                 finished = clock()
                 error = status_error(status, ok)
+            except StreamCut:
+                finished = clock()
+                error = ErrorClass.STREAM_CUT
             except Exception as exc:  # a worker must outlive anything a request can throw
                 finished = clock()
                 error = classify(as_httpx_error(exc))
+            pools[client].append(conn)
             late = sent - scheduled > late_after
             run.out.append(
-                Sample(seq, scheduled, sent, finished, status, version, instance, error, late, upstream)
+                Sample(
+                    seq,
+                    scheduled,
+                    sent,
+                    finished,
+                    status,
+                    version,
+                    instance,
+                    error,
+                    late,
+                    upstream,
+                    client,
+                    kind,
+                )
             )
             run.idle.append(self)
 
@@ -142,15 +180,20 @@ def run_probe(
     from the dispatcher, so a slow consumer cannot delay ticks), one call at a time; the last batch is
     emitted before this returns. `on_start(t0)` is called just before tick 0, which is due at t0.
     """
-    run = _Run(config, clock)
-    channels: list[Channel | TransportChannel]
     if transport is None:
-        # Loading the CA bundle once, not once per worker (nor per connection), and only for TLS.
+        # Loading the CA bundle once, not once per connection, and only for TLS.
         ssl_context = ssl_context_for(config)
-        channels = [Channel(config, ssl_context, network_backend) for _ in range(config.workers)]
-    else:  # the caller's transport (tests): shared by all workers, closed by the caller
-        channels = [TransportChannel(config, transport) for _ in range(config.workers)]
-    workers = [_Worker(run, c) for c in channels]
+
+        def channel(client: int) -> Connection:
+            return Channel(config, ssl_context, network_backend, client)
+
+    else:  # the caller's transport (tests): shared by all clients, closed by the caller
+
+        def channel(client: int) -> Connection:
+            return TransportChannel(config, transport, client)
+
+    run = _Run(config, clock, channel)
+    workers = [_Worker(run) for _ in range(config.workers)]
     run.idle.extend(workers)
     for w in workers:
         w.thread.start()
@@ -164,8 +207,8 @@ def run_probe(
             w.jobs.put(None)
         for w in workers:
             w.thread.join()
-        for c in channels:
-            c.close()
+        for conn in run.opened:
+            conn.close()
         done.set()
         flusher.join()
         if batch := run.drain():
@@ -184,6 +227,7 @@ def _dispatch(
     if on_start is not None:
         on_start(t0)
     seq, stride, count = run.config.share, run.config.shares, 0
+    clients, pattern = run.config.clients, kind_pattern(run.config.mix)
     while not stop.is_set() and (max_requests is None or count < max_requests):
         scheduled = t0 + seq * interval  # from t0, not from the previous tick, so errors never accumulate
         now = clock()
@@ -191,12 +235,15 @@ def _dispatch(
             sleep(min(scheduled - now, _MAX_NAP_S))
             continue
         # Only this thread pops, so a non-empty deque cannot empty under us. LIFO: the most recently used
-        # worker, whose connection is warm.
+        # worker, whose thread is warm.
         worker = run.idle.pop() if run.idle and now - scheduled <= skip_after else None
+        client, kind = client_of(seq, clients, stride), kind_of(seq, pattern)
         if worker is None:
-            run.out.append(Sample(seq, scheduled, None, None, error=ErrorClass.SATURATED))
+            run.out.append(
+                Sample(seq, scheduled, None, None, error=ErrorClass.SATURATED, client=client, kind=kind)
+            )
         else:
-            worker.jobs.put((seq, scheduled))
+            worker.jobs.put((seq, scheduled, client, kind))
         seq += stride
         count += 1
         if count % _YIELD_EVERY == 0 and clock() >= t0 + seq * interval:

@@ -240,7 +240,7 @@ def command_options(*argv: str) -> RunOptions:
 
 
 def test_the_commands_lines_are_kept_with_their_time_and_its_exit_code() -> None:
-    script = "echo first; sleep 0.3; echo oops >&2; echo last; exit 3"
+    script = "echo first; sleep 0.3; echo oops >&2; sleep 0.2; echo last; exit 3"
     run = FakeRun(command_options("sh", "-c", script))
     target = CommandTarget(run.options, hook=run.hook)
     before = time.monotonic()

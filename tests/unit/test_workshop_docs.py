@@ -76,6 +76,16 @@ def problems(text: str, tmp_path: Path) -> list[str]:
         ("lab deploy in-place", "No such command"),
         ("lab run in-place --flet 3", "No such option"),
         ("lab run in-place --fleet 0", "--fleet must be"),
+        (
+            "lab measure http://127.0.0.1:8089/ -- sh -c 'docker compose -f compose/blue-green/compose.yaml "
+            "exec -T proxy nginx -s reload && echo done'",
+            None,
+        ),
+        (
+            "lab measure http://127.0.0.1:8089/ -- sh -c 'docker compose -f compose/nope.yaml ps'",
+            "no compose file",
+        ),
+        ("lab measure http://127.0.0.1:8089/ -- sh -c 'rm -rf x'", "in the deploy command: 'rm'"),
         ("lab run in-plaice", "unknown strategy"),
         ("lab run canary -p bake=2", "has no parameter 'bake'"),
         ("lab run canary -p percents=50,10", "rising percentages"),

@@ -198,7 +198,7 @@ class FleetTarget:
             env = self.options.v1_env if inst.version == OLD else self.options.v2_env
             self.engine.fleet.start_instance(inst, self._image(inst.version), env)
             # Where the proxy will reach it: what X-Lab-Upstream names, for apps that do not name
-            # themselves (lab/attribution.py).
+            # themselves (lab/analysis/attribution.py).
             if ip := self.engine.fleet.instance_ip(inst):
                 self.addresses.add(f"{ip}:{self.apps[inst.version].port}", inst, time.monotonic())
 
