@@ -215,7 +215,8 @@ class Sample:
     error: ErrorClass | None = None
     late: bool = False  # sent more than the probe's lateness threshold after `scheduled`
     # nginx's X-Lab-Upstream ($upstream_addr): every server the proxy tried, the one that answered last.
-    # Where the app sets no version header, the runner attributes the sample from it (lab/analysis/attribution.py).
+    # Where the app sets no version header, the fleet attributes the sample from it
+    # (lab/analysis/attribution.py).
     upstream: str | None = None
     client: int = 0  # which of the probe's clients sent it (each has its own connections and id)
     kind: str = "get"  # what it asked for: get, post (a write), slow, stream (lab/probe/config.py)
