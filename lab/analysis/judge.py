@@ -21,12 +21,12 @@ class Verdict:
 def judge_samples(samples: Iterable[Sample], judge: Judge) -> Verdict:
     """Judge `judge.version` on the requests of the judged window.
 
-    Its own answers count, good and bad. A proxy's 502 or 504 names the servers nginx tried, so the
-    fleet attributes it (lab/analysis/attribution.py): one that reached only the judged version's
-    instances is that version's failure, one that reached only the other version's is not held against
-    it. A failure that still names no version (a probe timeout, no live server, tries that spanned both versions)
-    counts against the judged version too: a gate must fail closed, and the old version was serving
-    before without them. Client saturation is the probe's own, and never counts.
+    Its own answers count, good and bad. A proxy's 502 or 504 names the servers nginx tried, so the fleet
+    attributes it (lab/analysis/attribution.py): one that reached only the judged version's instances is
+    that version's failure, one that reached only the other version's is not held against it. A failure
+    that still names no version (a probe timeout, no live server, tries that spanned both versions) counts
+    against the judged version too: a gate must fail closed, and the old version was serving before
+    without them. Client saturation is the probe's own, and never counts.
     """
     window = list(samples)
     mine = [s for s in window if s.version == judge.version and s.finished is not None]
