@@ -79,14 +79,32 @@ class Stop:
     instances: tuple[Instance, ...]
 
 
+ROUTE_BY = ("random", "client")
+
+
 @dataclass(frozen=True)
 class Route:
-    """The whole routing table: the percentage of traffic each instance gets. Shares sum to 100."""
+    """The whole routing table: the percentage of traffic each instance gets. Shares sum to 100.
+
+    `by` says how a version's share is given out: "random", request by request (the proxy's weights: one
+    client may get v2 and then v1); or "client", by the client's id (its cookie), so a client stays on one
+    version and one that moved to the new version stays there as its share grows. `canary` are the
+    instances a request carrying `X-Canary: always` reaches whatever the shares: testers on the new
+    version before it has traffic, or at any share (empty: such requests are routed as any other).
+    """
 
     weights: tuple[tuple[Instance, Fraction], ...]
+    by: str = "random"
+    canary: tuple[Instance, ...] = ()
 
     @classmethod
-    def split(cls, shares: Mapping[tuple[Instance, ...], int | Fraction]) -> Route:
+    def split(
+        cls,
+        shares: Mapping[tuple[Instance, ...], int | Fraction],
+        *,
+        by: str = "random",
+        canary: tuple[Instance, ...] = (),
+    ) -> Route:
         """Spread each group's percentage evenly over its instances: ``{blue: 90, green: 10}``."""
         weights: dict[Instance, Fraction] = {}
         for group, pct in shares.items():
@@ -95,12 +113,12 @@ class Route:
             each = Fraction(pct) / len(group)
             for inst in group:
                 weights[inst] = weights.get(inst, Fraction(0)) + each
-        return cls(tuple(sorted(weights.items())))
+        return cls(tuple(sorted(weights.items())), by, tuple(canary))
 
     @classmethod
-    def even(cls, instances: Iterable[Instance]) -> Route:
+    def even(cls, instances: Iterable[Instance], *, canary: tuple[Instance, ...] = ()) -> Route:
         group = tuple(instances)
-        return cls.split({group: 100})
+        return cls.split({group: 100}, canary=canary)
 
     @property
     def instances(self) -> tuple[Instance, ...]:
@@ -167,7 +185,12 @@ def describe(step: Step) -> str:
             by_version = ", ".join(
                 f"{version} {float(pct):g}%" for version, pct in sorted(step.share_by_version().items())
             )
-            return f"route {by_version} over {_names(step.instances)}"
+            text = f"route {by_version} over {_names(step.instances)}"
+            if step.by != "random":
+                text += f", by {step.by}"
+            if set(step.canary) - set(step.instances):  # a preview: testers reach what has no traffic
+                text += f"; X-Canary: always to {_names(step.canary)}"
+            return text
         case Pause(seconds, reason):
             return f"pause {seconds:g} s" + (f" ({reason})" if reason else "")
         case Check(instances):

@@ -8,6 +8,8 @@ plain `canary` strategy walks more steps and stops v1 as soon as v2 has all the 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from lab.model import Instance
 from lab.strategies.base import Plan
 from lab.strategies.shifting import full_fleet, increasing, judge_of
@@ -22,6 +24,8 @@ def blue_green_canary(
     rollback_window_s: float = 2.0,
     max_error_rate: float = 0.01,
     max_p99_ms: float | None = None,
+    route_by: Literal["random", "client"] = "random",
+    preview_s: float = 0.0,
 ) -> Plan:
     judge = judge_of(new, max_error_rate, max_p99_ms)
     return full_fleet(
@@ -32,4 +36,6 @@ def blue_green_canary(
         judge=judge,
         why="canary bake",
         window_s=rollback_window_s,
+        route_by=route_by,
+        preview_s=preview_s,
     )

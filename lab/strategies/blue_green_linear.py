@@ -6,6 +6,8 @@ green, then remove blue.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from lab.model import Instance
 from lab.strategies.base import Plan
 from lab.strategies.linear import linear_steps
@@ -21,9 +23,19 @@ def blue_green_linear(
     rollback_window_s: float = 2.0,
     max_error_rate: float = 0.01,
     max_p99_ms: float | None = None,
+    route_by: Literal["random", "client"] = "random",
+    preview_s: float = 0.0,
 ) -> Plan:
     judge = judge_of(new, max_error_rate, max_p99_ms)
     steps = linear_steps(step_percent)
     return full_fleet(
-        old, new, steps, bake_s=interval_s, judge=judge, why="interval", window_s=rollback_window_s
+        old,
+        new,
+        steps,
+        bake_s=interval_s,
+        judge=judge,
+        why="interval",
+        window_s=rollback_window_s,
+        route_by=route_by,
+        preview_s=preview_s,
     )

@@ -8,6 +8,11 @@ replace v1 instances in the rotation one by one, each step's share being the ins
 percentage rounds up to (10% of 4 instances is 1, so 25%); the replaced v1 instances keep running out of
 the rotation, so a rollback is one reload. When `percents` stops short of 100, the last step promotes
 v2 to all traffic without a bake; v1 is stopped only after that.
+
+`route_by="client"` gives the share out by client instead of by request: each client's id decides its
+version (nginx `split_clients` on its cookie), so a client that moved to v2 stays there as the share
+grows, and a rollback moves every such client back once. A tester's request (`X-Canary: always`)
+reaches v2 at any share.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ def canary(
     bake_s: float = 3.0,
     max_error_rate: float = 0.01,
     max_p99_ms: float | None = None,
+    route_by: Literal["random", "client"] = "random",
 ) -> Plan:
     steps = increasing(percents)
     judge = judge_of(new, max_error_rate, max_p99_ms)
     if by == "weight":
-        return full_fleet(old, new, steps, bake_s=bake_s, judge=judge, why="canary bake")
+        return full_fleet(old, new, steps, bake_s=bake_s, judge=judge, why="canary bake", route_by=route_by)
     if by == "instances":
+        if route_by != "random":
+            raise ValueError("parameter route_by=client needs by=weight: by=instances routes by instance")
         return _by_instances(old, new, steps, bake_s=bake_s, judge=judge)
     raise ValueError(f"parameter by={by!r} must be weight or instances")
 

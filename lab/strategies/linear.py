@@ -8,6 +8,8 @@ step is exactly its percentage.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from lab.model import Instance
 from lab.strategies.base import Plan
 from lab.strategies.shifting import full_fleet, judge_of
@@ -28,6 +30,8 @@ def linear(
     interval_s: float = 1.0,
     max_error_rate: float = 0.01,
     max_p99_ms: float | None = None,
+    route_by: Literal["random", "client"] = "random",
 ) -> Plan:
     judge = judge_of(new, max_error_rate, max_p99_ms)
-    return full_fleet(old, new, linear_steps(step_percent), bake_s=interval_s, judge=judge, why="interval")
+    steps = linear_steps(step_percent)
+    return full_fleet(old, new, steps, bake_s=interval_s, judge=judge, why="interval", route_by=route_by)

@@ -8,6 +8,7 @@ between, so each is a composition of `full_fleet` (and `shift`, with ``yield fro
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from typing import Literal
 
 from lab.model import Check, Instance, Judge, Pause, Route, Start, Step, Stop
 from lab.strategies.base import Plan
@@ -30,6 +31,9 @@ def increasing(percents: Sequence[int], name: str = "percents") -> tuple[int, ..
     return steps
 
 
+RouteBy = Literal["random", "client"]
+
+
 def shift(
     old: tuple[Instance, ...],
     new: tuple[Instance, ...],
@@ -38,10 +42,13 @@ def shift(
     bake_s: float,
     judge: Judge | None,
     why: str,
+    route_by: RouteBy = "random",
 ) -> Shift:
-    """Give `new` each percentage of the traffic in turn (the rest stays on `old`), wait, then judge."""
+    """Give `new` each percentage of the traffic in turn (the rest stays on `old`), wait, then judge. A
+    tester's request (`X-Canary: always`) reaches `new` at every share. `route_by="client"`: each
+    client's id decides its version, so a client on `new` stays there as the share grows."""
     for pct in percents:
-        yield Route.split({old: 100 - pct, new: pct})
+        yield Route.split({old: 100 - pct, new: pct}, by=route_by, canary=new)
         yield Pause(bake_s, f"{why}, {new[0].version} at {pct}%")
         if judge is not None and not (yield judge):
             return False
@@ -63,18 +70,24 @@ def full_fleet(
     judge: Judge | None = None,
     why: str = "bake",
     window_s: float | None = None,
+    route_by: RouteBy = "random",
+    preview_s: float = 0.0,
 ) -> Plan:
     """Start the whole new fleet beside the old one, shift traffic through `percents`, then all of it.
 
     With `window_s`, the old fleet is kept for that long after the last switch and the new one is
     checked (and judged) once more before the old one goes: blue/green's rollback window. Without it
-    the old fleet is stopped as soon as nothing routes to it.
+    the old fleet is stopped as soon as nothing routes to it. With `preview_s`, the new fleet first serves
+    only testers (`X-Canary: always`) for that long, while every other client stays on the old one.
     """
     if not (yield Start(new)):
         # The old fleet never stopped serving: removing the new one is the whole rollback.
         yield Stop(new)
         return
-    if not (yield from shift(old, new, percents, bake_s=bake_s, judge=judge, why=why)):
+    if preview_s > 0:
+        yield Route.even(old, canary=new)
+        yield Pause(preview_s, f"{new[0].version} in preview: testers only (X-Canary: always)")
+    if not (yield from shift(old, new, percents, bake_s=bake_s, judge=judge, why=why, route_by=route_by)):
         yield from abandon(old, new)
         return
     if not percents or percents[-1] != 100:

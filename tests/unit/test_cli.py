@@ -90,7 +90,8 @@ def expected_steps(name: str, size: int, window: float, overlap: float = 2.0) ->
 
 def expected_routes(name: str, size: int, overlap: float = 2.0) -> list[Route]:
     old, new = fleet("v1", size), fleet("v2", size)
-    both = [Route.split({old: 50, new: 50})] if name == "blue-green" and overlap else []
+    # While both serve, a tester's request (X-Canary: always) reaches green.
+    both = [Route.split({old: 50, new: 50}, canary=new)] if name == "blue-green" and overlap else []
     return [*both, Route.even(new)]
 
 

@@ -14,7 +14,7 @@ import jinja2
 import pytest
 
 from lab import strategies
-from lab.model import Instance, Route, fleet
+from lab.model import Instance, Route, describe, fleet
 from lab.targets.fleet import nginx
 from lab.targets.fleet.nginx import ProxySettings, integer_weights, render_config, supported
 from lab.targets.fleet.plan import Topology, walk
@@ -214,14 +214,24 @@ def on_host(inst: Instance, settings: ProxySettings) -> str:
 
 
 def plan_routes() -> list[object]:
-    """Every routing table any registered strategy produces, so a new strategy's configs are checked too."""
+    """Every routing table any registered strategy produces, so a new strategy's configs are checked too;
+    by client, and with a preview, where the strategy can route so."""
     cases: list[object] = []
     for name, strategy in sorted(strategies.REGISTRY.items()):
-        old, new = fleet("v1", 3), fleet("v2", 3)
-        steps = walk(strategy.plan(old, new), Topology(frozenset(old), Route.even(old)))
-        for p in steps:
-            if isinstance(p.step, Route):
-                cases.append(pytest.param(p.step, id=f"{name}-step-{p.index}"))
+        known = strategy.defaults()
+        variants: list[dict[str, object]] = [{}]
+        if "route_by" in known:
+            variants.append({"route_by": "client"})
+        if "preview_s" in known:
+            variants.append({"preview_s": 1.0})
+        for params in variants:
+            old, new = fleet("v1", 3), fleet("v2", 3)
+            plan = strategy.plan(old, new, **strategy.coerce(params))
+            steps = walk(plan, Topology(frozenset(old), Route.even(old)))
+            label = "".join(f"-{k}={v}" for k, v in params.items())
+            for p in steps:
+                if isinstance(p.step, Route):
+                    cases.append(pytest.param(p.step, id=f"{name}{label}-step-{p.index}"))
     return cases
 
 
@@ -295,3 +305,49 @@ def test_keepalive_min_timeout_only_where_nginx_has_it(version: tuple[int, ...] 
 def test_keepalive_min_timeout_can_be_turned_off() -> None:
     settings, notes = supported(ProxySettings(keepalive_min_timeout_s=None), (1, 30, 6))
     assert "keepalive_min_timeout" not in render_config(Route.even(V1), settings) and notes == []
+
+
+# -- by client, and X-Canary: always ---------------------------------------------------------------------
+
+
+def test_a_route_by_client_splits_by_the_clients_cookie_newest_version_first() -> None:
+    old, new = fleet("v1", 2), fleet("v2", 3)
+    config = render_config(Route.split({old: 90, new: 10}, by="client", canary=new))
+    split = config[config.index("split_clients") :].split("\n    }", 1)[0]
+    assert '"${cookie_lab_client}" $lab_split' in split
+    assert re.findall(r"^\s+(\S+) (app_v\d);$", split, re.MULTILINE) == [("10%", "app_v2"), ("*", "app_v1")]
+    upstreams = dict(re.findall(r"upstream (app_\w+) \{(.*?)\n    \}", config, re.DOTALL))
+    assert set(upstreams) == {"app_v1", "app_v2", "app_canary"}
+    assert re.findall(r"server (app-v2-\d):", upstreams["app_v2"]) == ["app-v2-1", "app-v2-2", "app-v2-3"]
+    assert "always app_canary;" in config and "default $lab_split;" in config
+    assert "proxy_pass http://$lab_pool;" in config
+
+
+def test_shares_by_client_keep_the_new_versions_region_growing_from_zero() -> None:
+    # split_clients hands out the hash space in order: v2's region is its share from 0, so the clients
+    # in it at 10% are still in it at 50%, and a rollback to v1 moves them all back at once.
+    old, new = fleet("v1", 3), fleet("v2", 3)
+    regions = []
+    for pct in (10, 33, 50, 99):
+        config = render_config(Route.split({old: 100 - pct, new: pct}, by="client"))
+        first = re.search(r"split_clients .* \{\n\s+(\S+) (\S+);", config)
+        assert first is not None and first.group(2) == "app_v2"
+        regions.append(first.group(1))
+    assert regions == ["10%", "33%", "50%", "99%"]
+    assert "split_clients" not in render_config(Route.even(new, canary=()), ProxySettings())
+
+
+def test_a_preview_sends_testers_to_instances_without_traffic() -> None:
+    old, new = fleet("v1", 2), fleet("v2", 2)
+    route = Route.even(old, canary=new)
+    config = render_config(route)
+    main = config[config.index("upstream app {") :].split("}", 1)[0]
+    assert "app-v2" not in main  # everyone else: blue only
+    assert re.search(r"upstream app_canary \{.*server app-v2-1:8080.*server app-v2-2:8080", config, re.DOTALL)
+    assert "always app_canary;" in config and "default app;" in config
+    assert describe(route).endswith("; X-Canary: always to app-v2-1, app-v2-2")
+
+
+def test_a_plain_route_renders_as_before() -> None:
+    config = render_config(Route.even(fleet("v1", 2)))
+    assert "proxy_pass http://app;" in config and "map $http_x_canary" not in config

@@ -339,7 +339,7 @@ def test_lab_plan_prints_every_strategy_with_its_configs(name: str) -> None:
     result = CliRunner().invoke(app, ["plan", name, "--fleet", "3"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"# {name}: ")
-    assert result.output.count("upstream app") == 1 + sum(isinstance(s, Route) for s in steps_of(name, 3)), (
+    assert result.output.count("# generation ") == 1 + sum(isinstance(s, Route) for s in steps_of(name, 3)), (
         "one nginx config per routing step, plus the initial one"
     )
 

@@ -62,6 +62,20 @@ def integer_weights(route: Route) -> dict[Instance, int]:
     return {inst: w // common for inst, w in whole.items()}
 
 
+def _percent(share: Fraction) -> str:
+    """A share as split_clients takes it: at most two decimals, `12.5%`, `33.33%`, `50%`."""
+    return f"{float(share):.2f}".rstrip("0").rstrip(".") + "%"
+
+
+@dataclass(frozen=True)
+class Group:
+    """One nginx upstream: its name, what it is for, its servers."""
+
+    name: str
+    what: str
+    servers: tuple[Server, ...]
+
+
 @dataclass(frozen=True)
 class HealthRoute:
     version: str
@@ -100,18 +114,50 @@ def render_config(
         port = apps[inst.version].port if inst.version in apps else settings.app_port
         return f"{inst.name}:{port}"
 
-    servers = []
+    groups: list[Group] = []
+    split: list[tuple[str, str]] = []
+    canary = main = target = ""
     if route is not None:
-        weights = integer_weights(route)
         shares = dict(route.weights)
-        servers = [
-            Server(inst.name, where(inst), weight, f"{float(shares[inst]):.4g}")
-            for inst, weight in sorted(weights.items())
-        ]
+
+        def group(name: str, what: str, weights: Mapping[Instance, int]) -> Group:
+            servers = [
+                Server(inst.name, where(inst), weight, f"{float(shares.get(inst, 0)):.4g}")
+                for inst, weight in sorted(weights.items())
+            ]
+            return Group(name, what, tuple(servers))
+
+        if route.by == "client":
+            by_version = route.share_by_version()
+            # The newest version first: its region of the hash space starts at 0 and only grows.
+            versions = sorted((v for v, pct in by_version.items() if pct > 0), reverse=True)
+            for version in versions:
+                mine = Route.split({tuple(i for i in route.instances if i.version == version): 100})
+                groups.append(group(f"app_{version}", f"{version}, chosen by client", integer_weights(mine)))
+            split = [
+                (f"{float(by_version[v]):.2f}".rstrip("0").rstrip(".") + "%", f"app_{v}") for v in versions
+            ]
+            split[-1] = ("*", split[-1][1])
+            main = "$lab_split"
+        else:
+            groups.append(group("app", "every request by weight", integer_weights(route)))
+            main = "app"
+        if route.canary:
+            groups.append(group("app_canary", "X-Canary: always", dict.fromkeys(route.canary, 1)))
+            canary = "app_canary"
+        target = "$lab_pool" if canary else main
     health = [
         HealthRoute(version, app.port, app.health_path, app.image or "the lab's sample app")
         for version, app in sorted(apps.items())
     ]
     return _ENV.get_template("nginx.conf.j2").render(
-        servers=servers, settings=settings, generation=generation, title=title or "static", health=health
+        groups=groups,
+        split=split,
+        canary=canary,
+        main=main,
+        target=target,
+        settings=settings,
+        generation=generation,
+        title=title or "static",
+        health=health,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab.model import Check, Instance, Judge, Pause, Route, Start, Step, Stop
+from lab.model import ROUTE_BY, Check, Instance, Judge, Pause, Route, Start, Step, Stop
 from lab.strategies.base import Plan
 
 
@@ -42,7 +42,7 @@ class Topology:
                 return Topology(self.running - set(instances), self.route)
             case Route():
                 check_route(step)
-                down = [i.name for i in step.instances if i not in self.running]
+                down = [i.name for i in (*step.instances, *step.canary) if i not in self.running]
                 if down:
                     raise PlanError(f"routes traffic to {', '.join(down)}, not running")
                 return Topology(self.running, step)
@@ -59,6 +59,8 @@ def check_route(route: Route) -> None:
         raise PlanError("route has a negative weight")
     if not route.instances:
         raise PlanError("route sends traffic nowhere")
+    if route.by not in ROUTE_BY:
+        raise PlanError(f"route by {route.by!r}: not one of {', '.join(ROUTE_BY)}")
 
 
 @dataclass(frozen=True)
