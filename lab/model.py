@@ -46,6 +46,15 @@ class AppSpec:
     image: str | None = None  # None: the lab's sample app at that version (deploylab/app:v1 / :v2)
     port: int = 8080  # the port the app listens on inside its container
     health_path: str = "/healthz"  # answers 200 when the instance is ready for traffic
+    # What kinds of probe request it serves (lab/options.py KINDS). None: the sample app's, all of them,
+    # or for an image of your own only `get` (`GET /` answered): say more when it serves more.
+    serves: tuple[str, ...] | None = None
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        if self.serves is not None:
+            return self.serves
+        return ("get", "post", "slow", "stream") if self.image is None else ("get",)
 
     def __post_init__(self) -> None:
         if self.image is not None and (not self.image.strip() or any(c.isspace() for c in self.image)):
@@ -57,6 +66,9 @@ class AppSpec:
                 f"health path {self.health_path!r} must start with / and hold only URL path characters "
                 "(no spaces, quotes, ';', '$' or braces)"
             )
+        known = ("get", "post", "slow", "stream")
+        if self.serves is not None and (not self.serves or any(k not in known for k in self.serves)):
+            raise ValueError(f"serves {','.join(self.serves)!r}: name some of {', '.join(known)}")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ BOUNDS: dict[str, Bounds] = {
     "repeat": Bounds(1, 50),  # 50 runs of a 10 s deployment are already most of an hour on a laptop
     "duration": Bounds(0, 86400, low_ok=False),  # `lab measure` without a command: up to a day
     "timeout": Bounds(0, 60, low_ok=False),  # a probe request's connect, and its answer
+    "clients": Bounds(1, 1000),  # each a connection of its own at least: a thousand is a big room
+    "testers": Bounds(0, 1000),
 }
 
 
@@ -118,6 +120,42 @@ OkRanges = tuple[tuple[int, int], ...]
 # events for seconds). The lab's sample app serves all four; `get` is what every service serves.
 KINDS = ("get", "post", "slow", "stream")
 Mix = tuple[tuple[str, int], ...]  # (kind, weight)
+
+
+def parse_mix(text: str) -> Mix:
+    """`--mix get=90,post=5,slow=3,stream=2`: what the probe's ticks ask for, by weight."""
+    mix: list[tuple[str, int]] = []
+    for part in text.split(","):
+        kind, sep, weight = part.strip().partition("=")
+        if not sep or kind not in KINDS:
+            raise BadInput(
+                f"--mix {text!r}: use KIND=WEIGHT with kinds {', '.join(KINDS)}, e.g. get=90,post=10"
+            )
+        if not weight.isdigit():
+            raise BadInput(f"--mix {text!r}: the weight of {kind} must be a whole number, got {weight!r}")
+        if any(kind == k for k, _ in mix):
+            raise BadInput(f"--mix {text!r}: {kind} given twice")
+        if int(weight):
+            mix.append((kind, int(weight)))
+    if not mix:
+        raise BadInput(f"--mix {text!r}: every weight is 0")
+    return tuple(mix)
+
+
+def mix_text(mix: Mix) -> str:
+    return ",".join(f"{kind}={weight}" for kind, weight in mix)
+
+
+DEFAULT_MIX = "get=1"  # every request a GET of the page, as before requests came in kinds
+
+
+def check_population(clients: int, testers: int) -> None:
+    check_number("--clients", clients, "clients")
+    check_number("--testers", testers, "testers")
+    if testers > clients:
+        raise BadInput(
+            f"--testers {testers} is more than --clients {clients}: testers are some of the clients"
+        )
 
 
 def ok_text(ranges: OkRanges) -> str:
@@ -192,6 +230,11 @@ class RunOptions:
     proxy: ProxySettings = ProxySettings()
     request: RequestOptions = RequestOptions()
     measure: MeasureOptions | None = None
+    # The probe's population: its ticks spread over `clients`, each with its own connections and id; the
+    # first `testers` of them send `X-Canary: always`. `mix`: what the ticks ask for (KINDS), by weight.
+    clients: int = 1
+    testers: int = 0
+    mix: Mix = (("get", 1),)
 
 
 def _env(values: Mapping[str, str] | None, option: str) -> dict[str, str]:
@@ -232,6 +275,9 @@ def run_options(
     next_upstream: str = ProxySettings.next_upstream,
     v1_app: AppSpec | None = None,
     v2_app: AppSpec | None = None,
+    clients: int = RunOptions.clients,
+    testers: int = RunOptions.testers,
+    mix: Mix = RunOptions.mix,
 ) -> RunOptions:
     """Every check of a run's settings, before anything touches Docker; BadInput names the command line's
     option (`--fleet must be from 1 up to 16, got 20`). `strategy` and `params` are already checked (the
@@ -255,6 +301,14 @@ def run_options(
             f"--scenario {release.name} sets the sample app's knobs, which your own v2 image "
             f"({v2_app.image}) does not read: make the release bad in the image itself, or with --v2-env"
         )
+    check_population(clients, testers)
+    for version, app in (("v1", v1_app), ("v2", v2_app)):
+        unserved = [kind for kind, _ in mix if kind not in app.kinds]
+        if unserved:
+            raise BadInput(
+                f"--mix asks for {', '.join(unserved)}, which your {version} image ({app.image}) does not "
+                f"serve: it serves {', '.join(app.kinds)} (--{version}-serves)"
+            )
     if port is not None:
         check_number("--port", port, "port")
         if not port_is_free(port):  # before any container exists, so nothing has to be undone
@@ -277,6 +331,9 @@ def run_options(
         settle_s=settle,
         health_timeout_s=health_timeout,
         proxy=proxy_settings(next_upstream),
+        clients=clients,
+        testers=testers,
+        mix=mix,
     )
 
 
@@ -340,6 +397,8 @@ def measure_options(
     version_header: str = RequestOptions.version_header,
     version_from_body: str | None = None,
     old: str | None = None,
+    clients: int = RunOptions.clients,
+    testers: int = RunOptions.testers,
 ) -> RunOptions:
     """Every check of `lab measure`'s settings (the command line's and the plugin's), before anything is
     probed; BadInput names the command line's option. `settle` None: 2 s after a command, 0 without."""
@@ -356,6 +415,7 @@ def measure_options(
             )
         check_number("--duration", duration, "duration")
     check_number("--timeout", timeout, "timeout")
+    check_population(clients, testers)
     if not version_header.strip() or not _TOKEN.fullmatch(version_header):
         raise BadInput(f"--version-header {version_header!r} is not a header name")
     request = RequestOptions(
@@ -374,4 +434,6 @@ def measure_options(
         probe_timeout_s=timeout,
         request=request,
         measure=MeasureOptions(parse_url(url), argv, duration, old),
+        clients=clients,
+        testers=testers,
     )

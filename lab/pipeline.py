@@ -52,6 +52,9 @@ def probe_config(url: str, options: RunOptions) -> ProbeConfig:
         ok=request.ok,
         version_header=request.version_header,
         version_from_body=request.version_from_body,
+        clients=options.clients,
+        testers=options.testers,
+        mix=options.mix,
     )
 
 

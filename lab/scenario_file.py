@@ -45,6 +45,9 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "mode": Field("mode", str, ("keepalive", "fresh")),
         "baseline": Field("baseline", float),
         "settle": Field("settle", float),
+        "clients": Field("clients", int),
+        "testers": Field("testers", int),
+        "mix": Field("mix", str),
     },
     "proxy": {"next_upstream": Field("next_upstream", str)},
     "budgets": {"max_downtime_ms": Field("max_downtime_ms", float), "max_failed": Field("max_failed", int)},
@@ -55,6 +58,7 @@ APP_FIELDS: dict[str, Field] = {
     "image": Field("image", str),
     "port": Field("port", int),
     "health_path": Field("health_path", str),
+    "serves": Field("serves", str),  # e.g. "get,post": what your image serves of a mix
 }
 
 
@@ -217,10 +221,22 @@ def check(data: Mapping[str, Any], name: str = "", table: str = "table") -> Scen
                 option = app_option(version, key)
                 options[option] = _app_value(f"{prefix}.{key}", key, value)
                 fields[option] = f"{prefix}.{key}"
-        # A port or health path describes an image of one's own; the sample app's are fixed.
-        for key in ("port", "health_path"):
+        # A port, health path or kinds served describe an image of one's own; the sample app's are fixed.
+        for key in ("port", "health_path", "serves"):
             if key in given and "image" not in given:
                 raise _Problem(f"{prefix}.{key}", f"describes your own image: give {prefix}.image too")
+
+    if "mix" in options:
+        from lab.options import parse_mix
+
+        try:
+            parse_mix(options["mix"])
+        except BadInput as exc:
+            raise _Problem("probe.mix", str(exc).split(": ", 1)[-1]) from None
+    if options.get("testers", 0) > options.get("clients", options.get("testers", 0)):
+        raise _Problem(
+            "probe.testers", f"more than probe.clients ({options['clients']}): testers are some of them"
+        )
 
     if "next_upstream" in options:
         from lab.targets.fleet.nginx import ProxySettings
@@ -260,8 +276,9 @@ def _app_value(where: str, key: str, value: Any) -> Any:
     from lab.model import AppSpec
 
     value = _typed(where, value, APP_FIELDS[key].kind)
-    try:  # the app's own rules: an image name, a port, a path nginx can carry
-        AppSpec(**{key: value})
+    spec: dict[str, Any] = {key: tuple(k.strip() for k in value.split(",")) if key == "serves" else value}
+    try:  # the app's own rules: an image name, a port, a path nginx can carry, kinds it knows
+        AppSpec(**spec)
     except ValueError as exc:
         raise _Problem(where, str(exc)) from None
     return value
@@ -392,11 +409,16 @@ def document(
         if spec:
             versions[version] = spec
     doc["versions"] = versions
+    from lab.options import mix_text
+
     doc["probe"] = {
         "rate": _number(config.rate),
         "mode": config.mode,
         "baseline": _number(config.baseline_s),
         "settle": _number(config.settle_s),
+        "clients": config.clients,
+        "testers": config.testers,
+        "mix": mix_text(config.mix),
     }
     doc["proxy"] = {"next_upstream": config.proxy.next_upstream}
     budgets = {"max_downtime_ms": _number(max_downtime_ms), "max_failed": max_failed}
@@ -411,11 +433,14 @@ def app_fields(config: RunOptions, version: str) -> dict[str, Any]:
     if app is None:  # a lab without custom images
         return {}
     default = type(app)()
-    return {
+    fields = {
         name: value
         for name in APP_FIELDS
         if (value := getattr(app, name)) != getattr(default, name) and value is not None
     }
+    if "serves" in fields:
+        fields["serves"] = ",".join(fields["serves"])
+    return fields
 
 
 def dumps(doc: Mapping[str, Any], fmt: str) -> str:

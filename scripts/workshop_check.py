@@ -174,6 +174,10 @@ def _check_run_inputs(name: str, params: dict[str, object]) -> None:
         chosen = inputs._strategy(strategy)
         given = {key: params[key] for key in wanted if key in params}
         given["port"] = None  # whether a port is free is for the moment of the run
+        if isinstance(given.get("mix"), str):
+            from lab.options import parse_mix
+
+            given["mix"] = parse_mix(str(given["mix"]))
         inputs.run_config(chosen, inputs._params(chosen, pairs), **given)  # type: ignore[arg-type]
 
 

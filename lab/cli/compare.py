@@ -15,11 +15,13 @@ from lab.cli.app import DEFAULT_COMPARISON, app, err, fail, out
 from lab.cli.execute import execute
 from lab.cli.inputs import (
     BaselineOpt,
+    ClientsOpt,
     ConfigOpt,
     FleetOpt,
     HealthOpt,
     JsonOpt,
     LiveOpt,
+    MixOpt,
     ModeOpt,
     NextUpstreamOpt,
     OutOpt,
@@ -27,6 +29,7 @@ from lab.cli.inputs import (
     RepeatOpt,
     ScenarioOpt,
     SettleOpt,
+    TestersOpt,
     V1EnvOpt,
     V2EnvOpt,
     _params,
@@ -35,7 +38,7 @@ from lab.cli.inputs import (
     run_config,
 )
 from lab.errors import EXIT_ERROR, BadInput
-from lab.options import ProxySettings, RunOptions
+from lab.options import DEFAULT_MIX, ProxySettings, RunOptions, parse_mix
 
 if TYPE_CHECKING:
     from lab.analysis.summary import Analysis
@@ -66,6 +69,9 @@ def compare_cmd(
     settle: SettleOpt = RunOptions.settle_s,
     health_timeout: HealthOpt = RunOptions.health_timeout_s,
     next_upstream: NextUpstreamOpt = ProxySettings.next_upstream,
+    clients: ClientsOpt = RunOptions.clients,
+    testers: TestersOpt = RunOptions.testers,
+    mix: MixOpt = DEFAULT_MIX,
     repeat: RepeatOpt = 1,
     config_file: ConfigOpt = None,
 ) -> None:
@@ -104,6 +110,9 @@ given on the command line win; the file's strategy, params and budgets are not u
             settle=settle,
             health_timeout=health_timeout,
             next_upstream=next_upstream,
+            clients=clients,
+            testers=testers,
+            mix=parse_mix(mix),
         )
         configs.append((spec, config))
     specs = [spec for spec, _ in configs]

@@ -170,13 +170,19 @@ V2HealthPathOpt = Annotated[
 ]
 
 
-def app_spec(version: str, image: str | None, port: int | None, health_path: str | None) -> AppSpec:
-    """What `--vN-image`, `--vN-port` and `--vN-health-path` say version `version` runs."""
+def app_spec(
+    version: str,
+    image: str | None,
+    port: int | None,
+    health_path: str | None,
+    serves: str | None = None,
+) -> AppSpec:
+    """What `--vN-image`, `--vN-port`, `--vN-health-path` and `--vN-serves` say version `version` runs."""
     flag = f"--{version}"
     if image is None:
         given = [
             f"{flag}-{name}"
-            for name, value in (("port", port), ("health-path", health_path))
+            for name, value in (("port", port), ("health-path", health_path), ("serves", serves))
             if value is not None
         ]
         if given:
@@ -195,7 +201,41 @@ def app_spec(version: str, image: str | None, port: int | None, health_path: str
         AppSpec(health_path=health_path or "/healthz")
     except ValueError as exc:
         raise BadInput(f"{flag}-health-path: {exc}") from None
-    return AppSpec(image, 8080 if port is None else port, health_path or "/healthz")
+    kinds = None if serves is None else tuple(k.strip() for k in serves.split(",") if k.strip())
+    try:
+        AppSpec(serves=kinds)
+    except ValueError as exc:
+        raise BadInput(f"{flag}-serves: {exc}") from None
+    return AppSpec(image, 8080 if port is None else port, health_path or "/healthz", kinds)
+
+
+_SERVES_HELP = (
+    "What your {v} image serves of --mix, e.g. get,post (default get: GET / only). Needs --{v}-image."
+)
+V1ServesOpt = Annotated[
+    str | None, typer.Option("--v1-serves", show_default=False, help=_SERVES_HELP.format(v="v1"))
+]
+V2ServesOpt = Annotated[
+    str | None, typer.Option("--v2-serves", show_default=False, help=_SERVES_HELP.format(v="v2"))
+]
+ClientsOpt = Annotated[
+    int,
+    typer.Option(
+        help="Clients the probe's requests are spread over, each with its own connections and id (a "
+        "cookie and X-Lab-Client).",
+    ),
+]
+TestersOpt = Annotated[
+    int, typer.Option(help="Of the clients, how many are testers: they send X-Canary: always.")
+]
+MixOpt = Annotated[
+    str,
+    typer.Option(
+        help="What the requests ask for, by weight: get (GET /), post (POST /write, never resent by "
+        "nginx), slow (held 1 s by the app), stream (3 s of server-sent events), e.g. "
+        "get=80,post=10,slow=5,stream=5.",
+    ),
+]
 
 
 RepeatOpt = Annotated[

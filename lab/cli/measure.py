@@ -11,7 +11,7 @@ import typer
 
 from lab.cli.app import app, out
 from lab.cli.execute import exit_with, run_target
-from lab.cli.inputs import BaselineOpt, JsonOpt, LiveOpt, ModeOpt, OutOpt, RateOpt
+from lab.cli.inputs import BaselineOpt, ClientsOpt, JsonOpt, LiveOpt, ModeOpt, OutOpt, RateOpt, TestersOpt
 from lab.options import RequestOptions, RunOptions, check_number, measure_options, parse_headers
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ def measure_cmd(
             show_default=False,
         ),
     ] = None,
+    clients: ClientsOpt = RunOptions.clients,
+    testers: TestersOpt = RunOptions.testers,
     max_downtime_ms: Annotated[
         float | None, typer.Option(help="Budget: exit 3 if the longest downtime exceeds it.")
     ] = None,
@@ -112,6 +114,8 @@ answer, a command not found), 3 budget exceeded, 5 the command failed, 130 inter
         version_header=version_header,
         version_from_body=version_from_body,
         old=old,
+        clients=clients,
+        testers=testers,
     )
     argv = options.measure.command if options.measure else ()
     if max_downtime_ms is not None:

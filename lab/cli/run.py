@@ -13,11 +13,13 @@ from lab.cli.app import app, err, out
 from lab.cli.execute import execute, exit_with
 from lab.cli.inputs import (
     BaselineOpt,
+    ClientsOpt,
     ConfigOpt,
     FleetOpt,
     HealthOpt,
     JsonOpt,
     LiveOpt,
+    MixOpt,
     ModeOpt,
     NextUpstreamOpt,
     OutOpt,
@@ -26,14 +28,17 @@ from lab.cli.inputs import (
     RepeatOpt,
     ScenarioOpt,
     SettleOpt,
+    TestersOpt,
     V1EnvOpt,
     V1HealthPathOpt,
     V1ImageOpt,
     V1PortOpt,
+    V1ServesOpt,
     V2EnvOpt,
     V2HealthPathOpt,
     V2ImageOpt,
     V2PortOpt,
+    V2ServesOpt,
     _params,
     _strategy,
     app_spec,
@@ -42,7 +47,7 @@ from lab.cli.inputs import (
     run_config,
 )
 from lab.errors import BadInput
-from lab.options import DEFAULT_PORT, ProxySettings, RunOptions, check_number
+from lab.options import DEFAULT_MIX, DEFAULT_PORT, ProxySettings, RunOptions, check_number, parse_mix
 
 if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategies` start fast
     from lab.analysis.summary import Analysis
@@ -90,6 +95,11 @@ def run_cmd(
     v2_image: V2ImageOpt = None,
     v2_port: V2PortOpt = None,
     v2_health_path: V2HealthPathOpt = None,
+    v1_serves: V1ServesOpt = None,
+    v2_serves: V2ServesOpt = None,
+    clients: ClientsOpt = RunOptions.clients,
+    testers: TestersOpt = RunOptions.testers,
+    mix: MixOpt = DEFAULT_MIX,
     repeat: RepeatOpt = 1,
     config_file: ConfigOpt = None,
     save_config: Annotated[
@@ -138,8 +148,11 @@ nothing.
         settle=settle,
         health_timeout=health_timeout,
         next_upstream=next_upstream,
-        v1_app=app_spec("v1", v1_image, v1_port, v1_health_path),
-        v2_app=app_spec("v2", v2_image, v2_port, v2_health_path),
+        v1_app=app_spec("v1", v1_image, v1_port, v1_health_path, v1_serves),
+        v2_app=app_spec("v2", v2_image, v2_port, v2_health_path, v2_serves),
+        clients=clients,
+        testers=testers,
+        mix=parse_mix(mix),
     )
     if save_config is not None:
         from lab.scenario_file import save

@@ -319,6 +319,9 @@ def config(**overrides: object) -> RunOptions:
         "settle_s": 1.0,
         "health_timeout_s": 20.0,
         "proxy": ProxySettings(next_upstream="off"),
+        "clients": 8,
+        "testers": 2,
+        "mix": (("get", 90), ("post", 10)),
     }
     settings.update(overrides)
     return RunOptions(**settings)
@@ -345,6 +348,9 @@ def test_save_then_load_gives_every_value_back(tmp_path: Path, suffix: str) -> N
         "next_upstream": "off",
         "max_downtime_ms": 12.5,
         "max_failed": 0,
+        "clients": 8,
+        "testers": 2,
+        "mix": "get=90,post=10",
     }
     assert loaded.env == {"v1": {"APP_LATENCY_MS": "5"}, "v2": {"APP_SEED": "3"}}
 

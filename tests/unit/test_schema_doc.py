@@ -106,6 +106,9 @@ TYPES: dict[str, Any] = {
 
 
 def has_type(value: Any, documented_type: str) -> bool:
+    if documented_type.endswith(" or null") and value is None:
+        return True
+    documented_type = documented_type.removesuffix(" or null") if value is not None else documented_type
     if documented_type.startswith("map "):
         return isinstance(value, dict)
     if documented_type.startswith("array"):
