@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lab.analysis.summary import Analysis, new_version, still_failing, summarize
+from lab.analysis.summary import Analysis, summarize
+from lab.analysis.windows import new_version, still_failing
 from lab.errors import LabError
 from lab.live.feed import SampleFeed
 from lab.model import ErrorClass
@@ -191,6 +192,7 @@ def analyse(record: RunRecord, target: Target) -> Analysis:
         old=target.old,
         new=target.new,
         fleet_size=target.capacity,
+        testers=record.config.testers,
     )
 
 

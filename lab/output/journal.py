@@ -32,6 +32,8 @@ SAMPLE_COLUMNS = [
     "error",
     "late",
     "upstream",  # nginx's X-Lab-Upstream: every server tried, the last one answered
+    "client",  # which of the probe's clients sent it
+    "kind",  # what it asked for: get, post, slow, stream
 ]
 
 

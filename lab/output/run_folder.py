@@ -28,6 +28,7 @@ _PARSE: dict[str, Any] = {
     "status": int,
     "error": ErrorClass,
     "late": lambda text: text in ("1", "true", "True"),
+    "client": int,
 }
 _SAMPLE_FIELDS = {f.name for f in dataclasses.fields(Sample)}
 
@@ -108,6 +109,8 @@ def _sample(row: dict[Any, Any], columns: int, where: str) -> Sample:
                 continue
             fields[name] = None if text == "" else _PARSE.get(name, str)(text)
         fields["late"] = bool(fields.get("late"))
+        fields["client"] = fields.get("client") or 0  # a file from before clients: one client
+        fields["kind"] = fields.get("kind") or "get"
         return Sample(**fields)
     except (TypeError, ValueError) as exc:
         raise BadInput(f"{where}: not a sample ({exc})") from None

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from lab.analysis.rollout import capacity_timeline
-from lab.analysis.summary import Analysis, ShareBin, is_new, version_share
+from lab.analysis.summary import Analysis, ShareBin, version_share
+from lab.analysis.windows import is_new
 from lab.model import Sample
 from lab.output.journal import journal
 from lab.record import RunRecord

@@ -9,16 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from lab.analysis.summary import (
-    Window,
-    deploy_span,
-    downtime_windows,
-    flip_flops,
-    latency_percentiles,
-    mixed_version_window,
-    summarize,
-    version_share,
-)
+from lab.analysis.summary import deploy_span, latency_percentiles, summarize, version_share
+from lab.analysis.windows import Window, downtime_windows, flip_flops, mixed_version_window
 from lab.model import ErrorClass, Event, Sample
 
 RATE = 100.0
@@ -437,7 +429,7 @@ def test_window_duration() -> None:
 
 
 def test_a_run_still_failing_when_the_probe_stopped_is_counted() -> None:
-    from lab.analysis.summary import still_failing
+    from lab.analysis.windows import still_failing
 
     ok = [Sample(i, i / 100, i / 100, i / 100 + 0.001, 200, "v1") for i in range(5)]
     failed = [

@@ -168,14 +168,14 @@ def _cut(text: str) -> str:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (_cut, "line 2: not a sample (10 cells, the header names 11)"),
+        (_cut, "line 2: not a sample (12 cells, the header names 13)"),
         (
             lambda text: text.split("\n")[0] + "\n7,0.5\n",
-            "line 2: not a sample (2 cells, the header names 11)",
+            "line 2: not a sample (2 cells, the header names 13)",
         ),
         (
             lambda text: text.replace("\n0,", "\n0,x,", 1),
-            "line 2: not a sample (12 cells, the header names 11)",
+            "line 2: not a sample (14 cells, the header names 13)",
         ),
         (lambda text: "", "samples.csv is empty"),
     ],

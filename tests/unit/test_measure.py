@@ -17,7 +17,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from lab.analysis.summary import flip_flops, mixed_version_window, summarize
+from lab.analysis.summary import summarize
+from lab.analysis.windows import flip_flops, mixed_version_window
 from lab.cli import app
 from lab.errors import BadInput
 from lab.live.feed import SampleFeed

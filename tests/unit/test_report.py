@@ -152,6 +152,8 @@ def test_samples_csv_has_one_row_per_sample(written: Path, record: RunRecord) ->
         "error",
         "late",
         "upstream",
+        "client",
+        "kind",
     ]
     assert len(rows) == N
     assert [int(r["seq"]) for r in rows] == list(range(N))
