@@ -7,6 +7,12 @@ Endpoints
 ---------
 ``GET /``         200 ``{"version": ..., "instance": ...}`` (or an injected 500, see APP_FAIL_RATE).
 ``GET /healthz``  200 ``{"status": "ready", ...}`` when ready; 503 with ``"booting"`` or ``"draining"``.
+``POST /write``   201 ``{"written": true, ...}`` once the body is read: a write, which a proxy never resends.
+``GET /slow``     200 after holding the request ``ms`` milliseconds (``?ms=1000``, at most 30000): a slow
+                  request that is still in flight when an instance is told to stop.
+``GET /stream``   200, server-sent events (``text/event-stream``, chunked): ``data: N`` every ``every_ms``
+                  (default 200) for ``s`` seconds (default 3, at most 60), then ``event: end``. A stream
+                  without its end event was cut short.
 ``HEAD``          the same as GET without the body. Any other path answers 404.
 
 Every answer (200, 500, 503, 404) is JSON with ``Content-Length`` and carries the headers
@@ -30,6 +36,9 @@ APP_NEVER_READY     If true: open the port after the boot delay but never become
                     answer 503 "booting" for ever (a release that never becomes healthy).
 APP_IGNORE_SIGTERM  If true: log and ignore SIGTERM (the container runtime SIGKILLs it after its
                     timeout). SIGINT still stops it.
+APP_HARD_STOP       If true: on SIGTERM/SIGINT exit at once, dropping every request in flight (a slow one,
+                    a stream, a write half read), as an app without graceful shutdown does. Default: the
+                    graceful stop below.
 
 Booleans accept 1/true/yes/on and 0/false/no/off. An invalid value prints one line naming the variable
 and exits with code 2.
@@ -67,7 +76,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 # Keep idle keep-alive connections longer than nginx does (upstream keepalive_timeout is 60 s by
 # default), so that the proxy, not the app, is the side that closes an idle connection.
@@ -96,6 +105,7 @@ class Settings:
     fail_at_start: bool = False
     never_ready: bool = False
     ignore_sigterm: bool = False
+    hard_stop: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], default_instance: str | None = None) -> Settings:
@@ -170,6 +180,7 @@ class Settings:
             fail_at_start=flag("APP_FAIL_AT_START"),
             never_ready=flag("APP_NEVER_READY"),
             ignore_sigterm=flag("APP_IGNORE_SIGTERM"),
+            hard_stop=flag("APP_HARD_STOP"),
         )
         if errors:
             raise SettingsError("; ".join(errors))
@@ -241,13 +252,40 @@ def request_delay_s(path: str, state: State, settings: Settings) -> float:
     return 0.0
 
 
-def respond(path: str, state: State, settings: Settings, rng: random.Random) -> Response:
-    """The status, headers and body for a GET of `path` (a path without the query string)."""
+def query_number(query: dict[str, list[str]], name: str, default: float, high: float) -> float:
+    """A number from the query string, within 0..high; the default when absent or not a number."""
+    try:
+        value = float(query[name][0])
+    except (KeyError, IndexError, ValueError):
+        return default
+    return min(max(value, 0.0), high)
+
+
+def stream_headers(settings: Settings) -> dict[str, str]:
+    return {
+        "Content-Type": "text/event-stream",
+        "Transfer-Encoding": "chunked",
+        "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no",  # nginx passes each event on as it comes instead of buffering them
+        "X-App-Version": settings.version,
+        "X-Instance": settings.instance,
+    }
+
+
+def respond(path: str, state: State, settings: Settings, rng: random.Random, method: str = "GET") -> Response:
+    """The status, headers and body for a GET (or a POST) of `path` (a path without the query string)."""
     who = {"version": settings.version, "instance": settings.instance}
-    if path == "/healthz":
+    if method == "POST":
+        if path != "/write":
+            status, payload = 404, {"error": "not found", **who}
+        elif not serving(state):
+            status, payload = 503, {"error": "not ready", "status": state.value, **who}
+        else:
+            status, payload = 201, {"written": True, **who}
+    elif path == "/healthz":
         status = 200 if state is State.READY else 503
         payload = {"status": state.value, **who}
-    elif path == "/":
+    elif path in ("/", "/slow"):
         if not serving(state):
             status, payload = 503, {"error": "not ready", "status": state.value, **who}
         elif settings.fail_rate > 0 and rng.random() < settings.fail_rate:
@@ -305,18 +343,50 @@ class Handler(BaseHTTPRequestHandler):
         return self.server_version  # the Server header, without the Python version
 
     def do_GET(self) -> None:
-        self._answer(send_body=True)
+        parts = urlsplit(self.path)
+        if parts.path == "/stream" and serving(self.server.lifecycle.state):
+            self._stream(parse_qs(parts.query))
+        elif parts.path == "/slow" and serving(self.server.lifecycle.state):
+            time.sleep(query_number(parse_qs(parts.query), "ms", 1000, 30000) / 1000)
+            self._answer(send_body=True)
+        else:
+            self._answer(send_body=True)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(min(length, 1 << 20))  # a write is only done once its body is in
+        self._answer(send_body=True, method="POST")
+
+    def _stream(self, query: dict[str, list[str]]) -> None:
+        """Server-sent events, chunked: `data: N` every `every_ms` for `s` seconds, then `event: end`."""
+        app = self.server
+        seconds = query_number(query, "s", 3, 60)
+        every = query_number(query, "every_ms", 200, 10_000) / 1000
+        self.send_response(200)
+        for name, value in stream_headers(app.settings).items():
+            self.send_header(name, value)
+        self.end_headers()
+        events = max(1, round(seconds / every))
+        for n in range(events):
+            self._chunk(f"data: {n}\n\n".encode())
+            time.sleep(every)
+        self._chunk(b"event: end\ndata: done\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
 
     def do_HEAD(self) -> None:
         self._answer(send_body=False)
 
-    def _answer(self, send_body: bool) -> None:
+    def _answer(self, send_body: bool, method: str = "GET") -> None:
         app = self.server
         path = urlsplit(self.path).path
         delay = request_delay_s(path, app.lifecycle.state, app.settings)
         if delay > 0:
             time.sleep(delay)
-        status, headers, body = respond(path, app.lifecycle.state, app.settings, app.rng)
+        status, headers, body = respond(path, app.lifecycle.state, app.settings, app.rng, method)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)  # "Connection: close" also ends this connection after the answer
@@ -431,6 +501,9 @@ def run(settings: Settings) -> int:
         log_event(settings, "ready", port=settings.port)
 
     stop.wait()  # interrupted by signals; the handler sets the event
+    if settings.hard_stop:
+        log_event(settings, "exit", code=0, reason="hard_stop", open_connections=server.open_connections())
+        os._exit(0)  # every request in flight dropped, as an app without graceful shutdown
     log_event(settings, "draining", drain_s=f"{settings.drain_s:g}")
     hurry.wait(settings.drain_s)
     server.shutdown()  # stop the accept loop ...

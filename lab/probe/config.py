@@ -61,15 +61,18 @@ def client_of(seq: int, clients: int, shares: int = 1) -> int:
 
 
 def kind_pattern(mix: Mix) -> tuple[str, ...]:
-    """One period of kinds, each as often as its weight and spread out evenly (the tick that is most
-    behind its share goes next), so a 5% kind comes every 20th tick, not 5 in a row."""
+    """One period of kinds, each as often as its weight and spread out evenly: nginx's smooth weighted
+    round robin (each turn every kind gains its weight, the one ahead goes and pays the total back), so a
+    10% kind comes every tenth tick, not ten in a row."""
     total = sum(weight for _, weight in mix)
-    given = {kind: 0 for kind, _ in mix}
+    current = dict.fromkeys((kind for kind, _ in mix), 0)
     pattern = []
-    for n in range(1, total + 1):
-        kind = max(mix, key=lambda kw: (kw[1] * n / total - given[kw[0]], kw[1]))[0]
-        given[kind] += 1
-        pattern.append(kind)
+    for _ in range(total):
+        for kind, weight in mix:
+            current[kind] += weight
+        chosen = max(current, key=lambda kind: current[kind])
+        current[chosen] -= total
+        pattern.append(chosen)
     return tuple(pattern)
 
 
