@@ -66,6 +66,7 @@ def test_every_knob_is_read():
         APP_FAIL_AT_START="true",
         APP_NEVER_READY="yes",
         APP_IGNORE_SIGTERM="1",
+        APP_HARD_STOP="on",
     )
     assert s == Settings(
         port=9000,
@@ -79,6 +80,7 @@ def test_every_knob_is_read():
         fail_at_start=True,
         never_ready=True,
         ignore_sigterm=True,
+        hard_stop=True,
     )
 
 
@@ -323,3 +325,34 @@ def test_dockerfile_runs_the_app_as_the_default_command():
     assert "COPY app.py /app/app.py" in dockerfile
     assert 'CMD ["python3", "/app/app.py"]' in dockerfile
     assert "ARG BASE" in dockerfile and "ARG APP_VERSION" in dockerfile
+
+
+# ---------------------------------------------------------------------------------------------------
+# The kinds of request: writes, slow requests, streams
+
+
+def test_a_write_is_created_and_only_on_write() -> None:
+    s = settings(APP_VERSION="v2")
+    status, headers, body = respond("/write", State.READY, s, random.Random(1), "POST")
+    assert status == 201 and json.loads(body) == {"written": True, "version": "v2", "instance": "host-1"}
+    assert headers["X-App-Version"] == "v2"
+    assert respond("/", State.READY, s, random.Random(1), "POST")[0] == 404
+    assert respond("/write", State.BOOTING, s, random.Random(1), "POST")[0] == 503
+
+
+def test_a_slow_request_is_answered_like_the_page() -> None:
+    assert answer("/slow", State.READY)[0] == 200 and answer("/slow", State.BOOTING)[0] == 503
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [({}, 1000), ({"ms": ["250"]}, 250), ({"ms": ["x"]}, 1000), ({"ms": ["99999"]}, 30000)],
+)
+def test_query_numbers_fall_back_and_are_capped(query: dict, expected: float) -> None:
+    assert app.query_number(query, "ms", 1000, 30000) == expected
+
+
+def test_a_stream_is_unbuffered_event_stream_with_the_version() -> None:
+    headers = app.stream_headers(settings(APP_VERSION="v7"))
+    assert headers["Content-Type"] == "text/event-stream" and headers["Transfer-Encoding"] == "chunked"
+    assert headers["X-Accel-Buffering"] == "no" and headers["X-App-Version"] == "v7"
