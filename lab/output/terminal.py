@@ -52,6 +52,48 @@ def share_line(samples: Sequence[Sample], new: str | None = "v2", old: str | Non
     return (" ".join(cells) + " %") if cells else "no answers"
 
 
+def clients_text(c: dict[str, Any] | None) -> str:
+    """`32: 12 saw a failure, 32 both versions, 0 flip-flopped; longest outage 160.0 ms (c007)`."""
+    if not c:
+        return "–"
+    text = (
+        f"{c['count']:,}: {c['saw_failure']:,} saw a failure, {c['saw_both_versions']:,} both versions, "
+        f"{c['flip_flopped']:,} flip-flopped"
+    )
+    if c["worst_client"] is not None:
+        text += f"; longest outage {c['longest_outage_ms']:,.1f} ms (c{c['worst_client']:03d})"
+    return text
+
+
+def testers_text(c: dict[str, Any] | None) -> str | None:
+    """When testers and everyone else first got a new version; None without testers."""
+    if not c or not c["testers"]["count"]:
+        return None
+
+    def first(group: dict[str, Any]) -> str:
+        return "never" if group["first_new_s"] is None else f"from {group['first_new_s']:,.2f} s"
+
+    return (
+        f"{c['testers']['count']:,} testers: a new version {first(c['testers'])}; "
+        f"the other {c['others']['count']:,} {first(c['others'])}"
+    )
+
+
+def kinds_text(kinds: dict[str, Any]) -> str | None:
+    """`get 1,600 (0 failed), post 200 (3 failed: http_5xx 3)`; None when every request was a GET."""
+    if not kinds or set(kinds) == {"get"}:
+        return None
+    parts = []
+    for kind, k in kinds.items():
+        failed = f"{k['failed']:,} failed"
+        if k["failures_by_class"]:
+            failed += ": " + ", ".join(f"{c} {n:,}" for c, n in sorted(k["failures_by_class"].items()))
+        if k.get("cut_by_step"):
+            failed += "; cut at step " + ", ".join(f"{s} ({n:,})" for s, n in k["cut_by_step"].items())
+        parts.append(f"{kind} {k['sent']:,} ({failed})")
+    return ", ".join(parts)
+
+
 def versions_of(j: dict[str, Any]) -> tuple[str | None, str | None]:
     """The old and the new version of a journal (a journal from before `versions` was written: v1, v2)."""
     versions = j.get("versions") or {"old": "v1", "new": "v2"}
@@ -108,6 +150,7 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
         ("mixed-version window", _ms(a["mixed_window_ms"])),
         ("versions seen", ", ".join(f"{v} {n:,}" for v, n in sorted(a["versions_seen"].items())) or "none"),
         (f"flip-flops ({old or 'old'} after {newer})", f"{a['flip_flops']:,}"),
+        ("clients", clients_text(a.get("clients"))),
         ("deploy duration", f"{a['deploy_duration_s']:,.2f} s"),
         (
             "lowest capacity",
@@ -136,6 +179,10 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
             share_line(samples, None if measured_any else new, old),
         ),
     ]
+    if (testers := testers_text(a.get("clients"))) is not None:
+        rows.insert(rows.index(("clients", clients_text(a.get("clients")))) + 1, ("testers", testers))
+    if (kinds := kinds_text(a.get("kinds") or {})) is not None:
+        rows.insert(1, ("by kind", kinds))
     if measured_any:  # no fleet of the lab's: its capacity and rollback rows say nothing
         skip = {"lowest capacity", "capacity over time", "rollback"}
         rows = [("deploy command", _command_text(j)), *(r for r in rows if r[0] not in skip)]
