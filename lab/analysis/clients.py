@@ -65,6 +65,13 @@ def by_client(samples: Iterable[Sample]) -> dict[int, list[Sample]]:
     return dict(grouped)
 
 
+def client_flip_flops(samples: Iterable[Sample], old: str | None, new: str | None) -> int:
+    """How often a client got the old version again after a new one, summed over the clients: each
+    client's own answers in order. (Answers of different clients interleaved say nothing of anyone's
+    experience: two clients on different versions would flip at every request.)"""
+    return sum(flip_flops(mine, old, new) for mine in by_client(samples).values())
+
+
 def client_figures(
     samples: Iterable[Sample], old: str | None, new: str | None, testers: int = 0
 ) -> ClientFigures:

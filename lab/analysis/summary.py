@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.analysis import rollout
-from lab.analysis.clients import ClientFigures, KindFigures, client_figures, kind_figures
+from lab.analysis.clients import ClientFigures, KindFigures, client_figures, client_flip_flops, kind_figures
 from lab.analysis.rollout import Rollback
 from lab.analysis.windows import (
     Window,
@@ -26,7 +26,6 @@ from lab.analysis.windows import (
     _nearest_rank,
     _was_sent,
     downtime_windows,
-    flip_flops,
     is_new,
     mixed_version_window,
 )
@@ -286,7 +285,7 @@ def summarize(
         mixed_window=mixed,
         mixed_window_ms=mixed.duration_ms if mixed else 0.0,
         versions_seen=dict(Counter(s.version or "unknown" for s in samples if _answered(s))),
-        flip_flops=flip_flops(samples, old, new),
+        flip_flops=client_flip_flops(samples, old, new),
         deploy_start=span[0] if span else None,
         deploy_end=span[1] if span else None,
         deploy_duration_s=span[1] - span[0] if span else 0.0,

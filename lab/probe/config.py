@@ -3,6 +3,8 @@ each tick, and what it asks for."""
 
 from __future__ import annotations
 
+import functools
+import random
 from dataclasses import dataclass
 
 from lab.options import MODES, Mix, OkRanges
@@ -49,15 +51,35 @@ class ProbeConfig:
             raise ValueError(f"invalid clients ({self.clients}) or testers ({self.testers})")
 
 
+_ORDERS = 64  # rounds of clients before the order of a round repeats
+
+
+@functools.cache
+def _orders(clients: int, share: int, shares: int) -> tuple[tuple[int, ...], ...]:
+    """The clients living in process `share`, in a shuffled order for each of _ORDERS rounds (seeded, so a
+    run is repeatable)."""
+    own = list(range(share, clients, shares))
+    rng = random.Random(f"{clients}:{share}:{shares}")
+    orders = []
+    for _ in range(_ORDERS):
+        rng.shuffle(own)
+        orders.append(tuple(own))
+    return tuple(orders)
+
+
 def client_of(seq: int, clients: int, shares: int = 1) -> int:
-    """The client that sends tick `seq`: round robin, and with the schedule split over `shares` processes
-    (tick `seq` in process `seq % shares`), each client's ticks all in one process, so a client's
-    connections are one process's. With fewer clients than processes, a client spans processes."""
+    """The client that sends tick `seq`. Every client once per round, as often as any other, in an order
+    shuffled from round to round: a fixed round robin of clients would alias with the proxy's own round
+    robin (at 50% over two groups, the even clients would only ever meet one version). With the schedule
+    split over `shares` processes (tick `seq` in process `seq % shares`), each client's ticks all stay in
+    one process, so its connections are that process's. With fewer clients than processes, a client
+    spans processes."""
     share, turn = seq % shares, seq // shares
-    own = len(range(share, clients, shares))  # the clients living in this tick's process
-    if own == 0:
+    if clients <= share:  # no client of its own in this process
         return seq % clients
-    return share + shares * (turn % own)
+    orders = _orders(clients, share, shares)
+    own = len(orders[0])
+    return orders[(turn // own) % _ORDERS][turn % own]
 
 
 def kind_pattern(mix: Mix) -> tuple[str, ...]:
