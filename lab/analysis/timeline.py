@@ -56,6 +56,17 @@ class StepMark:
         return f"{self.index} {short_label(self.kind, self.detail)}"
 
 
+# What a client got in a bin, for its row of the clients panel.
+CLIENT_STATES = ("old", "new", "both", "other", "failed")
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    client: int
+    tester: bool
+    cells: tuple[str | None, ...]  # per bin: one of CLIENT_STATES, None when it sent nothing then
+
+
 @dataclass(frozen=True)
 class Timeline:
     start: float  # the chart's time axis
@@ -66,6 +77,7 @@ class Timeline:
     steps: tuple[StepMark, ...]
     old: str = "v1"
     new: str = "v2"
+    clients: tuple[ClientRow, ...] = ()  # one row per client, testers first
 
     @property
     def failure_classes(self) -> list[str]:
@@ -109,6 +121,7 @@ def build(
     bin_s: float | None = None,
     old: str = "v1",
     new: str = "v2",
+    testers: int = 0,
 ) -> Timeline:
     """The chart's data. `capacity` is the journal's: instances in service from the first step on."""
     steps = tuple(
@@ -135,7 +148,42 @@ def build(
     bins = tuple(_bin(b, grouped, old, new) for b in share)
     if bins:
         end = max(end, bins[-1].end)
-    return Timeline(start, end, width, bins, _capacity(capacity, start, end), steps, old, new)
+    rows = _client_rows(grouped, share, old, new, testers)
+    return Timeline(start, end, width, bins, _capacity(capacity, start, end), steps, old, new, rows)
+
+
+def _client_state(mine: Sequence[Sample], old: str, new: str) -> str | None:
+    """What one client got in one bin: a failure shows over anything else."""
+    sent = [s for s in mine if s.sent is not None and s.error is not ErrorClass.SATURATED]
+    if not sent:
+        return None
+    if any(s.server_failure for s in sent):
+        return "failed"
+    versions = {s.version for s in sent if s.ok}
+    if old in versions and new in versions:
+        return "both"
+    if versions == {old}:
+        return "old"
+    if versions == {new}:
+        return "new"
+    return "other"
+
+
+def _client_rows(
+    grouped: dict[float, list[Sample]], share: list[ShareBin], old: str, new: str, testers: int
+) -> tuple[ClientRow, ...]:
+    clients = sorted({s.client for bucket in grouped.values() for s in bucket})
+    if len(clients) < 2:  # one client is the requests panel already
+        return ()
+    cells: dict[int, list[str | None]] = {c: [] for c in clients}
+    for b in share:
+        by_client: dict[int, list[Sample]] = {}
+        for s in grouped.get(b.start, []):
+            by_client.setdefault(s.client, []).append(s)
+        for c in clients:
+            cells[c].append(_client_state(by_client.get(c, []), old, new))
+    order = sorted(clients, key=lambda c: (c >= testers, c))  # testers on top
+    return tuple(ClientRow(c, c < testers, tuple(cells[c])) for c in order)
 
 
 def _by_bin(samples: Sequence[Sample], share: list[ShareBin]) -> dict[float, list[Sample]]:

@@ -24,7 +24,7 @@ from lab.output.chart import layout
 from lab.output.chart.png import to_png
 from lab.output.chart.svg import to_svg
 from lab.output.run_folder import SavedRun, is_run, load
-from lab.output.terminal import summary_rows
+from lab.output.terminal import summary_rows, versions_of
 
 _ENV = jinja2.Environment(
     loader=jinja2.FunctionLoader(
@@ -43,7 +43,12 @@ def write_run_report(folder: Path) -> Path:
         context = _run_context(saved)
     except (KeyError, TypeError, AttributeError) as exc:  # a journal of another shape: say so in one line
         raise BadInput(f"{folder / 'journal.json'} is not a journal this lab can read ({exc!r})") from None
-    drawing = layout.draw(timeline.build(saved.samples, saved.events, saved.capacity), context["title"])
+    old, new = versions_of(saved.journal)
+    testers = int((saved.journal["input"].get("probe") or {}).get("testers") or 0)
+    built = timeline.build(
+        saved.samples, saved.events, saved.capacity, old=old or "old", new=new or "new", testers=testers
+    )
+    drawing = layout.draw(built, context["title"])
     svg = to_svg(drawing)
     (folder / "timeline.svg").write_text(svg)
     (folder / "timeline.png").write_bytes(to_png(drawing))

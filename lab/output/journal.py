@@ -107,6 +107,9 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
                 "timeout_s": cfg.probe_timeout_s,
                 "baseline_s": cfg.baseline_s,
                 "settle_s": cfg.settle_s,
+                "clients": cfg.clients,
+                "testers": cfg.testers,
+                "mix": {kind: weight for kind, weight in cfg.mix},
                 "request": {
                     "headers": request.shown_headers(),  # a secret's value is never written
                     "insecure": request.insecure,

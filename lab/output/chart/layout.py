@@ -30,6 +30,14 @@ CAPACITY_COLOUR = "#444444"
 STEP_COLOUR, FAILED_STEP_COLOUR = "#8a94a6", "#c62828"
 GRID, AXIS, MUTED = "#e6e8ec", "#555555", "#666666"
 REQUESTS_H, LATENCY_H, CAPACITY_H = 190.0, 110.0, 64.0
+CLIENTS_MAX_H, CLIENT_ROW_MAX_H = 160.0, 5.0
+CLIENT_COLOURS = {
+    "old": "#4c78a8",
+    "new": "#54a24b",
+    "both": "#9ecae1",
+    "other": "#9d9d9d",
+    "failed": "#d62728",
+}
 STEP_ROW_H, STEP_ROWS, LANE_H = 15.0, 6, 12.0
 
 
@@ -82,7 +90,8 @@ def draw(
     y = _steps_lane(shapes, frame, y + 8)
     y = _failure_lanes(shapes, frame, y + 6)
     panels: list[tuple[float, float]] = []  # (top, bottom) of each panel: the time grid and steps cross them
-    for panel in (_requests_panel, _latency_panel, _capacity_panel):
+    drawn = (_requests_panel, _clients_panel, _latency_panel, _capacity_panel)
+    for panel in (p for p in drawn if p is not _clients_panel or timeline.clients):
         top = y + 26
         y = panel(shapes, frame, top)
         panels.append((top, y))
@@ -321,6 +330,40 @@ def _latency_panel(shapes: list[Shape], f: _Frame, top: float) -> float:
     if t.bins and peak == 0:
         shapes.append(_empty_note(f, top + LATENCY_H / 2, "no answers", 11))
     return top + LATENCY_H
+
+
+def _clients_panel(shapes: list[Shape], f: _Frame, top: float) -> float:
+    """One thin row per client, by scheduled time: what it got in each bin, a failure over anything."""
+    t = f.timeline
+    testers = sum(1 for r in t.clients if r.tester)
+    title = f"clients, one row each ({len(t.clients)}): {t.old}, {t.new}, both in one bin, failed"
+    if testers:
+        title += f"; the {testers} testers on top"
+    _panel_title(shapes, f, top, title)
+    row_h = min(CLIENT_ROW_MAX_H, CLIENTS_MAX_H / len(t.clients))
+    colour = {**CLIENT_COLOURS, "old": VERSION_COLOURS["old"], "new": VERSION_COLOURS["new"]}
+    for i, row in enumerate(t.clients):
+        y = top + i * row_h
+        run_start, state = 0, row.cells[0] if row.cells else None
+        # One rectangle per run of equal cells: a row of a calm client is one shape, not one per bin.
+        for j in range(1, len(row.cells) + 1):
+            here = row.cells[j] if j < len(row.cells) else "end"
+            if here == state:
+                continue
+            if state is not None:
+                x0, x1 = f.x(t.bins[run_start].start), f.x(t.bins[j - 1].end)
+                cls = f"client client-{state}" + (" tester" if row.tester else "")
+                shapes.append(
+                    Rect(x0, y, max(x1 - x0, 0.5), max(row_h - 0.5, 0.8), fill=colour[state], cls=cls)
+                )
+            run_start, state = j, here
+    if testers:
+        y = top + testers * row_h
+        shapes.append(Line(f.x0 - 6, y, f.x0 - 2, y, AXIS, 1.0, cls="testers-mark"))
+        shapes.append(
+            Text(f.x0 - 8, top + testers * row_h / 2 + 4, "testers", size=9, fill=MUTED, anchor="end")
+        )
+    return top + row_h * len(t.clients)
 
 
 def _capacity_panel(shapes: list[Shape], f: _Frame, top: float) -> float:
