@@ -17,6 +17,7 @@ COLUMNS = (
     "downtime",
     "mixed window",
     "flip-flops",
+    "clients hurt",
     "lowest capacity",
     "deploy",
     "rollback",
@@ -44,6 +45,7 @@ def row(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         "new_answers": figures.get("new_answers"),
         "blast_radius": figures.get("blast_radius"),
         "late_ticks": figures.get("late_ticks"),
+        "clients": figures.get("clients"),
     }
 
 
@@ -58,6 +60,15 @@ def _failed(r: dict[str, Any]) -> str:
 
 def _num(value: float | None, unit: str, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f} {unit}"
+
+
+def _clients(r: dict[str, Any]) -> str:
+    """Clients that saw a failure, of all: `12 of 32`; with flip-flops, how many clients flipped."""
+    c = r.get("clients")
+    if not c:
+        return "-"
+    text = f"{c['saw_failure']:,} of {c['count']:,}"
+    return text + (f", {c['flip_flopped']:,} flipped" if c["flip_flopped"] else "")
 
 
 def _rollback(r: dict[str, Any]) -> str:
@@ -81,6 +92,7 @@ def table(rows: list[dict[str, Any]], title: str) -> Table:
             _num(r["downtime_ms"], "ms"),
             _num(r["mixed_window_ms"], "ms"),
             "-" if r["flip_flops"] is None else f"{r['flip_flops']:,}",
+            _clients(r),
             "-" if r["lowest_capacity"] is None else f"{r['lowest_capacity']}",
             _num(r["deploy_duration_s"], "s", 2),
             _rollback(r),

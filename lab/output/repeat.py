@@ -52,6 +52,13 @@ CAPACITY = _figure("lowest_capacity", "lowest capacity (instances)")
 DEPLOY = _figure("deploy_duration_s", "deploy duration", "s", 2)
 BLAST = _figure("blast_radius", "blast radius (failed v2 answers)")
 LATE = _figure("late_ticks", "late ticks")
+CLIENTS_HURT = _figure("clients_saw_failure", "clients that saw a failure", path=("clients", "saw_failure"))
+CLIENTS_FLIPPED = _figure(
+    "clients_flip_flopped", "clients that flip-flopped", path=("clients", "flip_flopped")
+)
+CLIENT_OUTAGE = _figure(
+    "client_longest_outage_ms", "longest outage of one client", "ms", 1, ("clients", "longest_outage_ms")
+)
 
 # `lab run --repeat`: the summary's main figures.
 RUN_FIGURES = (
@@ -60,6 +67,9 @@ RUN_FIGURES = (
     _figure("total_downtime_ms", "downtime (total)", "ms", 1),
     MIXED,
     FLIP_FLOPS,
+    CLIENTS_HURT,
+    CLIENTS_FLIPPED,
+    CLIENT_OUTAGE,
     DEPLOY,
     CAPACITY,
     BLAST,
@@ -69,7 +79,7 @@ RUN_FIGURES = (
     LATE,
 )
 # `lab compare --repeat`: the columns of the comparison table, as `compare.row` gives them.
-COMPARE_FIGURES = (FAILED, DOWNTIME, MIXED, FLIP_FLOPS, CAPACITY, DEPLOY, BLAST, LATE)
+COMPARE_FIGURES = (FAILED, DOWNTIME, MIXED, FLIP_FLOPS, CLIENTS_HURT, CAPACITY, DEPLOY, BLAST, LATE)
 
 
 def measured(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -206,13 +216,24 @@ def _rollback_text(runs: Sequence[dict[str, Any]]) -> str:
 
 def compare_table(rows: Sequence[dict[str, Any]], specs: Sequence[str], title: str) -> Table:
     t = Table(title=title, title_justify="left")
-    columns = ("strategy", "runs", "status", "failed", "downtime", "mixed window", "flip-flops")
+    columns = (
+        "strategy",
+        "runs",
+        "status",
+        "failed",
+        "downtime",
+        "mixed window",
+        "flip-flops",
+        "clients hurt",
+    )
     for name in (*columns, "lowest capacity", "deploy", "rollback", "blast radius"):
         t.add_column(name, overflow="fold")
     for spec, runs in grouped(rows, specs).items():
         if not runs:
             continue
-        cells = [spread_text(aggregate(runs, f), f) for f in (FAILED, DOWNTIME, MIXED, FLIP_FLOPS)]
+        cells = [
+            spread_text(aggregate(runs, f), f) for f in (FAILED, DOWNTIME, MIXED, FLIP_FLOPS, CLIENTS_HURT)
+        ]
         tail = [spread_text(aggregate(runs, f), f) for f in (CAPACITY, DEPLOY)]
         blast = spread_text(aggregate(runs, BLAST), BLAST)
         row = [spec, str(len(runs)), status_text(runs), *cells, *tail, _rollback_text(runs), blast]
