@@ -232,7 +232,11 @@ class RunOptions:
     measure: MeasureOptions | None = None
     # The probe's population: its ticks spread over `clients`, each with its own connections and id; the
     # first `testers` of them send `X-Canary: always`. `mix`: what the ticks ask for (KINDS), by weight.
-    clients: int = 1
+    # 32 by default: a population, not one connection (after a reload every kept-alive client of an old
+    # nginx worker meets the old config once more, so what one connection sees understates what many
+    # see); at the default 200 req/s each sends a request every 160 ms, a busy user's pace, and one
+    # client's outage is measured to within that.
+    clients: int = 32
     testers: int = 0
     mix: Mix = (("get", 1),)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import secrets
 import sys
@@ -23,7 +24,7 @@ from typing import TypedDict
 import httpx
 
 from lab.errors import LabError
-from lab.options import MODES
+from lab.options import MODES, RunOptions
 from lab.probe.config import ProbeConfig
 from lab.probe.process import ProbeProcess
 
@@ -35,6 +36,7 @@ ATTEMPTS = 3
 
 class Measurement(TypedDict):
     mode: str
+    clients: int  # the population the ticks were spread over, each with its own connections
     rate: float  # the schedule, req/s
     scheduled: int
     sent: int
@@ -56,11 +58,13 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float | None:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def measure(url: str, mode: str, rate: float, seconds: float, warmup_s: float = WARMUP_S) -> Measurement:
+def measure(
+    url: str, mode: str, rate: float, seconds: float, warmup_s: float = WARMUP_S, clients: int = 1
+) -> Measurement:
     """Probe `url` at `rate` for `warmup_s` + `seconds` in its own process(es) and summarise the last
     `seconds`. The warm-up's late ticks are counted and shown (`warmup_late`), not judged: they measure
     threads and first connections starting, not the rate the probe holds."""
-    with ProbeProcess(ProbeConfig(url=url, rate=rate, mode=mode)) as probe:
+    with ProbeProcess(ProbeConfig(url=url, rate=rate, mode=mode, clients=clients)) as probe:
         time.sleep(warmup_s + seconds)
         everything = probe.stop()
     if probe.error:
@@ -77,6 +81,7 @@ def measure(url: str, mode: str, rate: float, seconds: float, warmup_s: float = 
     p50, p99 = _quantile(latencies, 0.50), _quantile(latencies, 0.99)
     return Measurement(
         mode=mode,
+        clients=clients,
         rate=rate,
         processes=probe.processes,
         scheduled=len(samples),
@@ -132,6 +137,7 @@ def _ms(value: float | None) -> str:
 def format_table(measurements: Sequence[Measurement]) -> str:
     head = (
         "mode",
+        "clients",
         "schedule",
         "achieved",
         "sent",
@@ -150,6 +156,7 @@ def format_table(measurements: Sequence[Measurement]) -> str:
         rows.append(
             (
                 m["mode"],
+                f"{m.get('clients', 1):,}",
                 f"{m['rate']:,.0f} req/s",
                 f"{m['achieved']:,.0f} req/s",
                 f"{m['sent']:,}",
@@ -186,6 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rates", type=float, nargs="+", default=list(DEFAULT_RATES))
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="+",
+        default=[RunOptions.clients],
+        help=f"populations to measure (default {RunOptions.clients}, a run's default)",
+    )
     args = parser.parse_args(argv)
     modes = MODES if args.mode == "both" else (args.mode,)
     try:
@@ -198,10 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{ATTEMPTS} attempts have no failure and at most {MAX_LATE_FRACTION:.0%} of ticks late "
                 f"(sent over {late_ms:g} ms after schedule) or unsent.\n"
             )
-            for mode in modes:
-                best, measurements = sustained_rate(url, mode, args.rates, args.seconds)
-                print(format_table(measurements))
-                print(f"{mode}: sustained {best:,.0f} req/s\n" if best else f"{mode}: no rate sustained\n")
+            for clients in args.clients:
+                for mode in modes:
+                    one = functools.partial(measure, clients=clients)
+                    best, measurements = sustained_rate(url, mode, args.rates, args.seconds, measure_fn=one)
+                    print(format_table(measurements))
+                    who = f"{mode}, {clients} client{'s' if clients != 1 else ''}"
+                    print(f"{who}: sustained {best:,.0f} req/s\n" if best else f"{who}: no rate sustained\n")
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return exc.exit_code
