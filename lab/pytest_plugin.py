@@ -228,11 +228,14 @@ class DeployLab:
         self.test_name = test_name
 
     @staticmethod
-    def app(image: str, port: int = 8080, health_path: str = "/healthz") -> AppSpec:
-        """Your own image as a version: the port it listens on, the path that answers 200 when ready.
-        It must exist in the engine (built or pulled): the lab never pulls."""
+    def app(
+        image: str, port: int = 8080, health_path: str = "/healthz", serves: Sequence[str] | None = None
+    ) -> AppSpec:
+        """Your own image as a version: the port it listens on, the path that answers 200 when ready, and
+        what it serves of a mix (`["get", "post"]`; default get). It must exist in the engine (built or
+        pulled): the lab never pulls."""
         try:
-            return AppSpec(image, port, health_path)
+            return AppSpec(image, port, health_path, None if serves is None else tuple(serves))
         except ValueError as exc:
             pytest.fail(f"deploy_lab.app: {exc}", pytrace=False)
 
@@ -273,13 +276,16 @@ class DeployLab:
         settle: float = RunOptions.settle_s,
         health_timeout: float = RunOptions.health_timeout_s,
         next_upstream: str = ProxySettings.next_upstream,
+        clients: int = RunOptions.clients,
+        testers: int = RunOptions.testers,
+        mix: str | Mapping[str, int] = "get=1",
         params: Mapping[str, Any] | None = None,
         **strategy_params: Any,
     ) -> RunOptions:
         """The run `run` would make, checked as `lab run` checks its options; no Docker needed."""
         from lab import strategies
         from lab.errors import BadInput
-        from lab.options import run_options
+        from lab.options import parse_mix, run_options
 
         try:
             chosen = strategies.get(strategy)
@@ -310,6 +316,9 @@ class DeployLab:
                 next_upstream=next_upstream,
                 v1_app=apps[0],
                 v2_app=apps[1],
+                clients=clients,
+                testers=testers,
+                mix=parse_mix(mix if isinstance(mix, str) else ",".join(f"{k}={w}" for k, w in mix.items())),
             )
         except BadInput as exc:
             pytest.fail(f"deploy_lab.run: {_kwargs_names(str(exc))}", pytrace=False)
