@@ -46,6 +46,7 @@ def row(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         "blast_radius": figures.get("blast_radius"),
         "late_ticks": figures.get("late_ticks"),
         "clients": figures.get("clients"),
+        "kinds": figures.get("kinds"),
     }
 
 
