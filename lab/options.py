@@ -17,6 +17,7 @@ from lab.errors import BadInput
 from lab.model import AppSpec
 
 MODES = ("keepalive", "fresh")  # keepalive: each probe connection reused; fresh: a new one per request
+ENGINES = ("docker", "swarm")  # lab/engines/: the local engine's containers, Swarm's services
 DEFAULT_PORT = 8080  # the proxy's host port when it is free
 # Set by the lab itself on every instance: an override would break version attribution or routing.
 RESERVED_ENV = ("APP_VERSION", "APP_INSTANCE", "APP_PORT")
@@ -239,6 +240,7 @@ class RunOptions:
     clients: int = 32
     testers: int = 0
     mix: Mix = (("get", 1),)
+    engine: str = "docker"  # where the fleet runs: the local engine's containers, or Swarm's services
 
 
 def _env(values: Mapping[str, str] | None, option: str) -> dict[str, str]:
@@ -282,6 +284,7 @@ def run_options(
     clients: int = RunOptions.clients,
     testers: int = RunOptions.testers,
     mix: Mix = RunOptions.mix,
+    engine: str = RunOptions.engine,
 ) -> RunOptions:
     """Every check of a run's settings, before anything touches Docker; BadInput names the command line's
     option (`--fleet must be from 1 up to 16, got 20`). `strategy` and `params` are already checked (the
@@ -306,6 +309,8 @@ def run_options(
             f"({v2_app.image}) does not read: make the release bad in the image itself, or with --v2-env"
         )
     check_population(clients, testers)
+    if engine not in ENGINES:
+        raise BadInput(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     for version, app in (("v1", v1_app), ("v2", v2_app)):
         unserved = [kind for kind, _ in mix if kind not in app.kinds]
         if unserved:
@@ -338,6 +343,7 @@ def run_options(
         clients=clients,
         testers=testers,
         mix=mix,
+        engine=engine,
     )
 
 

@@ -14,9 +14,12 @@ class Removed:
     containers: int
     networks: int
     left: list[str] = field(default_factory=list)  # what could not be removed, and why
+    services: int = 0  # Swarm services
 
     def __str__(self) -> str:
         text = f"{self.containers} container(s), {self.networks} network(s)"
+        if self.services:
+            text = f"{self.services} service(s), " + text
         if self.left:
             text += f"; could not remove {'; '.join(self.left)} (run `lab clean`)"
         return text

@@ -39,7 +39,11 @@ class Field:
 
 # Section -> field -> what it sets. `strategy`, `params` and `versions` are read apart.
 SECTIONS: dict[str, dict[str, Field]] = {
-    "fleet": {"size": Field("fleet_size", int), "health_timeout": Field("health_timeout", float)},
+    "fleet": {
+        "size": Field("fleet_size", int),
+        "health_timeout": Field("health_timeout", float),
+        "engine": Field("engine", str, ("docker", "swarm")),
+    },
     "probe": {
         "rate": Field("rate", float),
         "mode": Field("mode", str, ("keepalive", "fresh")),
@@ -395,7 +399,11 @@ def document(
     params = {k: _plain(v) for k, v in config.params.items() if v is not None}
     if params:
         doc["params"] = params
-    doc["fleet"] = {"size": config.fleet_size, "health_timeout": _number(config.health_timeout_s)}
+    doc["fleet"] = {
+        "size": config.fleet_size,
+        "health_timeout": _number(config.health_timeout_s),
+        "engine": config.engine,
+    }
     release = scenario(config.scenario).v2_env
     versions: dict[str, dict[str, Any]] = {}
     for version, env in (("v1", config.v1_env), ("v2", config.v2_env)):

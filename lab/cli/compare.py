@@ -17,6 +17,7 @@ from lab.cli.inputs import (
     BaselineOpt,
     ClientsOpt,
     ConfigOpt,
+    EngineOpt,
     FleetOpt,
     HealthOpt,
     JsonOpt,
@@ -72,6 +73,7 @@ def compare_cmd(
     clients: ClientsOpt = RunOptions.clients,
     testers: TestersOpt = RunOptions.testers,
     mix: MixOpt = DEFAULT_MIX,
+    engine: EngineOpt = RunOptions.engine,
     repeat: RepeatOpt = 1,
     config_file: ConfigOpt = None,
 ) -> None:
@@ -113,6 +115,7 @@ given on the command line win; the file's strategy, params and budgets are not u
             clients=clients,
             testers=testers,
             mix=parse_mix(mix),
+            engine=engine,
         )
         configs.append((spec, config))
     specs = [spec for spec, _ in configs]

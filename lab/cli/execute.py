@@ -78,7 +78,7 @@ def execute(
     from lab.targets.fleet.target import FleetTarget
 
     run_id = secrets.token_hex(3)
-    engine = engines.open_engine("docker", run_id)
+    engine = engines.open_engine(config.engine, run_id, stop_grace_s=config.stop_grace_s)
     target = FleetTarget(config, engine)
     result = run_target(
         target, config, out_dir, keep=keep, quiet=quiet, live=live, title=config.strategy, run_id=run_id

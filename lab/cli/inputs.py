@@ -238,6 +238,15 @@ MixOpt = Annotated[
 ]
 
 
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        help="Where the fleet runs: docker (the local engine's containers) or swarm (a service per "
+        "instance on a swarm manager; docs/swarm.md).",
+    ),
+]
+
+
 RepeatOpt = Annotated[
     int,
     typer.Option(

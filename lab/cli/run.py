@@ -15,6 +15,7 @@ from lab.cli.inputs import (
     BaselineOpt,
     ClientsOpt,
     ConfigOpt,
+    EngineOpt,
     FleetOpt,
     HealthOpt,
     JsonOpt,
@@ -100,6 +101,7 @@ def run_cmd(
     clients: ClientsOpt = RunOptions.clients,
     testers: TestersOpt = RunOptions.testers,
     mix: MixOpt = DEFAULT_MIX,
+    engine: EngineOpt = RunOptions.engine,
     repeat: RepeatOpt = 1,
     config_file: ConfigOpt = None,
     save_config: Annotated[
@@ -153,6 +155,7 @@ nothing.
         clients=clients,
         testers=testers,
         mix=parse_mix(mix),
+        engine=engine,
     )
     if save_config is not None:
         from lab.scenario_file import save

@@ -22,6 +22,7 @@ by = "instances"
 [fleet]
 size = 3
 health_timeout = 20
+engine = "swarm"
 [versions.v1]
 env = { APP_LATENCY_MS = "5" }
 [versions.v2]
@@ -32,6 +33,9 @@ rate = 150
 mode = "fresh"
 baseline = 0.5
 settle = 1
+clients = 16
+testers = 2
+mix = "get=9,post=1"
 [proxy]
 next_upstream = "off"
 [budgets]
@@ -48,6 +52,7 @@ params:
 fleet:
   size: 3
   health_timeout: 20
+  engine: swarm
 versions:
   v1:
     env: {APP_LATENCY_MS: "5"}
@@ -61,6 +66,9 @@ probe:
   mode: fresh
   baseline: 0.5
   settle: 1
+  clients: 16
+  testers: 2
+  mix: get=9,post=1
 proxy:
   next_upstream: "off"
 budgets:
@@ -92,11 +100,15 @@ def test_every_field_sets_the_option_of_the_same_name(tmp_path: Path, name: str,
     assert loaded.options == {
         "fleet_size": 3,
         "health_timeout": 20.0,
+        "engine": "swarm",
         "scenario": "errors",
         "rate": 150.0,
         "mode": "fresh",
         "baseline": 0.5,
         "settle": 1.0,
+        "clients": 16,
+        "testers": 2,
+        "mix": "get=9,post=1",
         "next_upstream": "off",
         "max_downtime_ms": 50.0,
         "max_failed": 2,
@@ -143,7 +155,7 @@ def test_the_examples_load_and_the_toml_and_yaml_twins_say_the_same() -> None:
 MISTAKES = [
     # unknown keys, with the nearest known one when there is one
     ("s.toml", "[fleet]\nsise = 2\n", "fleet.sise: unknown field (did you mean 'size'?)"),
-    ("s.toml", "[fleet]\ncolour = 2\n", "fleet.colour: unknown field (fields here: size, health_timeout)"),
+    ("s.toml", "[fleet]\ncolour = 2\n", "fleet.colour: unknown field (fields here: size, health_timeout, engine)"),
     ("s.toml", "[probes]\nrate = 1\n", "probes: unknown field (did you mean 'probe'?)"),
     ("s.toml", "[versions.v3]\nenv = {}\n", "versions.v3: unknown field (fields here: v1, v2)"),
     ("s.toml", '[versions.v1]\nscenario = "errors"\n', "versions.v1.scenario: unknown field"),
@@ -340,6 +352,7 @@ def test_save_then_load_gives_every_value_back(tmp_path: Path, suffix: str) -> N
     assert loaded.options == {
         "fleet_size": 3,
         "health_timeout": 20.0,
+        "engine": "docker",
         "scenario": "errors",
         "rate": 150.0,
         "mode": "fresh",

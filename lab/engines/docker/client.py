@@ -73,7 +73,9 @@ def first_error_line(output: str) -> str:
 
 
 def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | None = None) -> Removed:
-    """Remove every container and network carrying the lab's label (and `labels`, when given).
+    """Remove every Swarm service, container and network carrying the lab's label (and `labels`, when
+    given): services first, so Swarm does not start a task again; then every container, a service's task
+    too (forced: a clean-up does not wait out a stop grace period); then the networks.
 
     Never raises for one object: it tries each, then tries the networks again once their containers are
     gone, and reports what could not be removed, so a clean-up in a `finally` always finishes.
@@ -92,13 +94,20 @@ def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | Non
 
     container_problems: list[str] = []
     network_problems: list[str] = []
+    service_problems: list[str] = []
     try:
+        removed_services = 0
+        if _is_manager(client):
+            services = client.services.list(filters=filters)
+            removed_services = sum(attempt(s.name, s.remove, service_problems) for s in services)
         containers = client.containers.list(all=True, filters=filters)
         removed_containers = sum(
             attempt(c.name, functools.partial(c.remove, force=True), container_problems) for c in containers
         )
         removed_networks = 0
-        for _ in range(3):  # a network refuses removal while an endpoint is still being torn down
+        # A network refuses removal while an endpoint is still being torn down; an overlay's endpoints
+        # (a removed service's tasks) take longer than a bridge's.
+        for _ in range(20 if removed_services else 3):
             network_problems = []
             networks = client.networks.list(filters=filters)
             removed_networks += sum(attempt(n.name, n.remove, network_problems) for n in networks)
@@ -107,4 +116,14 @@ def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | Non
             time.sleep(0.5)
     except Exception as exc:
         return Removed(0, 0, [f"Docker did not answer ({str(exc).splitlines()[0]})"])
-    return Removed(removed_containers, removed_networks, container_problems + network_problems)
+    left = service_problems + container_problems + network_problems
+    return Removed(removed_containers, removed_networks, left, removed_services)
+
+
+def _is_manager(client: docker.DockerClient) -> bool:
+    """Services can only be listed on a swarm manager; elsewhere there are none of the lab's."""
+    try:
+        swarm = client.info().get("Swarm") or {}
+    except Exception:  # an engine that cannot say is no manager of the lab's services
+        return False
+    return bool(swarm.get("ControlAvailable"))

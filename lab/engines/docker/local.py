@@ -65,5 +65,7 @@ class DockerEngine:
         return remove_labelled(self.client, {RUN_LABEL: self.run_id})
 
 
-def open_engine(run_id: str, *, labels: Mapping[str, str] | None = None) -> DockerEngine:
-    return DockerEngine(run_id, labels=labels)
+def open_engine(
+    run_id: str, *, labels: Mapping[str, str] | None = None, stop_grace_s: float = 10.0
+) -> DockerEngine:
+    return DockerEngine(run_id, labels=labels)  # a container's grace is given at each stop

@@ -1,0 +1,212 @@
+"""Docker Swarm as an engine: each of the lab's instances a Swarm service of one task, on an attachable
+overlay network the run creates; nginx in front is the local engine's proxy half, attached to that network.
+
+Why a service per instance: the lab's plans start and stop named instances one by one (a rolling batch,
+a canary's instances), and a one-task service is exactly that: created (Start), removed after its task
+has stopped (Stop), with Swarm's own stop grace period, health through the proxy's admin port, and an
+exit code of its own. A service of N replicas would leave which task goes to Swarm.
+
+Each service is reached by the instance's name, a network alias, with `endpoint_mode: dnsrr`: Docker's DNS
+answers with the task's own address. The default, a virtual IP, needs IPVS in the kernel (the routing
+mesh too), and this lab's machine has none; dnsrr works everywhere, and it is what nginx in front wants
+anyway: it balances itself.
+
+The lab never initialises a swarm, nor leaves one: `preflight` says how to make the engine a manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+
+import docker
+import docker.errors
+import docker.types
+
+from lab.engines.base import LABEL, RUN_LABEL
+from lab.engines.docker.client import connect, engine_errors, remove_labelled
+from lab.engines.docker.images import all_images
+from lab.engines.docker.proxy import DockerProxy
+from lab.engines.names import PROXY_IMAGE
+from lab.errors import ImagesMissing, LabError
+from lab.model import Instance
+from lab.record import Removed
+
+APP_MEMORY = 128 * 1024 * 1024
+# A task that ended: its container's exit code is final. (Swarm's own words for a task's state.)
+ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+NOT_A_MANAGER = (
+    "the Docker engine is not a swarm manager: `docker swarm init --advertise-addr 127.0.0.1` makes this "
+    "one a single-node swarm (the lab never initialises or leaves a swarm itself), or point DOCKER_HOST at "
+    "a manager of yours"
+)
+
+
+def swarm_state(client: docker.DockerClient) -> tuple[str, bool]:
+    """(LocalNodeState, whether this node is a manager)."""
+    swarm = client.info().get("Swarm") or {}
+    return str(swarm.get("LocalNodeState") or "inactive"), bool(swarm.get("ControlAvailable"))
+
+
+def require_manager(client: docker.DockerClient) -> None:
+    state, manager = swarm_state(client)
+    if state != "active" or not manager:
+        raise LabError(NOT_A_MANAGER)
+
+
+class SwarmFleet:
+    """The instances of a run as one-task services on the run's overlay network."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        run_id: str,
+        network: str,
+        labels: Mapping[str, str],
+        *,
+        stop_grace_s: float = 10.0,
+    ):
+        self.client, self.api = client, client.api
+        self.run_id, self.network, self.labels = run_id, network, dict(labels)
+        self.stop_grace_s = stop_grace_s
+
+    def service(self, inst: Instance) -> str:
+        return f"lab-{self.run_id}-{inst.name}"
+
+    def _tasks(self, inst: Instance) -> list[dict]:
+        try:
+            return list(self.api.tasks(filters={"service": self.service(inst)}))
+        except docker.errors.NotFound:
+            return []
+
+    @engine_errors
+    def start_instance(self, inst: Instance, image: str, env: Mapping[str, str]) -> None:
+        spec = docker.types.ContainerSpec(
+            image,
+            hostname=inst.name,
+            env={**env, "APP_INSTANCE": inst.name},
+            labels={**self.labels, "deploylab.role": "app", "deploylab.instance": inst.name},
+            stop_grace_period=int(self.stop_grace_s * 1e9),
+        )
+        template = docker.types.TaskTemplate(
+            container_spec=spec,
+            # A task that exits stays down, as a container that exits does: a crash is the plan's to see.
+            restart_policy=docker.types.RestartPolicy(condition="none"),
+            resources=docker.types.Resources(mem_limit=APP_MEMORY),
+            networks=[docker.types.NetworkAttachmentConfig(self.network, aliases=[inst.name])],
+        )
+        self.api.create_service(
+            template,
+            name=self.service(inst),
+            labels={**self.labels, "deploylab.role": "app", "deploylab.instance": inst.name},
+            mode=docker.types.ServiceMode("replicated", replicas=1),
+            endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
+        )
+
+    @engine_errors
+    def instance_ip(self, inst: Instance) -> str | None:
+        for task in self._tasks(inst):
+            if task.get("Status", {}).get("State") != "running":
+                continue
+            for attachment in task.get("NetworksAttachments") or []:
+                if attachment.get("Network", {}).get("Spec", {}).get("Name") == self.network:
+                    for address in attachment.get("Addresses") or []:
+                        return str(address).split("/", 1)[0]
+        return None
+
+    @engine_errors
+    def instance_exit(self, inst: Instance) -> int | None:
+        tasks = self._tasks(inst)
+        if not tasks:
+            return -1 if not self._exists(inst) else None  # created, no task scheduled yet
+        latest = max(tasks, key=lambda t: t.get("CreatedAt", ""))
+        status = latest.get("Status", {})
+        if status.get("State") not in ENDED:
+            return None
+        return int((status.get("ContainerStatus") or {}).get("ExitCode", -1))
+
+    def _exists(self, inst: Instance) -> bool:
+        try:
+            self.api.inspect_service(self.service(inst))
+        except docker.errors.NotFound:
+            return False
+        return True
+
+    @engine_errors
+    def stop_instance(self, inst: Instance, grace_s: float) -> None:
+        """Scale to 0 and wait until the task has stopped (Swarm sends SIGTERM, then SIGKILL after the
+        stop grace period), then remove the service: a Stop means what it means on the local engine."""
+        name = self.service(inst)
+        try:
+            service = self.client.services.get(name)
+        except docker.errors.NotFound:
+            return
+        service.scale(0)
+        deadline = time.monotonic() + grace_s + 15.0
+        while time.monotonic() < deadline:
+            if all(t.get("Status", {}).get("State") in ENDED for t in self._tasks(inst)):
+                break
+            time.sleep(0.05)
+        with contextlib.suppress(docker.errors.NotFound):
+            service.remove()
+
+    @engine_errors
+    def instance_logs(self, inst: Instance, lines: int = 20) -> str:
+        try:
+            raw = self.api.service_logs(self.service(inst), stdout=True, stderr=True, tail=lines)
+        except docker.errors.APIError:
+            return ""
+        return b"".join(raw).decode(errors="replace").strip()
+
+
+class SwarmEngine:
+    """One run on a swarm: an attachable overlay network, one-task services, the proxy container."""
+
+    def __init__(
+        self,
+        run_id: str,
+        client: docker.DockerClient | None = None,
+        proxy_image: str = PROXY_IMAGE,
+        labels: Mapping[str, str] | None = None,
+        *,
+        stop_grace_s: float = 10.0,
+    ):
+        self.run_id = run_id
+        self.client = client or connect()
+        self.network = f"lab-{run_id}"
+        self.labels = {**(labels or {}), LABEL: "1", RUN_LABEL: run_id}
+        self.proxy_image = proxy_image
+        self.fleet = SwarmFleet(self.client, run_id, self.network, self.labels, stop_grace_s=stop_grace_s)
+        self.proxy = DockerProxy(self.client, run_id, self.network, self.labels, proxy_image)
+
+    @engine_errors
+    def preflight(self, images: Sequence[str] | None = None) -> None:
+        require_manager(self.client)
+        wanted = [*(all_images()[:-1] if images is None else images), self.proxy_image]
+        missing = []
+        for image in dict.fromkeys(wanted):
+            try:
+                self.client.images.get(image)
+            except docker.errors.ImageNotFound:
+                missing.append(image)
+        if missing:
+            raise ImagesMissing(
+                f"image(s) {', '.join(missing)} not found on this node: run `lab images` (on a swarm of "
+                "several nodes, `lab images push REGISTRY` and run with the registry's names)"
+            )
+
+    @engine_errors
+    def create_network(self) -> None:
+        self.client.networks.create(
+            self.network, driver="overlay", attachable=True, labels=self.labels, scope="swarm"
+        )
+
+    def cleanup(self) -> Removed:
+        return remove_labelled(self.client, {RUN_LABEL: self.run_id})
+
+
+def open_engine(
+    run_id: str, *, labels: Mapping[str, str] | None = None, stop_grace_s: float = 10.0
+) -> SwarmEngine:
+    return SwarmEngine(run_id, labels=labels, stop_grace_s=stop_grace_s)
