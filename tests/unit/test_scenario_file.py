@@ -155,7 +155,11 @@ def test_the_examples_load_and_the_toml_and_yaml_twins_say_the_same() -> None:
 MISTAKES = [
     # unknown keys, with the nearest known one when there is one
     ("s.toml", "[fleet]\nsise = 2\n", "fleet.sise: unknown field (did you mean 'size'?)"),
-    ("s.toml", "[fleet]\ncolour = 2\n", "fleet.colour: unknown field (fields here: size, health_timeout, engine)"),
+    (
+        "s.toml",
+        "[fleet]\ncolour = 2\n",
+        "fleet.colour: unknown field (fields here: size, health_timeout, engine)",
+    ),
     ("s.toml", "[probes]\nrate = 1\n", "probes: unknown field (did you mean 'probe'?)"),
     ("s.toml", "[versions.v3]\nenv = {}\n", "versions.v3: unknown field (fields here: v1, v2)"),
     ("s.toml", '[versions.v1]\nscenario = "errors"\n', "versions.v1.scenario: unknown field"),
