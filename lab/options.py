@@ -311,6 +311,11 @@ def run_options(
     check_population(clients, testers)
     if engine not in ENGINES:
         raise BadInput(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    from lab import strategies
+
+    runs_on = strategies.get(strategy).runs_on if strategy in strategies.EVERY else None
+    if runs_on is not None and engine != runs_on:
+        raise BadInput(f"{strategy} is {runs_on}'s own update: run it with --engine {runs_on}")
     for version, app in (("v1", v1_app), ("v2", v2_app)):
         unserved = [kind for kind, _ in mix if kind not in app.kinds]
         if unserved:

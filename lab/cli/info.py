@@ -9,7 +9,7 @@ import typer
 from lab import strategies
 from lab.cli.app import app, out
 from lab.cli.inputs import FleetOpt, ParamOpt, _params, _strategy
-from lab.errors import LabError
+from lab.errors import BadInput, LabError
 from lab.model import Route, describe, fleet
 from lab.options import ProxySettings, RunOptions, check_number, proxy_settings
 from lab.targets.fleet.nginx import render_config
@@ -19,8 +19,8 @@ from lab.targets.fleet.plan import PlanError, Topology, walk
 @app.command("strategies")
 def list_strategies() -> None:
     """List the strategies, one line each, with their parameters."""
-    width = max(len(name) for name in strategies.REGISTRY)
-    for s in strategies.REGISTRY.values():
+    width = max(len(name) for name in strategies.EVERY)
+    for s in strategies.EVERY.values():
         params = ", ".join(f"{k}={v}" for k, v in s.defaults().items())
         out.print(
             f"{s.name:<{width}}  {s.summary}" + (f"  ({params})" if params else ""),
@@ -45,6 +45,12 @@ def plan_cmd(
     check_number("--fleet", fleet_size, "fleet_size")
     settings = proxy_settings(next_upstream)
     chosen = _strategy(strategy)
+    if chosen.runs_on is not None:
+        raise BadInput(
+            f"{chosen.name} is {chosen.runs_on}'s own update: the lab has no plan of it; it sets the "
+            f"service up, asks {chosen.runs_on} to update it and watches (lab run {chosen.name} "
+            f"--engine {chosen.runs_on})"
+        )
     old, new = fleet("v1", fleet_size), fleet("v2", fleet_size)
     plan = chosen.plan(old, new, **_params(chosen, param))
     initial = Route.even(old)

@@ -14,6 +14,7 @@ from lab.strategies.linear import linear
 from lab.strategies.red_black import red_black
 from lab.strategies.rolling import rolling
 from lab.strategies.rolling_batch import rolling_batch
+from lab.strategies.swarm_rolling import swarm_rolling
 
 _STRATEGIES = (
     Strategy("in-place", "stop every v1 instance, start v2 on the same slots (all at once)", in_place),
@@ -80,8 +81,21 @@ _PRESETS = (
     ),
 )
 
+# The platform's own update, which the lab sets up and watches instead of planning (runs_on names where).
+_PLATFORM = (
+    Strategy(
+        "swarm-rolling",
+        "Docker Swarm's own rolling update of one service (service update), watched; --engine swarm",
+        swarm_rolling,
+        runs_on="swarm",
+    ),
+)
+
+# Plans of the lab's: what `lab plan` walks and the contract tests check.
 REGISTRY: dict[str, Strategy] = {s.name: s for s in (*_STRATEGIES, *_PRESETS)}
 PRESETS: tuple[str, ...] = tuple(s.name for s in _PRESETS)
+PLATFORM: dict[str, Strategy] = {s.name: s for s in _PLATFORM}
+EVERY: dict[str, Strategy] = {**REGISTRY, **PLATFORM}
 
 
 class UnknownStrategy(LookupError):
@@ -90,10 +104,10 @@ class UnknownStrategy(LookupError):
 
 def get(name: str) -> Strategy:
     try:
-        return REGISTRY[name]
+        return EVERY[name]
     except KeyError:
-        known = ", ".join(REGISTRY)
+        known = ", ".join(EVERY)
         raise UnknownStrategy(f"unknown strategy {name!r} (known: {known})") from None
 
 
-__all__ = ["PRESETS", "REGISTRY", "Plan", "Strategy", "UnknownStrategy", "get"]
+__all__ = ["EVERY", "PLATFORM", "PRESETS", "REGISTRY", "Plan", "Strategy", "UnknownStrategy", "get"]

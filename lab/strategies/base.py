@@ -31,7 +31,10 @@ PlanFactory = Callable[..., Plan]
 class Strategy:
     name: str
     summary: str
-    factory: PlanFactory
+    factory: PlanFactory | Callable[..., Any]
+    # None: a plan of the lab's, on any engine. "swarm": the platform's own update, which the lab sets up
+    # and watches (lab/strategies/swarm_rolling.py); its factory returns the update's settings, no plan.
+    runs_on: str | None = None
 
     def _parameters(self, eval_str: bool = False) -> list[inspect.Parameter]:
         return [
@@ -45,7 +48,17 @@ class Strategy:
         return {p.name: p.default for p in self._parameters()}
 
     def plan(self, old: tuple[Instance, ...], new: tuple[Instance, ...], **params: Any) -> Plan:
-        return self.factory(old, new, **self.coerce(params))
+        if self.runs_on is not None:
+            raise ValueError(
+                f"{self.name} is {self.runs_on}'s own update: the lab has no plan of it, it sets it up and "
+                f"watches (lab run {self.name} --engine {self.runs_on})"
+            )
+        plan: Plan = self.factory(old, new, **self.coerce(params))
+        return plan
+
+    def settings(self, **params: Any) -> Any:
+        """A platform strategy's settings (its factory's result), checked as `coerce` checks."""
+        return self.factory(fleet("v1", 1), fleet("v2", 1), **self.coerce(params))
 
     def coerce(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check parameter names and convert values (from the command line) to the default's type."""
@@ -58,7 +71,9 @@ class Strategy:
             out[key] = _convert(key, value, known[key].default, known[key].annotation)
         # A factory may check what no type can say (a time scale of 0, percents that go down) when it is
         # called, before its plan runs: calling it here makes such a mistake bad input, not a failed run.
-        self.factory(fleet("v1", 1), fleet("v2", 1), **out).close()
+        made = self.factory(fleet("v1", 1), fleet("v2", 1), **out)
+        if hasattr(made, "close"):
+            made.close()
         return out
 
 
