@@ -56,6 +56,10 @@ def verdict(record: RunRecord, analysis: Analysis, budgets: Budgets) -> Verdict:
         return Verdict(EXIT_BUDGET, "budget exceeded: " + "; ".join(over))
     if record.status == "rolled_back":
         return Verdict(EXIT_ROLLED_BACK)
+    if record.status == "update_paused":  # Swarm stopped its update half way: not deployed either
+        return Verdict(
+            EXIT_ROLLED_BACK, "Swarm paused the update (failure_action=pause): v1 and v2 both still run"
+        )
     if record.status == "command_failed":
         return Verdict(EXIT_COMMAND_FAILED, record.error)
     return Verdict(EXIT_OK)
@@ -91,7 +95,7 @@ class Repeated:
                 EXIT_BUDGET,
                 f"budget exceeded in {len(self.over_runs)} of {self.repeat} runs: " + "; ".join(self.over),
             )
-        if any(r["status"] == "rolled_back" for r in self.runs):
+        if any(r["status"] in ("rolled_back", "update_paused") for r in self.runs):
             return Verdict(EXIT_ROLLED_BACK)
         if bad := [r for r in self.runs if r["status"] == "command_failed"]:
             return Verdict(

@@ -279,6 +279,7 @@ class DeployLab:
         clients: int = RunOptions.clients,
         testers: int = RunOptions.testers,
         mix: str | Mapping[str, int] = "get=1",
+        engine: str = RunOptions.engine,
         params: Mapping[str, Any] | None = None,
         **strategy_params: Any,
     ) -> RunOptions:
@@ -319,6 +320,7 @@ class DeployLab:
                 clients=clients,
                 testers=testers,
                 mix=parse_mix(mix if isinstance(mix, str) else ",".join(f"{k}={w}" for k, w in mix.items())),
+                engine=engine,
             )
         except BadInput as exc:
             pytest.fail(f"deploy_lab.run: {_kwargs_names(str(exc))}", pytrace=False)
@@ -383,10 +385,11 @@ class DeployLab:
             target = CommandTarget(config)
             log.info("run %s: measuring %s at %g req/s", run_id, config.measure.url, config.rate)
         else:
-            from lab.targets.fleet.target import FleetTarget
+            from lab.targets.select import fleet_target
 
             self.session.connect()
-            target = FleetTarget(config, self.session.engine.engine(run_id))
+            engine = self.session.engine.engine(run_id, config.engine, config.stop_grace_s)
+            target = fleet_target(config, engine)
             log.info(
                 "run %s: %s on %d instance(s) per version at %g req/s",
                 run_id,

@@ -41,6 +41,12 @@ class Rollback:
         }
 
 
+def _back_on_old(event: Event) -> bool:
+    """A step after which traffic is on the old version again: the lab's route back, or Swarm's finished
+    rollback."""
+    return event.kind == "Route" or (event.kind == "Swarm" and "rollback_completed" in event.detail)
+
+
 def rollback(events: Sequence[Event]) -> Rollback | None:
     """The decision to roll back: the first Start, Check or Judge whose verdict was False, if any.
 
@@ -49,7 +55,7 @@ def rollback(events: Sequence[Event]) -> Rollback | None:
     for event in events:
         if event.result is False:
             end = max(e.ended for e in events)
-            route_back = next((e for e in events if e.index > event.index and e.kind == "Route"), None)
+            route_back = next((e for e in events if e.index > event.index and _back_on_old(e)), None)
             back = None if route_back is None else route_back.ended - event.ended
             return Rollback(
                 event.ended, event.index, event.error or "verdict failed", back, end - event.ended

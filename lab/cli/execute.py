@@ -75,11 +75,11 @@ def execute(
     import secrets
 
     from lab import engines
-    from lab.targets.fleet.target import FleetTarget
+    from lab.targets.select import fleet_target
 
     run_id = secrets.token_hex(3)
     engine = engines.open_engine(config.engine, run_id, stop_grace_s=config.stop_grace_s)
-    target = FleetTarget(config, engine)
+    target = fleet_target(config, engine)
     result = run_target(
         target, config, out_dir, keep=keep, quiet=quiet, live=live, title=config.strategy, run_id=run_id
     )

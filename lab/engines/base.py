@@ -89,3 +89,48 @@ class Engine(Protocol):
 
     def cleanup(self) -> Removed:
         """Remove everything this run made. Safe to call more than once; never raises."""
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One task of a replicated service, as the platform reports it."""
+
+    id: str
+    slot: int
+    state: (
+        str  # new, pending, assigned, accepted, preparing, starting, running, complete, failed, shutdown ...
+    )
+    desired: str  # running or shutdown
+    image: str
+    exit_code: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class UpdateState:
+    """The service's update as the platform reports it: None before any update."""
+
+    state: str | None  # updating, paused, completed, rollback_started, rollback_paused, rollback_completed
+    message: str
+
+
+class Services(Protocol):
+    """A platform that runs a replicated service and updates it itself (Swarm)."""
+
+    def create_service(
+        self,
+        name: str,
+        alias: str,
+        image: str,
+        env: Mapping[str, str],
+        replicas: int,
+        settings: object,
+        health_path: str,
+        port: int,
+    ) -> None: ...
+
+    def update_service(self, name: str, image: str, env: Mapping[str, str]) -> None: ...
+
+    def update_state(self, name: str) -> UpdateState: ...
+
+    def tasks(self, name: str) -> list[TaskState]: ...

@@ -351,3 +351,15 @@ def test_a_preview_sends_testers_to_instances_without_traffic() -> None:
 def test_a_plain_route_renders_as_before() -> None:
     config = render_config(Route.even(fleet("v1", 2)))
     assert "proxy_pass http://app;" in config and "map $http_x_canary" not in config
+
+
+def test_following_a_dns_name_is_one_upstream_with_a_zone_and_a_resolver(tmp_path: Path) -> None:
+    config = render_config(None, ProxySettings(), generation=2, title="swarm", follow="app:8080")
+    upstream = config[config.index("upstream app {") :].split("\n    }", 1)[0]
+    assert "zone app 64k;" in upstream and "server app:8080 resolve " in upstream
+    assert "resolver 127.0.0.11 valid=1s ipv6=off;" in config.split("upstream app {")[0]
+    assert "proxy_pass http://app;" in config
+    if host_nginx_version() < nginx.RESOLVE_SINCE:
+        pytest.skip("the host's nginx is older than 1.27.3: it has no `server ... resolve` to check")
+    result = nginx_test(render_config(None, for_host(), follow="127.0.0.1:9", generation=2), tmp_path)
+    assert result.returncode == 0, result.stderr

@@ -19,12 +19,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import docker
 import docker.errors
 import docker.types
 
-from lab.engines.base import LABEL, RUN_LABEL
+from lab.engines.base import LABEL, RUN_LABEL, TaskState, UpdateState
 from lab.engines.docker.client import connect, engine_errors, remove_labelled
 from lab.engines.docker.images import all_images
 from lab.engines.docker.proxy import DockerProxy
@@ -195,6 +196,118 @@ class SwarmEngine:
                 f"image(s) {', '.join(missing)} not found on this node: run `lab images` (on a swarm of "
                 "several nodes, `lab images push REGISTRY` and run with the registry's names)"
             )
+
+    # -- one replicated service, updated by Swarm itself (swarm-rolling) ------------------------------
+    def service_name(self, name: str) -> str:
+        return f"lab-{self.run_id}-{name}"
+
+    @engine_errors
+    def create_service(
+        self,
+        name: str,
+        alias: str,
+        image: str,
+        env: Mapping[str, str],
+        replicas: int,
+        settings: object,
+        health_path: str,
+        port: int,
+    ) -> None:
+        s: Any = settings  # lab/strategies/swarm_rolling.py's SwarmUpdate
+        update = docker.types.UpdateConfig(
+            parallelism=s.parallelism,
+            delay=int(s.delay_s * 1e9),
+            failure_action=s.failure_action,
+            monitor=int(s.monitor_s * 1e9),
+            max_failure_ratio=s.max_failure_ratio,
+            order=s.order,
+        )
+        # A rollback goes as the update came, but never rolls back itself.
+        rollback = docker.types.RollbackConfig(
+            parallelism=s.parallelism,
+            delay=int(s.delay_s * 1e9),
+            failure_action="pause",
+            monitor=int(s.monitor_s * 1e9),
+            max_failure_ratio=s.max_failure_ratio,
+            order=s.order,
+        )
+        labels = {**self.labels, "deploylab.role": "app"}
+        template = docker.types.TaskTemplate(
+            container_spec=self._container_spec(image, env, s, health_path, port, labels),
+            resources=docker.types.Resources(mem_limit=APP_MEMORY),
+            networks=[docker.types.NetworkAttachmentConfig(self.network, aliases=[alias])],
+        )
+        self.client.api.create_service(
+            template,
+            name=self.service_name(name),
+            labels=labels,
+            mode=docker.types.ServiceMode("replicated", replicas=replicas),
+            update_config=update,
+            rollback_config=rollback,
+            endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
+        )
+
+    @staticmethod
+    def _container_spec(
+        image: str, env: Mapping[str, str], s: Any, health_path: str, port: int, labels: Mapping[str, str]
+    ) -> docker.types.ContainerSpec:
+        if s.healthcheck:
+            probe = (
+                f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}{health_path}', timeout=1)"
+            )
+            health = docker.types.Healthcheck(
+                test=["CMD", "python3", "-c", probe],
+                interval=int(0.5e9),
+                timeout=int(1e9),
+                retries=3,
+                start_period=0,
+            )
+        else:
+            health = docker.types.Healthcheck(test=["NONE"])
+        return docker.types.ContainerSpec(
+            image,
+            hostname="app-{{.Task.Slot}}",
+            # Each task names itself by its slot (Swarm fills the template): the answer's X-Instance.
+            env={**env, "APP_INSTANCE": "slot-{{.Task.Slot}}"},
+            labels=dict(labels),
+            stop_grace_period=int(s.stop_grace_s * 1e9),
+            healthcheck=health,
+        )
+
+    @engine_errors
+    def update_service(self, name: str, image: str, env: Mapping[str, str]) -> None:
+        """`docker service update --image IMAGE --env-add ...`: Swarm moves the tasks by itself."""
+        service = self.client.services.get(self.service_name(name))
+        spec = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        merged = {**dict(item.split("=", 1) for item in spec.get("Env") or []), **env}
+        service.update(image=image, env=[f"{k}={v}" for k, v in merged.items()])
+
+    @engine_errors
+    def update_state(self, name: str) -> UpdateState:
+        attrs = self.client.api.inspect_service(self.service_name(name))
+        status = attrs.get("UpdateStatus") or {}
+        return UpdateState(status.get("State"), str(status.get("Message") or ""))
+
+    @engine_errors
+    def tasks(self, name: str) -> list[TaskState]:
+        found = []
+        for task in self.client.api.tasks(filters={"service": self.service_name(name)}):
+            status = task.get("Status") or {}
+            container = status.get("ContainerStatus") or {}
+            spec = task.get("Spec", {}).get("ContainerSpec", {})
+            exited = status.get("State") in ENDED and "ExitCode" in container
+            found.append(
+                TaskState(
+                    id=str(task.get("ID", ""))[:12],
+                    slot=int(task.get("Slot") or 0),
+                    state=str(status.get("State") or ""),
+                    desired=str(task.get("DesiredState") or ""),
+                    image=str(spec.get("Image", "")).split("@", 1)[0],
+                    exit_code=int(container["ExitCode"]) if exited else None,
+                    message=str(status.get("Err") or status.get("Message") or ""),
+                )
+            )
+        return found
 
     @engine_errors
     def create_network(self) -> None:

@@ -25,6 +25,7 @@ from lab.engines.base import LABEL
 from lab.engines.docker.client import remove_labelled
 from lab.engines.docker.images import all_images, ensure_images
 from lab.engines.docker.local import DockerEngine
+from lab.engines.docker.swarm import SwarmEngine
 from lab.errors import DockerUnavailable, LabError
 
 Say = Callable[[str], None]
@@ -85,7 +86,11 @@ class SessionEngine:
         except LabError as exc:
             raise LabError(f"the lab's images could not be built: {exc}") from None
 
-    def engine(self, run_id: str) -> DockerEngine:
+    def engine(
+        self, run_id: str, kind: str = "docker", stop_grace_s: float = 10.0
+    ) -> DockerEngine | SwarmEngine:
+        if kind == "swarm":
+            return SwarmEngine(run_id, self.connect(), labels=self.labels, stop_grace_s=stop_grace_s)
         return DockerEngine(run_id, self.connect(), labels=self.labels)
 
     def build(self, path: Path, dockerfile: str, buildargs: Mapping[str, str], tag: str, say: Say) -> str:

@@ -15,6 +15,7 @@ from lab.model import AppSpec, Instance, Route
 from lab.options import ProxySettings
 
 KEEPALIVE_MIN_TIMEOUT_SINCE = (1, 27, 4)
+RESOLVE_SINCE = (1, 27, 3)  # `server NAME resolve` in an upstream, in nginx's open source version
 _DEFAULT_SETTINGS = ProxySettings()
 
 
@@ -96,12 +97,15 @@ def render_config(
     title: str = "",
     address: Callable[[Instance, ProxySettings], str] | None = None,
     apps: Mapping[str, AppSpec] | None = None,
+    follow: str | None = None,
 ) -> str:
     """nginx.conf for `route`; with no route, a static `200 ok` server (the probe benchmark's target).
 
     `apps` says what each version runs: its instances are reached on that app's port, and the admin
     port's `/lab/health/<instance>` asks that app's health path. Versions it does not name use
     `settings.app_port` and `/healthz`, the sample app's. `address` overrides where a server is reached.
+    `follow` ("app:8080"), instead of a route: one upstream that follows that DNS name's addresses as they
+    change, every task of a Swarm service (nginx >= 1.27.3).
     """
     apps = dict(apps or {})
     for version in apps:
@@ -117,6 +121,11 @@ def render_config(
     groups: list[Group] = []
     split: list[tuple[str, str]] = []
     canary = main = target = ""
+    if follow is not None:
+        name = follow.split(":", 1)[0]
+        server = Server(name, f"{follow} resolve", 1, "100")
+        groups.append(Group("app", f"every task behind the name {name}, as DNS names them", (server,)))
+        main = target = "app"
     if route is not None:
         shares = dict(route.weights)
 
@@ -152,6 +161,7 @@ def render_config(
     ]
     return _ENV.get_template("nginx.conf.j2").render(
         groups=groups,
+        follow=follow,
         split=split,
         canary=canary,
         main=main,
