@@ -85,6 +85,12 @@ class Engine(Protocol):
         """Raise a LabError when the engine is unreachable or an image the run needs is missing: the
         proxy's, and `images` (None: the lab's sample app at v1 and v2). Never pulls one."""
 
+    def watch(self) -> None:
+        """Start what removes this run's objects should the lab be killed (lab/engines/docker/reaper.py)."""
+
+    def release(self) -> None:
+        """The run's objects are kept on purpose (--keep): stop watching without removing them."""
+
     def create_network(self) -> None: ...
 
     def cleanup(self) -> Removed:

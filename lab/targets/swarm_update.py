@@ -65,6 +65,7 @@ class SwarmUpdateTarget:
         self.run, self.hook = run, run.hook
         options, record = self.options, run.record
         self.engine.preflight([self._image("v1"), self._image("v2")])
+        self.engine.watch()  # from here on, a killed lab leaves nothing behind for long
         proxy, notes = supported(options.proxy, self.engine.proxy.nginx_version())
         version = self.engine.proxy.nginx_version()
         if version is not None and version < RESOLVE_SINCE:
@@ -143,7 +144,9 @@ class SwarmUpdateTarget:
 
     def teardown(self, run: RunContext, *, keep: bool) -> None:
         try:
-            if not keep:
+            if keep:
+                self.engine.release()
+            else:
                 run.record.removed = self.engine.cleanup()
         finally:
             self.http.close()

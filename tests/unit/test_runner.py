@@ -82,6 +82,12 @@ class FakeRuntime:
         self._call("preflight")
         self.preflight_images = images
 
+    def watch(self) -> None:
+        self._call("watch")
+
+    def release(self) -> None:
+        self._call("release")
+
     def create_network(self) -> None:
         self._call("create_network")
 
@@ -226,6 +232,7 @@ def test_blue_green_happy_path(lab_: Harness) -> None:
     assert (record.status, record.error, record.notes) == ("completed", None, [])
     assert lab_.effects() == [
         "preflight",
+        "watch",  # the reaper, before anything it would have to remove exists
         "create_network",
         f"start {V1}",
         "start_proxy",
@@ -258,7 +265,7 @@ def test_blue_green_happy_path(lab_: Harness) -> None:
 def test_in_place_starts_v2_only_after_every_v1_stopped(lab_: Harness) -> None:
     record = lab_.run("in-place")
     assert record.status == "completed"
-    assert lab_.effects()[4:] == ["apply_config", f"stop {V1}", f"start {V2}", "apply_config", "cleanup"]
+    assert lab_.effects()[5:] == ["apply_config", f"stop {V1}", f"start {V2}", "apply_config", "cleanup"]
     assert [label for label, _ in record.configs] == [
         "initial",
         "step 2: route v2 100% over app-v2-1, app-v2-2",

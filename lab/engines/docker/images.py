@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import docker
 import docker.errors
 
 from lab.engines.base import LABEL
-from lab.engines.names import APP_REPO, PROXY_IMAGE, VERSIONS, all_images, app_image
+from lab.engines.names import APP_REPO, PROXY_IMAGE, REAPER_IMAGE, VERSIONS, all_images, app_image
 from lab.errors import LabError
 
 OFFLINE_SUITE = "forky"
@@ -41,6 +42,14 @@ OFFICIAL_PROXY_BASE = "nginx:1.28"
 BASE_LABEL = "deploylab.base"
 NGINX_LABEL = "deploylab.nginx"  # the proxy's nginx version, so the config can use what it supports
 SOURCE_LABEL = "deploylab.app-source"  # digest of the app's files: an image of an older app is rebuilt
+REAPER_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+COPY reaper_app.py /reaper.py
+# Root: the Docker socket it is given is root's. It runs nothing but its own standard-library script.
+USER 0
+ENTRYPOINT ["python3", "/reaper.py"]
+"""
 
 PROXY_DOCKERFILE = """\
 ARG BASE
@@ -61,6 +70,26 @@ _TRIM = (
 )
 
 
+def reaper_source() -> bytes:
+    return resources.files("lab.engines.docker").joinpath("reaper_app.py").read_bytes()
+
+
+def reaper_digest() -> str:
+    return hashlib.sha256(REAPER_DOCKERFILE.encode() + b"\0" + reaper_source()).hexdigest()[:16]
+
+
+def _reaper_context() -> io.BytesIO:
+    """The reaper's build context: its Dockerfile and its one script."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("Dockerfile", REAPER_DOCKERFILE.encode()), ("reaper_app.py", reaper_source())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
 def app_source_digest() -> str:
     """sha256 over the files the app image is built from, so a changed app is never run from an old image
     (the tag alone cannot tell: a checkout that fixed the app would go on running the unfixed one)."""
@@ -72,7 +101,10 @@ def app_source_digest() -> str:
 
 
 def _stale(client: docker.DockerClient, name: str) -> bool:
-    """An app image built from other app files than this checkout's (or by a lab that did not label it)."""
+    """An app or reaper image built from other files than this checkout's (or by a lab that did not label
+    it)."""
+    if name == REAPER_IMAGE:
+        return (client.images.get(name).labels or {}).get(SOURCE_LABEL) != reaper_digest()
     if not name.startswith(APP_REPO + ":"):
         return False
     return (client.images.get(name).labels or {}).get(SOURCE_LABEL) != app_source_digest()
@@ -245,6 +277,17 @@ def ensure_images(
         buildargs={"BASE": proxy_base},
     )
     built.append(PROXY_IMAGE)
+    log(f"building {REAPER_IMAGE} on {app_base}")
+    _build(
+        client,
+        REAPER_IMAGE,
+        app_base,
+        labels={SOURCE_LABEL: reaper_digest()},
+        fileobj=_reaper_context(),
+        custom_context=True,
+        buildargs={"BASE": app_base},
+    )
+    built.append(REAPER_IMAGE)
     return ImageReport(path, built, [])
 
 

@@ -12,7 +12,8 @@ from lab.engines.docker.client import connect, engine_errors, remove_labelled
 from lab.engines.docker.containers import DockerFleet
 from lab.engines.docker.images import all_images
 from lab.engines.docker.proxy import DockerProxy
-from lab.engines.names import PROXY_IMAGE
+from lab.engines.docker.reaper import Reaper, start_reaper
+from lab.engines.names import PROXY_IMAGE, REAPER_IMAGE, app_images
 from lab.errors import ImagesMissing
 from lab.record import Removed
 
@@ -32,13 +33,14 @@ class DockerEngine:
         # reaper such as testcontainers' Ryuk) finds what its runs made.
         self.labels = {**(labels or {}), LABEL: "1", RUN_LABEL: run_id}
         self.proxy_image = proxy_image
+        self.reaper: Reaper | None = None
         self.fleet = DockerFleet(self.client, run_id, self.network, self.labels)
         self.proxy = DockerProxy(self.client, run_id, self.network, self.labels, proxy_image)
 
     @engine_errors
     def preflight(self, images: Sequence[str] | None = None) -> None:
         lab_images = {*all_images(), self.proxy_image}
-        wanted = [*(all_images()[:-1] if images is None else images), self.proxy_image]
+        wanted = [*(app_images() if images is None else images), self.proxy_image, REAPER_IMAGE]
         missing = []
         for image in dict.fromkeys(wanted):
             try:
@@ -61,8 +63,22 @@ class DockerEngine:
     def create_network(self) -> None:
         self.client.networks.create(self.network, driver="bridge", labels=self.labels)
 
+    def watch(self) -> None:
+        self.reaper = start_reaper(self.client, self.run_id, self.labels)
+
+    def release(self) -> None:
+        if self.reaper is not None:
+            self.reaper.release()
+            self.reaper = None
+
     def cleanup(self) -> Removed:
-        return remove_labelled(self.client, {RUN_LABEL: self.run_id})
+        """Everything the run made, the reaper too (removed, it reaps nothing)."""
+        try:
+            return remove_labelled(self.client, {RUN_LABEL: self.run_id})
+        finally:
+            if self.reaper is not None:
+                self.reaper.close()
+                self.reaper = None
 
 
 def open_engine(

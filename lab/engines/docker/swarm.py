@@ -27,9 +27,9 @@ import docker.types
 
 from lab.engines.base import LABEL, RUN_LABEL, TaskState, UpdateState
 from lab.engines.docker.client import connect, engine_errors, remove_labelled
-from lab.engines.docker.images import all_images
 from lab.engines.docker.proxy import DockerProxy
-from lab.engines.names import PROXY_IMAGE
+from lab.engines.docker.reaper import Reaper, start_reaper
+from lab.engines.names import PROXY_IMAGE, REAPER_IMAGE, app_images
 from lab.errors import ImagesMissing, LabError
 from lab.model import Instance
 from lab.record import Removed
@@ -178,13 +178,14 @@ class SwarmEngine:
         self.network = f"lab-{run_id}"
         self.labels = {**(labels or {}), LABEL: "1", RUN_LABEL: run_id}
         self.proxy_image = proxy_image
+        self.reaper: Reaper | None = None
         self.fleet = SwarmFleet(self.client, run_id, self.network, self.labels, stop_grace_s=stop_grace_s)
         self.proxy = DockerProxy(self.client, run_id, self.network, self.labels, proxy_image)
 
     @engine_errors
     def preflight(self, images: Sequence[str] | None = None) -> None:
         require_manager(self.client)
-        wanted = [*(all_images()[:-1] if images is None else images), self.proxy_image]
+        wanted = [*(app_images() if images is None else images), self.proxy_image, REAPER_IMAGE]
         missing = []
         for image in dict.fromkeys(wanted):
             try:
@@ -315,8 +316,22 @@ class SwarmEngine:
             self.network, driver="overlay", attachable=True, labels=self.labels, scope="swarm"
         )
 
+    def watch(self) -> None:
+        self.reaper = start_reaper(self.client, self.run_id, self.labels)
+
+    def release(self) -> None:
+        if self.reaper is not None:
+            self.reaper.release()
+            self.reaper = None
+
     def cleanup(self) -> Removed:
-        return remove_labelled(self.client, {RUN_LABEL: self.run_id})
+        """Everything the run made, the reaper too (removed, it reaps nothing)."""
+        try:
+            return remove_labelled(self.client, {RUN_LABEL: self.run_id})
+        finally:
+            if self.reaper is not None:
+                self.reaper.close()
+                self.reaper = None
 
 
 def open_engine(

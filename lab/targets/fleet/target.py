@@ -72,6 +72,7 @@ class FleetTarget:
         self.run = run
         self.hook = run.hook
         self.engine.preflight([self._image(OLD), self._image(NEW)])
+        self.engine.watch()  # from here on, a killed lab leaves nothing behind for long
         self._setup()
         assert self.endpoints is not None
         return self.endpoints.url
@@ -88,7 +89,9 @@ class FleetTarget:
 
     def teardown(self, run: RunContext, *, keep: bool) -> None:
         try:
-            if not keep:
+            if keep:
+                self.engine.release()
+            else:
                 run.record.removed = self.engine.cleanup()
         finally:
             self.http.close()
