@@ -222,7 +222,7 @@ class RunOptions:
     v1_app: AppSpec = AppSpec()  # what v1's instances run: the sample app, or the user's own image
     v2_app: AppSpec = AppSpec()
     scenario: str = "default"  # the named release v2_env came from (lab/scenarios.py)
-    port: int | None = None  # host port of the proxy; None: any free one
+    port: int | None = None  # host port of the proxy; None: DEFAULT_PORT if free when bound, else any
     baseline_s: float = 2.0  # probing before the first step: the "before" latency
     settle_s: float = 2.0  # probing after the last step: late failures and stragglers show up here
     health_timeout_s: float = 30.0
@@ -340,7 +340,7 @@ def run_options(
         v1_app=v1_app,
         v2_app=v2_app,
         scenario=release.name,
-        port=port if port is not None else (DEFAULT_PORT if port_is_free(DEFAULT_PORT) else None),
+        port=port,  # None: the default port if it is free when the proxy binds it, else any (the target)
         baseline_s=baseline,
         settle_s=settle,
         health_timeout_s=health_timeout,

@@ -52,10 +52,10 @@ class Proxy(Protocol):
     def nginx_version(self) -> tuple[int, ...] | None:
         """The proxy's nginx version, so the config uses only directives it knows; None if unknown."""
 
-    def start(self, config: str, port: int | None) -> ProxyEndpoints:
-        """Start nginx with `config`, published on `port` (None: any free port). The target starts it on
-        a static config and loads the first real one through `apply_config`, so every config it routes
-        with has passed `nginx -t`."""
+    def start(self, config: str, port: int | None, prefer: int | None = None) -> ProxyEndpoints:
+        """Start nginx with `config`, published on `port` (None: `prefer` if it is free when bound, else
+        any free port). The target starts it on a static config and loads the first real one through
+        `apply_config`, so every config it routes with has passed `nginx -t`."""
 
     def workers(self) -> int | None:
         """How many nginx worker processes run, old ones still shutting down after a reload included;

@@ -24,7 +24,7 @@ from lab.engines.base import Engine, Services, TaskState, UpdateState
 from lab.engines.names import app_image
 from lab.errors import LabError
 from lab.model import Event
-from lab.options import RunOptions
+from lab.options import DEFAULT_PORT, RunOptions
 from lab.strategies.base import Plan
 from lab.targets.base import EventHook, Probe, RunContext, no_hook
 from lab.targets.fleet.nginx import RESOLVE_SINCE, render_config, supported
@@ -93,7 +93,7 @@ class SwarmUpdateTarget:
             app.health_path,
             app.port,
         )
-        endpoints = self.engine.proxy.start(render_config(None, proxy, apps={}), options.port)
+        endpoints = self.engine.proxy.start(render_config(None, proxy, apps={}), options.port, DEFAULT_PORT)
         follow = f"{SERVICE}:{app.port}"
         config = render_config(None, proxy, generation=1, title="every task of the service", follow=follow)
         self._wait_running(options.fleet_size, options.health_timeout_s)

@@ -112,7 +112,7 @@ class FakeRuntime:
     def instance_logs(self, inst: Instance, lines: int = 20) -> str:
         return "panic: boom" if inst.name in self.exit_codes else ""
 
-    def start(self, config: str, port: int | None) -> ProxyEndpoints:
+    def start(self, config: str, port: int | None, prefer: int | None = None) -> ProxyEndpoints:
         self._call("start_proxy")
         self.proxy_config = config
         return ENDPOINTS

@@ -3,6 +3,7 @@ it; on Swarm it joins the run's attachable overlay network."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 
@@ -42,7 +43,15 @@ class DockerProxy:
         return proxy_nginx_version(self.client, self.image)
 
     @engine_errors
-    def start(self, config: str, port: int | None) -> ProxyEndpoints:
+    def start(self, config: str, port: int | None, prefer: int | None = None) -> ProxyEndpoints:
+        """`port` must be free (PortInUse otherwise); without one, `prefer` when it is free at the moment
+        of binding, else any free port. A check before binding alone cannot do: two runs started in the
+        same second both saw 8080 free, and the second failed to bind it."""
+        if port is None and prefer is not None:
+            try:
+                return self.start(config, prefer)
+            except PortInUse:
+                pass  # taken, before our check or between it and the bind: any free port will do
         if port is not None and not port_is_free(port):
             raise PortInUse(f"port {port} is in use on 127.0.0.1")
         host_config = self.api.create_host_config(
@@ -64,6 +73,9 @@ class DockerProxy:
             self.api.start(container["Id"])
         except docker.errors.APIError as exc:
             if "allocated" in str(exc) or "in use" in str(exc):
+                # The container was created but never started: it goes, so a retry can take its name.
+                with contextlib.suppress(docker.errors.APIError):
+                    self.api.remove_container(container["Id"], force=True)
                 raise PortInUse(f"port {port} is in use on 127.0.0.1") from None
             raise
         ports = self._published_ports(container["Id"])

@@ -32,7 +32,7 @@ from lab.model import (
     describe,
     fleet,
 )
-from lab.options import RunOptions
+from lab.options import DEFAULT_PORT, RunOptions
 from lab.strategies.base import Plan
 from lab.targets.base import EventHook, Probe, RunContext, no_hook
 from lab.targets.fleet.nginx import render_config, supported
@@ -114,7 +114,7 @@ class FleetTarget:
         # The proxy starts on a config that names no instance, so it cannot fail on one; the first real
         # config then goes through `nginx -t` and a reload like every later one.
         self.endpoints = self.engine.proxy.start(
-            render_config(None, self.proxy, apps=self.apps), self.options.port
+            render_config(None, self.proxy, apps=self.apps), self.options.port, prefer=DEFAULT_PORT
         )
         record.url = self.endpoints.url
         self._wait_generation(0)
