@@ -241,6 +241,7 @@ class RunOptions:
     testers: int = 0
     mix: Mix = (("get", 1),)
     engine: str = "docker"  # where the fleet runs: the local engine's containers, or Swarm's services
+    registry: str | None = None  # swarm: the lab's app images by this registry's names (lab images push)
 
 
 def _env(values: Mapping[str, str] | None, option: str) -> dict[str, str]:
@@ -285,6 +286,7 @@ def run_options(
     testers: int = RunOptions.testers,
     mix: Mix = RunOptions.mix,
     engine: str = RunOptions.engine,
+    registry: str | None = None,
 ) -> RunOptions:
     """Every check of a run's settings, before anything touches Docker; BadInput names the command line's
     option (`--fleet must be from 1 up to 16, got 20`). `strategy` and `params` are already checked (the
@@ -316,6 +318,8 @@ def run_options(
     runs_on = strategies.get(strategy).runs_on if strategy in strategies.EVERY else None
     if runs_on is not None and engine != runs_on:
         raise BadInput(f"{strategy} is {runs_on}'s own update: run it with --engine {runs_on}")
+    if registry is not None and engine != "swarm":
+        raise BadInput("--registry names the images a swarm's nodes pull: it needs --engine swarm")
     for version, app in (("v1", v1_app), ("v2", v2_app)):
         unserved = [kind for kind, _ in mix if kind not in app.kinds]
         if unserved:
@@ -349,6 +353,7 @@ def run_options(
         testers=testers,
         mix=mix,
         engine=engine,
+        registry=registry,
     )
 
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from lab.cli.app import DEFAULT_COMPARISON, app, err, fail, out
 from lab.cli.execute import execute
+from lab.cli.images import registry_name
 from lab.cli.inputs import (
     BaselineOpt,
     ClientsOpt,
@@ -27,6 +28,7 @@ from lab.cli.inputs import (
     NextUpstreamOpt,
     OutOpt,
     RateOpt,
+    RegistryOpt,
     RepeatOpt,
     ScenarioOpt,
     SettleOpt,
@@ -74,6 +76,7 @@ def compare_cmd(
     testers: TestersOpt = RunOptions.testers,
     mix: MixOpt = DEFAULT_MIX,
     engine: EngineOpt = RunOptions.engine,
+    registry: RegistryOpt = None,
     repeat: RepeatOpt = 1,
     config_file: ConfigOpt = None,
 ) -> None:
@@ -116,6 +119,7 @@ given on the command line win; the file's strategy, params and budgets are not u
             testers=testers,
             mix=parse_mix(mix),
             engine=engine,
+            registry=None if registry is None else registry_name(registry),
         )
         configs.append((spec, config))
     specs = [spec for spec, _ in configs]

@@ -98,3 +98,40 @@ def clean_cmd(
     if images:
         for name in remove_images(client):
             out.print(f"removed image {name}", markup=False)
+
+
+@images_app.command("push")
+def push_cmd(
+    registry: Annotated[
+        str,
+        typer.Argument(
+            help="A registry every node of your swarm can pull from, HOST[:PORT][/PATH], e.g. "
+            "registry.example:5000 or 127.0.0.1:5000.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Tag the lab's images with REGISTRY and push them, for a swarm of several nodes: each node pulls
+    what runs on it. Run with `lab run ... --engine swarm --registry REGISTRY`."""
+    from lab.engines.docker.images import push_images
+    from lab.engines.docker.local import connect
+
+    for name, digest in push_images(connect(), registry_name(registry), log=lambda line: err.print(line)):
+        out.print(f"pushed {name} ({digest})", markup=False)
+
+
+def registry_name(text: str) -> str:
+    """HOST[:PORT][/PATH] as a registry's name in an image reference; BadInput otherwise."""
+    import re
+
+    name = text.strip().rstrip("/")
+    if name.startswith(("http://", "https://")):
+        raise BadInput(f"registry {text!r}: give HOST[:PORT][/PATH], without http:// (e.g. 127.0.0.1:5000)")
+    pattern = r"[A-Za-z0-9.-]+(:\d{1,5})?(/[a-z0-9._-]+)*"
+    if not re.fullmatch(pattern, name) or (
+        "." not in name.split("/")[0] and ":" not in name.split("/")[0] and name.split("/")[0] != "localhost"
+    ):
+        raise BadInput(
+            f"registry {text!r} is not HOST[:PORT][/PATH] (a host with a dot or a port, e.g. 127.0.0.1:5000)"
+        )
+    return name

@@ -247,6 +247,16 @@ EngineOpt = Annotated[
 ]
 
 
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        show_default=False,
+        help="With --engine swarm: run the lab's app images by this registry's names (pushed there with "
+        "`lab images push REGISTRY`), so every node can pull them.",
+    ),
+]
+
+
 RepeatOpt = Annotated[
     int,
     typer.Option(

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from lab.cli.app import app, err, out
 from lab.cli.execute import execute, exit_with
+from lab.cli.images import registry_name
 from lab.cli.inputs import (
     BaselineOpt,
     ClientsOpt,
@@ -26,6 +27,7 @@ from lab.cli.inputs import (
     OutOpt,
     ParamOpt,
     RateOpt,
+    RegistryOpt,
     RepeatOpt,
     ScenarioOpt,
     SettleOpt,
@@ -102,6 +104,7 @@ def run_cmd(
     testers: TestersOpt = RunOptions.testers,
     mix: MixOpt = DEFAULT_MIX,
     engine: EngineOpt = RunOptions.engine,
+    registry: RegistryOpt = None,
     repeat: RepeatOpt = 1,
     config_file: ConfigOpt = None,
     save_config: Annotated[
@@ -156,6 +159,7 @@ nothing.
         testers=testers,
         mix=parse_mix(mix),
         engine=engine,
+        registry=None if registry is None else registry_name(registry),
     )
     if save_config is not None:
         from lab.scenario_file import save

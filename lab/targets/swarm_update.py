@@ -154,7 +154,8 @@ class SwarmUpdateTarget:
     # -- helpers --------------------------------------------------------------------------------------
     def _image(self, version: str) -> str:
         app = self.options.v1_app if version == "v1" else self.options.v2_app
-        return app.image or app_image(version)
+        registry = self.options.registry
+        return app.image or (f"{registry}/{app_image(version)}" if registry else app_image(version))
 
     def _event(
         self,

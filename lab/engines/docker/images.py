@@ -309,6 +309,34 @@ def _choose_base(client: docker.DockerClient, base: str, log: Callable[[str], No
     return OFFLINE_BASE, OFFLINE_BASE, "debootstrap"
 
 
+def registry_image(registry: str | None, name: str) -> str:
+    """`name` as a registry of the user's holds it (the lab's own name without one)."""
+    return f"{registry}/{name}" if registry else name
+
+
+def push_images(
+    client: docker.DockerClient, registry: str, log: Callable[[str], None] = lambda line: None
+) -> list[tuple[str, str]]:
+    """Tag every image the lab runs with `registry` and push it; (name, digest) of each."""
+    pushed = []
+    for name in all_images():
+        try:
+            image = client.images.get(name)
+        except docker.errors.ImageNotFound:
+            raise LabError(f"{name} not found: run `lab images` first") from None
+        target = registry_image(registry, name)
+        repo, tag = target.rsplit(":", 1)
+        image.tag(repo, tag)
+        log(f"pushing {target}")
+        digest = ""
+        for line in client.api.push(repo, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise LabError(f"pushing {target} failed: {line['error']}")
+            digest = (line.get("aux") or {}).get("Digest", digest)
+        pushed.append((target, digest or "no digest reported"))
+    return pushed
+
+
 def remove_images(client: docker.DockerClient, *, base_too: bool = False) -> list[str]:
     names = all_images() + ([OFFLINE_BASE] if base_too else [])
     removed = []

@@ -191,7 +191,8 @@ class SwarmEngine:
             try:
                 self.client.images.get(image)
             except docker.errors.ImageNotFound:
-                missing.append(image)
+                if not self._in_registry(image):
+                    missing.append(image)
         if missing:
             raise ImagesMissing(
                 f"image(s) {', '.join(missing)} not found on this node: run `lab images` (on a swarm of "
@@ -309,6 +310,17 @@ class SwarmEngine:
                 )
             )
         return found
+
+    def _in_registry(self, image: str) -> bool:
+        """Whether a registry holds `image` (its manifest, asked without pulling): a swarm's nodes pull it."""
+        first = image.split("/", 1)[0]
+        if "/" not in image or not ("." in first or ":" in first or first == "localhost"):
+            return False
+        try:
+            self.client.images.get_registry_data(image)
+        except docker.errors.APIError:
+            return False
+        return True
 
     @engine_errors
     def create_network(self) -> None:

@@ -208,7 +208,11 @@ class FleetTarget:
         self._parallel(start, instances)
 
     def _image(self, version: str) -> str:
-        return self.apps[version].image or app_image(version)
+        """Your image, or the lab's: by a registry's name when the run gives one (a swarm's nodes pull)."""
+        own = self.apps[version].image
+        return own or (
+            f"{self.options.registry}/{app_image(version)}" if self.options.registry else app_image(version)
+        )
 
     @staticmethod
     def _parallel(fn: Callable[[Instance], None], instances: tuple[Instance, ...]) -> None:
