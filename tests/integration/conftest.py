@@ -118,9 +118,7 @@ def docker_client() -> docker.DockerClient:
 
 
 def _labelled(client: docker.DockerClient) -> set[str]:
-    containers = {c.name for c in client.containers.list(all=True, filters={"label": LABEL})}
-    networks = {n.name for n in client.networks.list(filters={"label": LABEL})}
-    return containers | networks
+    return labelled_objects(client)
 
 
 @pytest.fixture(autouse=True)
@@ -130,6 +128,8 @@ def nothing_left_behind(docker_client: docker.DockerClient) -> Iterator[None]:
     yield
     left = _labelled(docker_client) - before
     for name in sorted(left):  # remove the leak, so it does not fail every later test too
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            docker_client.services.get(name).remove()
         with contextlib.suppress(docker.errors.NotFound):
             docker_client.containers.get(name).remove(force=True)
     for name in sorted(left):
@@ -184,3 +184,33 @@ def project(request: pytest.FixtureRequest, docker_client: docker.DockerClient) 
         left = [c.name for c in docker_client.containers.list(all=True, filters=label)]
         left += [n.name for n in docker_client.networks.list(filters=label)]
         assert not left, f"compose down left {left}"
+
+
+# -- a swarm, for the tests that need one -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
+    """A single-node swarm: this engine's, if it is a manager already; else one made for the session and
+    left again at its end, so the engine is as the tests found it."""
+    state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState", "inactive")
+    made = state == "inactive"
+    if made:
+        docker_client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    elif not (docker_client.info().get("Swarm") or {}).get("ControlAvailable"):
+        pytest.skip(f"this engine is in a swarm ({state}) but no manager of it: no services can be run")
+    try:
+        yield
+    finally:
+        if made:
+            docker_client.swarm.leave(force=True)
+
+
+def labelled_objects(client: docker.DockerClient, run_id: str | None = None) -> set[str]:
+    """Every container, network and Swarm service carrying the lab's label (and the run's id)."""
+    labels = [LABEL] + ([f"deploylab.run={run_id}"] if run_id else [])
+    found = {c.name for c in client.containers.list(all=True, filters={"label": labels})}
+    found |= {n.name for n in client.networks.list(filters={"label": labels})}
+    if (client.info().get("Swarm") or {}).get("ControlAvailable"):
+        found |= {s.name for s in client.services.list(filters={"label": labels})}
+    return found
