@@ -25,7 +25,7 @@ import httpx
 
 from lab.errors import LabError
 from lab.options import MODES, RunOptions
-from lab.probe.config import ProbeConfig
+from lab.probe.config import DRIVERS, ProbeConfig
 from lab.probe.process import ProbeProcess
 
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
@@ -36,6 +36,7 @@ ATTEMPTS = 3
 
 class Measurement(TypedDict):
     mode: str
+    driver: str  # how requests were driven: threads, asyncio
     clients: int  # the population the ticks were spread over, each with its own connections
     rate: float  # the schedule, req/s
     scheduled: int
@@ -59,12 +60,19 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float | None:
 
 
 def measure(
-    url: str, mode: str, rate: float, seconds: float, warmup_s: float = WARMUP_S, clients: int = 1
+    url: str,
+    mode: str,
+    rate: float,
+    seconds: float,
+    warmup_s: float = WARMUP_S,
+    clients: int = 1,
+    driver: str = "threads",
 ) -> Measurement:
     """Probe `url` at `rate` for `warmup_s` + `seconds` in its own process(es) and summarise the last
     `seconds`. The warm-up's late ticks are counted and shown (`warmup_late`), not judged: they measure
     threads and first connections starting, not the rate the probe holds."""
-    with ProbeProcess(ProbeConfig(url=url, rate=rate, mode=mode, clients=clients)) as probe:
+    config = ProbeConfig(url=url, rate=rate, mode=mode, clients=clients, driver=driver)
+    with ProbeProcess(config) as probe:
         time.sleep(warmup_s + seconds)
         everything = probe.stop()
     if probe.error:
@@ -81,6 +89,7 @@ def measure(
     p50, p99 = _quantile(latencies, 0.50), _quantile(latencies, 0.99)
     return Measurement(
         mode=mode,
+        driver=driver,
         clients=clients,
         rate=rate,
         processes=probe.processes,
@@ -137,6 +146,7 @@ def _ms(value: float | None) -> str:
 def format_table(measurements: Sequence[Measurement]) -> str:
     head = (
         "mode",
+        "driver",
         "clients",
         "schedule",
         "achieved",
@@ -156,6 +166,7 @@ def format_table(measurements: Sequence[Measurement]) -> str:
         rows.append(
             (
                 m["mode"],
+                m.get("driver", "threads"),
                 f"{m.get('clients', 1):,}",
                 f"{m['rate']:,.0f} req/s",
                 f"{m['achieved']:,.0f} req/s",
@@ -200,6 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[RunOptions.clients],
         help=f"populations to measure (default {RunOptions.clients}, a run's default)",
     )
+    parser.add_argument(
+        "--driver",
+        choices=DRIVERS,
+        nargs="+",
+        default=[DRIVERS[0]],
+        help="how requests are driven: threads, asyncio (both, to compare)",
+    )
     args = parser.parse_args(argv)
     modes = MODES if args.mode == "both" else (args.mode,)
     try:
@@ -212,13 +230,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{ATTEMPTS} attempts have no failure and at most {MAX_LATE_FRACTION:.0%} of ticks late "
                 f"(sent over {late_ms:g} ms after schedule) or unsent.\n"
             )
-            for clients in args.clients:
-                for mode in modes:
-                    one = functools.partial(measure, clients=clients)
-                    best, measurements = sustained_rate(url, mode, args.rates, args.seconds, measure_fn=one)
-                    print(format_table(measurements))
-                    who = f"{mode}, {clients} client{'s' if clients != 1 else ''}"
-                    print(f"{who}: sustained {best:,.0f} req/s\n" if best else f"{who}: no rate sustained\n")
+            for driver in args.driver:
+                for clients in args.clients:
+                    for mode in modes:
+                        one = functools.partial(measure, clients=clients, driver=driver)
+                        best, measurements = sustained_rate(
+                            url, mode, args.rates, args.seconds, measure_fn=one
+                        )
+                        print(format_table(measurements))
+                        who = f"{mode}, {driver}, {clients} client{'s' if clients != 1 else ''}"
+                        print(
+                            f"{who}: sustained {best:,.0f} req/s\n" if best else f"{who}: no rate sustained\n"
+                        )
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from lab.options import MODES, Mix, OkRanges
 
+DRIVERS = ("threads", "asyncio")
+
 
 @dataclass(frozen=True)
 class ProbeConfig:
@@ -37,6 +39,9 @@ class ProbeConfig:
     clients: int = 1  # the ticks are spread over this many clients, each with its own connections and id
     testers: int = 0  # the first `testers` clients send `X-Canary: always` (the new version, always)
     mix: Mix = (("get", 1),)  # what the ticks ask for, by weight (lab/options.py KINDS)
+    # How requests are driven: "threads" (a thread per request in flight, lab/probe/schedule.py) or
+    # "asyncio" (one event loop per process, lab/probe/aio.py). Same schedule, same samples.
+    driver: str = "threads"
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -47,6 +52,8 @@ class ProbeConfig:
             raise ValueError(f"invalid probe config: {self}")
         if not 0 <= self.share < self.shares:
             raise ValueError(f"share must be in [0, {self.shares}), got {self.share}")
+        if self.driver not in DRIVERS:
+            raise ValueError(f"driver must be one of {DRIVERS}, got {self.driver!r}")
         if self.clients < 1 or not 0 <= self.testers <= self.clients:
             raise ValueError(f"invalid clients ({self.clients}) or testers ({self.testers})")
 

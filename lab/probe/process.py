@@ -18,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from lab.model import ErrorClass, Sample
+from lab.probe.aio import run_probe_async
 from lab.probe.config import ProbeConfig
 from lab.probe.schedule import run_probe
 
@@ -105,7 +106,10 @@ def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> N
     config = dataclasses.replace(config, start_at=go[1])
     threading.Thread(target=await_stop, name="probe-control", daemon=True).start()
     try:
-        run_probe(config, stop, emit, on_start=on_start)
+        if config.driver == "asyncio":
+            run_probe_async(config, stop, emit, on_start=on_start)
+        else:
+            run_probe(config, stop, emit, on_start=on_start)
     except BaseException:
         send(("error", traceback.format_exc()))
     finally:

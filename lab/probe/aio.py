@@ -1,0 +1,265 @@
+"""The probe driven by one asyncio event loop per process instead of a thread per request in flight.
+
+Same semantics as lab/probe/schedule.py: open loop (tick `seq` due at t0 + seq / rate whatever happened
+before), no retries, latency from the scheduled time, a tick that cannot be sent (every one of `workers`
+requests in flight) recorded as client saturation, a tick overdue by more than `skip_after_s` recorded
+unsent rather than sent in a burst. Requests go through httpx's transport layer, httpcore, as ever: its
+async connection (`httpcore.AsyncHTTPConnection`, h11 underneath) over a small network backend of ours on
+asyncio's own streams, because httpcore's default async backend goes through anyio, a layer of
+indirection per read and write that the probe pays on every request.
+
+Why: on two cores the threads spent much of their time handing the GIL to each other (a request wakes a
+worker, whose every socket call releases and takes the GIL back against a hundred other threads); one
+loop per process never hands it over. `make bench` measures both (`--driver`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpcore
+
+from lab.model import ErrorClass, Sample
+from lab.probe.channel import STREAM_END, Reader, _core_request, as_httpx_error, make_request, ssl_context_for
+from lab.probe.config import ProbeConfig, client_of, kind_of, kind_pattern
+from lab.probe.schedule import classify, status_error
+
+_BATCH_S = 0.1
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return await asyncio.wait_for(self.reader.read(max_bytes), timeout)
+        except TimeoutError:
+            raise httpcore.ReadTimeout("timed out") from None
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            self.writer.write(buffer)
+            await asyncio.wait_for(self.writer.drain(), timeout)
+        except TimeoutError:
+            raise httpcore.WriteTimeout("timed out") from None
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # idle and readable: a kept-alive connection the server closed
+            transport = self.writer.transport
+            return (
+                transport.is_closing() or self.reader.at_eof() or bool(getattr(self.reader, "_buffer", b""))
+            )
+        if info == "ssl_object":
+            return self.writer.get_extra_info("ssl_object")
+        return None
+
+
+class _Backend(httpcore.AsyncNetworkBackend):
+    """TCP (and TLS) on asyncio's streams: what the probe needs of a network backend, no more."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
+        self.ssl_context = ssl_context
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout("timed out") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        return _Stream(reader, writer)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class _Client:
+    """One client's requests (one per kind, built once) and its idle connections, most recent last."""
+
+    def __init__(self, config: ProbeConfig, client: int, backend: _Backend) -> None:
+        self.requests = {kind: _core_request(make_request(config, client, kind)) for kind, _ in config.mix}
+        self.origin = next(iter(self.requests.values())).url.origin
+        self.idle: list[httpcore.AsyncHTTPConnection] = []
+        self.backend = backend
+
+
+async def _exchange(
+    client: _Client, kind: str, fresh: bool, read: Reader, ssl_context: ssl.SSLContext | None
+) -> tuple[int, str | None, str | None, str | None]:
+    conn = None
+    while client.idle:
+        candidate = client.idle.pop()
+        if not candidate.is_closed() and not candidate.has_expired():
+            conn = candidate
+            break
+        await candidate.aclose()
+    if conn is None:
+        conn = httpcore.AsyncHTTPConnection(
+            client.origin,
+            ssl_context=ssl_context,
+            keepalive_expiry=None,
+            retries=0,
+            network_backend=client.backend,
+        )
+    keep = False
+    try:
+        response = await conn.handle_async_request(client.requests[kind])
+        try:
+            try:
+                body = await response.aread()
+            except httpcore.ProtocolError as exc:
+                if kind == "stream":
+                    raise _StreamCut(str(exc)) from exc
+                raise
+        finally:
+            await response.aclose()
+        keep = not fresh
+    finally:
+        if keep and not conn.is_closed():
+            client.idle.append(conn)
+        else:
+            await conn.aclose()
+    if kind == "stream" and response.status == 200 and STREAM_END not in body[-64:]:
+        raise _StreamCut("the stream ended before its last event")
+    version, instance, upstream = read(response.headers, body)
+    return response.status, version, instance, upstream
+
+
+class _StreamCut(Exception):
+    pass
+
+
+def run_probe_async(
+    config: ProbeConfig,
+    stop: threading.Event,
+    emit: Callable[[list[Sample]], None],
+    *,
+    on_start: Callable[[float], None] | None = None,
+    max_requests: int | None = None,
+) -> None:
+    """Probe until `stop` is set; the same contract as `lab.probe.schedule.run_probe`."""
+    asyncio.run(_main(config, stop, emit, on_start, max_requests))
+
+
+async def _main(
+    config: ProbeConfig,
+    stop: threading.Event,
+    emit: Callable[[list[Sample]], None],
+    on_start: Callable[[float], None] | None,
+    max_requests: int | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    clock = time.monotonic
+    ssl_context = ssl_context_for(config)
+    backend = _Backend(ssl_context)
+    clients = [_Client(config, c, backend) for c in range(config.clients)]
+    read = Reader(config)
+    out: collections.deque[Sample] = collections.deque()
+    fresh = config.mode == "fresh"
+    in_flight: set[asyncio.Task[None]] = set()
+    late_after, ok = config.late_after_s, config.ok
+
+    async def one(seq: int, scheduled: float, client: int, kind: str) -> None:
+        sent = clock()
+        status = version = instance = upstream = None
+        error: ErrorClass | None = None
+        try:
+            status, version, instance, upstream = await _exchange(
+                clients[client], kind, fresh, read, ssl_context
+            )
+            finished = clock()
+            error = status_error(status, ok)
+        except _StreamCut:
+            finished = clock()
+            error = ErrorClass.STREAM_CUT
+        except Exception as exc:  # a request must never take the probe down
+            finished = clock()
+            error = classify(as_httpx_error(exc))
+        out.append(
+            Sample(
+                seq,
+                scheduled,
+                sent,
+                finished,
+                status,
+                version,
+                instance,
+                error,
+                sent - scheduled > late_after,
+                upstream,
+                client,
+                kind,
+            )
+        )
+
+    async def flush() -> None:
+        while True:
+            await asyncio.sleep(_BATCH_S)
+            if out:
+                batch = [out.popleft() for _ in range(len(out))]
+                await loop.run_in_executor(None, emit, batch)
+
+    flusher = asyncio.create_task(flush())
+    interval, skip_after = 1.0 / config.rate, config.skip_after_s
+    t0 = config.start_at if config.start_at is not None else clock()
+    if on_start is not None:
+        on_start(t0)
+    seq, stride, count = config.share, config.shares, 0
+    pattern = kind_pattern(config.mix)
+    try:
+        while not stop.is_set() and (max_requests is None or count < max_requests):
+            scheduled = t0 + seq * interval
+            now = clock()
+            if now < scheduled:
+                await asyncio.sleep(min(scheduled - now, 0.05))
+                continue
+            client, kind = client_of(seq, config.clients, stride), kind_of(seq, pattern)
+            if len(in_flight) >= config.workers or now - scheduled > skip_after:
+                out.append(
+                    Sample(seq, scheduled, None, None, error=ErrorClass.SATURATED, client=client, kind=kind)
+                )
+            else:
+                task = asyncio.create_task(one(seq, scheduled, client, kind))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            seq += stride
+            count += 1
+            if count % 50 == 0:
+                await asyncio.sleep(0)  # let requests in flight read what has arrived
+    finally:
+        if in_flight:
+            await asyncio.wait(in_flight)
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        for c in clients:
+            for conn in c.idle:
+                await conn.aclose()
+        if out:
+            emit([out.popleft() for _ in range(len(out))])
