@@ -102,7 +102,7 @@ class _Backend(httpcore.AsyncNetworkBackend):
 class _Client:
     """One client's requests (one per kind, built once) and its idle connections, most recent last."""
 
-    def __init__(self, config: ProbeConfig, client: int, backend: _Backend) -> None:
+    def __init__(self, config: ProbeConfig, client: int, backend: httpcore.AsyncNetworkBackend) -> None:
         self.requests = {kind: _core_request(make_request(config, client, kind)) for kind, _ in config.mix}
         self.origin = next(iter(self.requests.values())).url.origin
         self.idle: list[httpcore.AsyncHTTPConnection] = []
@@ -162,9 +162,11 @@ def run_probe_async(
     *,
     on_start: Callable[[float], None] | None = None,
     max_requests: int | None = None,
+    network_backend: httpcore.AsyncNetworkBackend | None = None,
 ) -> None:
-    """Probe until `stop` is set; the same contract as `lab.probe.schedule.run_probe`."""
-    asyncio.run(_main(config, stop, emit, on_start, max_requests))
+    """Probe until `stop` is set; the same contract as `lab.probe.schedule.run_probe`.
+    `network_backend` stands in for the network (tests: httpcore.AsyncMockBackend)."""
+    asyncio.run(_main(config, stop, emit, on_start, max_requests, network_backend))
 
 
 async def _main(
@@ -173,11 +175,12 @@ async def _main(
     emit: Callable[[list[Sample]], None],
     on_start: Callable[[float], None] | None,
     max_requests: int | None,
+    network_backend: httpcore.AsyncNetworkBackend | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     clock = time.monotonic
     ssl_context = ssl_context_for(config)
-    backend = _Backend(ssl_context)
+    backend: httpcore.AsyncNetworkBackend = network_backend or _Backend(ssl_context)
     clients = [_Client(config, c, backend) for c in range(config.clients)]
     read = Reader(config)
     out: collections.deque[Sample] = collections.deque()

@@ -1,0 +1,80 @@
+"""The asyncio driver keeps the threads' contract: open loop, every tick a sample, errors by class, a cut
+stream, client saturation when every request slot is busy; over httpcore's mock network."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import httpcore
+
+from lab.model import ErrorClass, Sample
+from lab.probe.aio import run_probe_async
+from lab.probe.config import ProbeConfig
+
+URL = "http://probe.test/"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-App-Version: v1\r\n\r\nok"
+
+
+class Network(httpcore.AsyncMockBackend):
+    """Every connection answers `answers` times with `raw`, then reads as closed by the server."""
+
+    def __init__(self, raw: bytes = OK, answers: int = 1000, refuse: bool = False) -> None:
+        super().__init__([])
+        self.raw, self.answers, self.refuse, self.connects = raw, answers, refuse, 0
+
+    async def connect_tcp(self, *args: object, **kwargs: object) -> httpcore.AsyncNetworkStream:
+        self.connects += 1
+        if self.refuse:
+            raise httpcore.ConnectError("[Errno 111] Connection refused")
+        return httpcore.AsyncMockStream([self.raw] * self.answers)
+
+
+def probe(config: ProbeConfig, network: Network, n: int) -> list[Sample]:
+    out: list[Sample] = []
+    run_probe_async(config, threading.Event(), out.extend, max_requests=n, network_backend=network)
+    return sorted(out, key=lambda s: s.seq)
+
+
+def test_every_tick_is_one_sample_on_the_open_loop_schedule() -> None:
+    samples = probe(ProbeConfig(URL, 400, clients=4, driver="asyncio"), Network(), 40)
+    assert [s.seq for s in samples] == list(range(40))
+    t0 = samples[0].scheduled
+    assert [s.scheduled for s in samples] == [t0 + i / 400 for i in range(40)]
+    assert {(s.status, s.version, s.error) for s in samples} == {(200, "v1", None)}
+    assert Counter(s.client for s in samples) == {0: 10, 1: 10, 2: 10, 3: 10}
+
+
+def test_keepalive_keeps_a_connection_per_client_and_fresh_opens_one_per_request() -> None:
+    kept = Network()
+    probe(ProbeConfig(URL, 400, clients=3, driver="asyncio"), kept, 30)
+    assert kept.connects == 3
+    fresh = Network()
+    probe(ProbeConfig(URL, 400, mode="fresh", clients=3, driver="asyncio"), fresh, 30)
+    assert fresh.connects == 30
+
+
+def test_a_refused_connection_is_a_refused_sample_never_retried() -> None:
+    network = Network(refuse=True)
+    samples = probe(ProbeConfig(URL, 200, driver="asyncio"), network, 5)
+    assert {s.error for s in samples} == {ErrorClass.REFUSED} and network.connects == 5
+
+
+def test_a_stream_without_its_end_is_cut() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: 0\n\n\r\n"  # no last chunk
+    samples = probe(ProbeConfig(URL, 200, mix=(("stream", 1),), driver="asyncio"), Network(raw), 3)
+    assert {(s.kind, s.error) for s in samples} == {("stream", ErrorClass.STREAM_CUT)}
+
+
+def test_a_tick_with_every_request_slot_busy_is_client_saturation() -> None:
+    class Hanging(Network):
+        async def connect_tcp(self, *args: object, **kwargs: object) -> httpcore.AsyncNetworkStream:
+            import asyncio
+
+            await asyncio.sleep(0.3)
+            return await super().connect_tcp(*args, **kwargs)
+
+    samples = probe(ProbeConfig(URL, 200, workers=2, driver="asyncio"), Hanging(), 10)
+    saturated = [s for s in samples if s.error is ErrorClass.SATURATED]
+    assert len(saturated) >= 5 and all(s.sent is None for s in saturated)
+    assert sum(1 for s in samples if s.ok) >= 2
