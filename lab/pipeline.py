@@ -101,10 +101,11 @@ class Run:
     def execute(self) -> RunRecord:
         """The run, whatever happens to it: its record says how it ended. A Ctrl-C is raised again once
         everything the run made is gone."""
-        record, options = self.record, self.options
+        record, options, mark = self.record, self.options, self.record.marks
         probe: Probe | None = None
         try:
             record.url = self.target.setup(self)
+            mark["setup_done"] = time.monotonic()
             probe = self.probe = self.target.attach(self.probe_factory(probe_config(record.url, options)))
             try:
                 probe.start()
@@ -117,7 +118,9 @@ class Run:
             time.sleep(options.baseline_s)
             self.target.after_baseline(self)
             self.feed.set_phase("plan")
+            mark["deploy_started"] = time.monotonic()
             record.status = self.target.deploy(self)
+            mark["deploy_done"] = time.monotonic()
             self.feed.set_phase("settle")
             time.sleep(options.settle_s)
         except KeyboardInterrupt:
@@ -136,7 +139,9 @@ class Run:
                     if probe is not None:
                         self._stop_probe(probe)
                 finally:  # whatever stopping the probe did, what the target made goes
+                    mark["teardown_started"] = time.monotonic()
                     self.target.teardown(self, keep=self.keep and record.status != "interrupted")
+                    mark["teardown_done"] = time.monotonic()
                     self.feed.finish(record.status)
         return record
 

@@ -53,3 +53,6 @@ class RunRecord:
     command: tuple[str, ...] = ()
     command_exit: int | None = None
     output: list[tuple[float, str, str]] = field(default_factory=list)
+    # Moments of the run's own machinery, on the one clock: setup_done, deploy_started, deploy_done,
+    # teardown_started, teardown_done (lab/output/journal.py turns them into the phases' durations).
+    marks: dict[str, float] = field(default_factory=dict)

@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lab.analysis.summary import Analysis
+from lab.output.journal import timings
 from lab.record import RunRecord
 
 COLUMNS = (
@@ -20,6 +21,7 @@ COLUMNS = (
     "clients hurt",
     "lowest capacity",
     "deploy",
+    "wall",
     "rollback",
     "blast radius",
 )
@@ -47,6 +49,7 @@ def row(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         "late_ticks": figures.get("late_ticks"),
         "clients": figures.get("clients"),
         "kinds": figures.get("kinds"),
+        "wall_s": timings(record)["wall_s"],
     }
 
 
@@ -96,6 +99,7 @@ def table(rows: list[dict[str, Any]], title: str) -> Table:
             _clients(r),
             "-" if r["lowest_capacity"] is None else f"{r['lowest_capacity']}",
             _num(r["deploy_duration_s"], "s", 2),
+            _num(r.get("wall_s"), "s", 1),
             _rollback(r),
             "-" if r["blast_radius"] is None else f"{r['blast_radius']:,} / {r['new_answers']:,}",
         )

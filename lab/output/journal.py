@@ -74,6 +74,26 @@ def command_record(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def timings(record: RunRecord) -> dict[str, float | None]:
+    """How long each phase of the run took, in seconds: what the lab spent on its own machinery (setup,
+    teardown) beside the probing it was asked for (baseline, deploy, settle). None: not reached."""
+    m, t0 = record.marks, record.t0
+
+    def span(start: float | None, end: float | None) -> float | None:
+        return None if start is None or end is None else round(end - start, 3)
+
+    probing = record.probe_started
+    return {
+        "setup_s": span(t0, m.get("setup_done")),
+        "probe_start_s": span(m.get("setup_done"), probing),
+        "baseline_s": span(probing, m.get("deploy_started")),
+        "deploy_s": span(m.get("deploy_started"), m.get("deploy_done")),
+        "settle_s": span(m.get("deploy_done"), record.probe_stopped),
+        "teardown_s": span(m.get("teardown_started"), m.get("teardown_done")),
+        "wall_s": span(t0, m.get("teardown_done")),
+    }
+
+
 def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
     cfg = record.config
     measure, request = cfg.measure, cfg.request
@@ -160,6 +180,8 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         ],
         # `lab measure`: the deploy command, its exit code and every line it printed, on the run's clock.
         "command": None if measure is None else command_record(record),
+        # The run's own wall time by phase: setup and teardown are the lab's overhead.
+        "timings": timings(record),
         "status": record.status,
         "error": record.error,
         "error_detail": record.error_detail,
@@ -181,6 +203,7 @@ def summary(record: RunRecord, analysis: Analysis, out_dir: Path | None) -> dict
         "notes": record.notes,
         "run_id": record.run_id,
         "output": str(out_dir) if out_dir else None,
+        "timings": timings(record),
         **(
             {}
             if record.config.measure is None

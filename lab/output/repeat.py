@@ -52,6 +52,7 @@ CAPACITY = _figure("lowest_capacity", "lowest capacity (instances)")
 DEPLOY = _figure("deploy_duration_s", "deploy duration", "s", 2)
 BLAST = _figure("blast_radius", "blast radius (failed v2 answers)")
 LATE = _figure("late_ticks", "late ticks")
+WALL = _figure("wall_s", "the run's wall time", "s", 1)
 CLIENTS_HURT = _figure("clients_saw_failure", "clients that saw a failure", path=("clients", "saw_failure"))
 CLIENTS_FLIPPED = _figure(
     "clients_flip_flopped", "clients that flip-flopped", path=("clients", "flip_flopped")
@@ -77,9 +78,10 @@ RUN_FIGURES = (
     _figure("p99_during_ms", "latency p99 during", "ms", 1, ("latency_ms", "during", "p99")),
     _figure("probe_rate_achieved", "probe rate", "req/s", 1),
     LATE,
+    _figure("wall_s", "the run's wall time", "s", 1, ("timings", "wall_s")),
 )
 # `lab compare --repeat`: the columns of the comparison table, as `compare.row` gives them.
-COMPARE_FIGURES = (FAILED, DOWNTIME, MIXED, FLIP_FLOPS, CLIENTS_HURT, CAPACITY, DEPLOY, BLAST, LATE)
+COMPARE_FIGURES = (FAILED, DOWNTIME, MIXED, FLIP_FLOPS, CLIENTS_HURT, CAPACITY, DEPLOY, WALL, BLAST, LATE)
 
 
 def measured(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -226,7 +228,7 @@ def compare_table(rows: Sequence[dict[str, Any]], specs: Sequence[str], title: s
         "flip-flops",
         "clients hurt",
     )
-    for name in (*columns, "lowest capacity", "deploy", "rollback", "blast radius"):
+    for name in (*columns, "lowest capacity", "deploy", "wall", "rollback", "blast radius"):
         t.add_column(name, overflow="fold")
     for spec, runs in grouped(rows, specs).items():
         if not runs:
@@ -234,7 +236,7 @@ def compare_table(rows: Sequence[dict[str, Any]], specs: Sequence[str], title: s
         cells = [
             spread_text(aggregate(runs, f), f) for f in (FAILED, DOWNTIME, MIXED, FLIP_FLOPS, CLIENTS_HURT)
         ]
-        tail = [spread_text(aggregate(runs, f), f) for f in (CAPACITY, DEPLOY)]
+        tail = [spread_text(aggregate(runs, f), f) for f in (CAPACITY, DEPLOY, WALL)]
         blast = spread_text(aggregate(runs, BLAST), BLAST)
         row = [spec, str(len(runs)), status_text(runs), *cells, *tail, _rollback_text(runs), blast]
         t.add_row(*(escape(c) for c in row))

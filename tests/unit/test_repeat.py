@@ -155,5 +155,5 @@ def test_compare_table_shows_median_and_range_with_units() -> None:
     cells = [c.strip() for c in line.split("│")[1:-1]]
     assert cells[:5] == ["a", "3", "completed 3", "0 (0–2)", "3.0 ms (0.0–12.5)"]
     assert cells[7] == "–"  # no clients figures in these rows (a folder from before clients)
-    assert cells[9] == "2.00 s (2.00–2.00)" and cells[10] == "no"
+    assert cells[9] == "2.00 s (2.00–2.00)" and cells[10] == "–" and cells[11] == "no"  # no wall time
     assert "│ b " not in text  # a strategy without runs yet (an interrupt) has no row
