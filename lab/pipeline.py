@@ -33,6 +33,9 @@ from lab.record import RunRecord
 from lab.targets.base import EventHook, Probe, Target, no_hook
 
 ProbeFactory = Callable[[ProbeConfig], Probe]
+PENDING_URL = "http://pending.invalid/"  # the URL of a prelaunched probe until the target knows its own
+
+
 Watch = Callable[[SampleFeed], AbstractContextManager[object]]  # the live view, around a run
 
 
@@ -103,10 +106,17 @@ class Run:
         everything the run made is gone."""
         record, options, mark = self.record, self.options, self.record.marks
         probe: Probe | None = None
+        early = self._prelaunch()
         try:
             record.url = self.target.setup(self)
             mark["setup_done"] = time.monotonic()
-            probe = self.probe = self.target.attach(self.probe_factory(probe_config(record.url, options)))
+            raw: Probe
+            if early is not None:
+                early.retarget(record.url)
+                raw, early = early, None
+            else:
+                raw = self.probe_factory(probe_config(record.url, options))
+            probe = self.probe = self.target.attach(raw)
             try:
                 probe.start()
             except RuntimeError as exc:
@@ -134,6 +144,8 @@ class Run:
             record.error_detail = traceback.format_exc()
         finally:
             self.feed.set_phase("cleanup")
+            if early is not None:  # launched, never started: the setup failed
+                early.close()
             with _sigint_ignored():
                 try:
                     if probe is not None:
@@ -144,6 +156,19 @@ class Run:
                     mark["teardown_done"] = time.monotonic()
                     self.feed.finish(record.status)
         return record
+
+    def _prelaunch(self) -> ProbeProcess | None:
+        """The probe's processes started before the target's setup, which takes seconds: their
+        interpreters load meanwhile. Probes that cannot (a test's fake) start as ever, after it."""
+        if self.probe_factory is not ProbeProcess:  # a test's fake probe: started after the setup
+            return None
+        probe = ProbeProcess(probe_config(PENDING_URL, self.options))
+        try:
+            probe.prelaunch()
+        except (RuntimeError, OSError):  # they will be started again, the usual way, after the setup
+            probe.close()
+            return None
+        return probe
 
     def _stop_probe(self, probe: Probe) -> None:
         record = self.record

@@ -103,7 +103,8 @@ def _child_main(config: ProbeConfig, data: Connection, control: Connection) -> N
         send(("done", 0.0))  # stopped before it started: nothing was measured
         data.close()
         return
-    config = dataclasses.replace(config, start_at=go[1])
+    # The go message may carry the config whole: a child started before the URL was known (prelaunch).
+    config = dataclasses.replace(go[2] if len(go) > 2 else config, start_at=go[1])
     threading.Thread(target=await_stop, name="probe-control", daemon=True).start()
     try:
         if config.driver == "asyncio":
@@ -185,9 +186,9 @@ class _Child:
         self.wait_for(self._ready, "start")
 
     def go(self, start_at: float) -> None:
-        """Tell a loaded child when tick 0 is due."""
+        """Tell a loaded child when tick 0 is due, and its config as it is now."""
         if self._control is not None:
-            self._control.send(("go", start_at))
+            self._control.send(("go", start_at, self.config))
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.pid is not None and self._proc.is_alive()
@@ -322,10 +323,11 @@ class ProbeProcess:
         values = [c.cpu_s for c in self._children if c.cpu_s is not None]
         return sum(values) if values and len(values) == len(self._children) else None
 
-    def start(self) -> None:
-        """Start the children; return once tick 0 is due (or, with one child, about to be sent)."""
+    def prelaunch(self) -> None:
+        """Start the children's interpreters now (their imports take a few tenths of a second), so a run
+        can set up its target meanwhile; `start` sends them the config as it is then."""
         if self._children:
-            raise RuntimeError("ProbeProcess already started")
+            raise RuntimeError("ProbeProcess already launched")
         self._children = [
             _Child(
                 dataclasses.replace(self.config, share=k, shares=self._count),
@@ -336,6 +338,24 @@ class ProbeProcess:
         try:
             for child in self._children:
                 child.launch()
+        except BaseException:
+            self.close()
+            raise
+
+    def retarget(self, url: str) -> None:
+        """The URL to probe, once the run knows it (after `prelaunch`, before `start`)."""
+        self.config = dataclasses.replace(self.config, url=url)
+        for child in self._children:
+            child.config = dataclasses.replace(child.config, url=url)
+
+    def start(self) -> None:
+        """Start the children (unless prelaunched); return once tick 0 is due (or, with one child, about
+        to be sent)."""
+        if not self._children:
+            self.prelaunch()
+        elif any(c.started_at is not None for c in self._children):
+            raise RuntimeError("ProbeProcess already started")
+        try:
             for child in self._children:
                 child.wait_loaded()
             start_at = time.monotonic() + _GO_LEAD_S

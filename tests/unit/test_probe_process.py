@@ -59,3 +59,27 @@ def test_a_killed_probe_process_is_reported_not_hidden() -> None:
     assert proc.error is not None and "without finishing" in proc.error
     seqs = [s.seq for s in samples]
     assert seqs == sorted(set(seqs))
+
+
+def test_a_prelaunched_probe_probes_the_url_it_is_given_later() -> None:
+    # The children start with a placeholder URL while the run sets up; the one they probe comes at start.
+    pending = ProbeConfig("http://pending.invalid/", rate=200, workers=4, driver="asyncio")
+    proc = ProbeProcess(pending, processes=2)
+    proc.prelaunch()
+    try:
+        proc.retarget(f"http://127.0.0.1:{closed_port()}/")
+        proc.start()
+        time.sleep(0.2)
+        samples = proc.stop()
+    finally:
+        proc.close()
+    sent = [s for s in samples if s.sent is not None]
+    assert sent and {s.error for s in sent} == {ErrorClass.REFUSED}  # not a DNS failure of pending.invalid
+    assert [s.seq for s in samples] == list(range(len(samples)))
+
+
+def test_a_prelaunched_probe_that_never_starts_goes_away() -> None:
+    proc = ProbeProcess(ProbeConfig("http://pending.invalid/", rate=200, workers=4))
+    proc.prelaunch()
+    proc.close()
+    assert not proc.alive()
