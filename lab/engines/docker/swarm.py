@@ -17,6 +17,7 @@ The lab never initialises a swarm, nor leaves one: `preflight` says how to make 
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -279,10 +280,17 @@ class SwarmEngine:
     @engine_errors
     def update_service(self, name: str, image: str, env: Mapping[str, str]) -> None:
         """`docker service update --image IMAGE --env-add ...`: Swarm moves the tasks by itself."""
-        service = self.client.services.get(self.service_name(name))
-        spec = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        attrs = self.client.api.inspect_service(self.service_name(name))
+        # The whole task template as it is, with the new image and env: the SDK's Service.update would
+        # build a template of only what it is given, dropping the healthcheck, the network, the limits.
+        template = copy.deepcopy(attrs["Spec"]["TaskTemplate"])
+        spec = template["ContainerSpec"]
         merged = {**dict(item.split("=", 1) for item in spec.get("Env") or []), **env}
-        service.update(image=image, env=[f"{k}={v}" for k, v in merged.items()])
+        spec["Image"] = image
+        spec["Env"] = [f"{k}={v}" for k, v in merged.items()]
+        self.client.api.update_service(
+            attrs["ID"], attrs["Version"]["Index"], task_template=template, fetch_current_spec=True
+        )
 
     @engine_errors
     def update_state(self, name: str) -> UpdateState:
