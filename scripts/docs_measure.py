@@ -7,14 +7,18 @@
 
 Each step is one command, run from the repository's root with `.venv/bin` first on PATH, as written in the
 docs (with `--no-live`, and `--out` pointing into OUT so that its run folders land there). For step NN it
-writes `OUT/NN-<name>/`: `command.txt`, `stdout.txt`, `stderr.txt`, `exit.txt`, and the run folders under
-`runs/`. `OUT/steps.tsv` and `OUT/steps.json` list every step with its exit code and wall time; one line
-per step goes to stdout as it ends. A step whose exit is not the one expected is flagged, not fatal: the
-next steps still run (the docs quote rollbacks and budgets too).
+writes `OUT/NN-<name>/`: `command.txt`, `stdout.txt`, `stderr.txt`, `exit.txt`, `setup.txt` (set-up and
+clean-up commands, such as a compose pair brought up around a `lab measure`) and the run folders under
+`runs/`. `OUT/steps.tsv` and `OUT/steps.json` list every step with its exit code, wall time and the commit
+measured (`+dirty` when lab/ or sample_app/ differed from it: the lab is installed editable); one line per
+step goes to stdout as it ends. A step whose exit is not the one expected is flagged, not fatal: the next
+steps still run (the docs quote rollbacks and budgets too). Tables are printed 200 columns wide, as
+`lab compare` writes compare.txt.
 
 Standard library only; runs `.venv/bin/lab` (and the workshop checker, pytest and docker-compose for the
-workshop's compose exercise and `lab measure`) as subprocesses. Needs the images (`lab images`) and the
-Docker engine to itself for the whole run (25 to 40 minutes on a 2-core machine).
+workshop's compose exercise and `lab measure`) as subprocesses. The first step, `lab images`, builds any
+image that is missing. Needs the Docker engine to itself for the whole run: 44 steps, about 25 minutes on a
+2-core machine (23 min 9 s for the 42 of 1 December 2026, before the `--settle 2` and `--settle 12` runs).
 """
 
 from __future__ import annotations
@@ -193,7 +197,7 @@ def steps() -> list[Step]:
     instances = "app-v1-1 app-v1-2 app-v1-3"
     restart_sh = f"#!/bin/sh\nset -e\n{base} stop {instances}\n{base} start {instances}\n"
     # nginx's log (its "no live upstreams" lines) goes to the step's setup.txt before the pair goes down.
-    for settle in ("8", "2"):
+    for settle in ("8", "2", "12"):
         add(
             f"measure-restart-settle{settle}",
             "README.md#measure-your-own-deployment, docs/measure.md#measured-on-this-machine",
