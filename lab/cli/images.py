@@ -97,7 +97,7 @@ def clean_cmd(
         raise LabError(f"could not remove everything: {'; '.join(removed.left)}")
     if images:
         for name in remove_images(client):
-            out.print(f"removed image {name}", markup=False)
+            out.print(f"removed image {name}", markup=False, soft_wrap=True)
 
 
 @images_app.command("push")
@@ -116,8 +116,8 @@ def push_cmd(
     from lab.engines.docker.images import push_images
     from lab.engines.docker.local import connect
 
-    for name, digest in push_images(connect(), registry_name(registry), log=lambda line: err.print(line)):
-        out.print(f"pushed {name} ({digest})", markup=False)
+    for name, digest in push_images(connect(), registry_name(registry), log=lambda line: err.print(line, markup=False, soft_wrap=True)):
+        out.print(f"pushed {name} ({digest})", markup=False, soft_wrap=True)
 
 
 def registry_name(text: str) -> str:

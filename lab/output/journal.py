@@ -151,6 +151,7 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         # The version that served before and the new one, as the analysis took them.
         "versions": {"old": record.versions[0], "new": record.versions[1]},
         "probe": {
+            "url": record.url,  # where the requests went: the proxy's published port on a fleet run
             "started_s": _rel(record.probe_started, origin),
             "stopped_s": _rel(record.probe_stopped, origin),
         },
