@@ -58,7 +58,7 @@ lint: install ## ruff, mypy and the import contracts (pyproject.toml)
 	$(BIN)/lint-imports
 
 bench: images ## Probe benchmark: highest sustained rate in each connection mode
-	$(BIN)/python -m lab.probe.bench
+	$(BIN)/python -m lab.probe.bench $(ARGS)
 
 compose-files: install ## Render compose/ again from the lab's nginx template (a unit test checks they match)
 	$(BIN)/python -m lab.compose_files

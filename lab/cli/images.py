@@ -116,7 +116,10 @@ def push_cmd(
     from lab.engines.docker.images import push_images
     from lab.engines.docker.local import connect
 
-    for name, digest in push_images(connect(), registry_name(registry), log=lambda line: err.print(line, markup=False, soft_wrap=True)):
+    def log(line: str) -> None:
+        err.print(line, markup=False, soft_wrap=True)
+
+    for name, digest in push_images(connect(), registry_name(registry), log=log):
         out.print(f"pushed {name} ({digest})", markup=False, soft_wrap=True)
 
 

@@ -96,7 +96,9 @@ def test_chromium_renders_the_timeline_with_both_versions_and_the_steps(
     assert '<svg id="timeline"' in dom or re.search(r"<svg[^>]*\bid=\"timeline\"", dom)
     assert len(re.findall(r'class="bar v1"', dom)) > 3 and len(re.findall(r'class="bar v2"', dom)) > 3
     steps = len(json.loads((run_folder / "journal.json").read_text())["steps"])
-    assert len(re.findall(r'class="step(?: failed)?"', dom)) == steps * 3  # a marker per step and panel
+    panels = len(re.findall(r'class="panel-title"', dom))
+    assert panels == 4  # requests, clients (the run had 32), latency, capacity
+    assert len(re.findall(r'class="step(?: failed)?"', dom)) == steps * panels  # a marker per step and panel
     assert "requests failed" in dom and "nginx configs" in dom  # the summary and the configs came too
 
     shot = tmp_path / "report.png"

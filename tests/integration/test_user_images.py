@@ -41,6 +41,7 @@ def test_a_canary_judges_an_app_without_version_headers_from_the_upstream(deploy
         "image": result.record.config.v2_app.image,
         "port": 8000,
         "health_path": "/ready",
+        "serves": None,  # not declared: GET / only (docs/schema.md)
     }
 
 

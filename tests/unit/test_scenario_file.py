@@ -394,3 +394,22 @@ def test_writing_where_it_cannot_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="use .toml, .yaml or .yml"):
         save(tmp_path / "s.ini", config())
     assert not (tmp_path / "s.ini").exists()
+
+
+def test_the_every_field_examples_in_docs_config_load_and_say_the_same(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    section = doc.split("## Every field", 1)[1]
+    toml_text = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    yaml_text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "every.toml").write_text(toml_text)
+    (tmp_path / "every.yaml").write_text(yaml_text)
+    from_toml, from_yaml = load(tmp_path / "every.toml"), load(tmp_path / "every.yaml")
+    assert from_toml.options == from_yaml.options and from_toml.env == from_yaml.env
+    assert from_toml.params == from_yaml.params and from_toml.strategy == from_yaml.strategy
+    # Every field the loader knows appears in the example, so a new one cannot go undocumented.
+    from lab.scenario_file import APP_FIELDS, SECTIONS
+
+    fields = {f.option for section_fields in SECTIONS.values() for f in section_fields.values()}
+    fields |= {f"v1_{f.option}" for f in APP_FIELDS.values()}
+    missing = fields - set(from_toml.options)
+    assert missing == set(), f"docs/config.md leaves out {sorted(missing)}"
