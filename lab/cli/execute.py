@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def progress_hook(quiet: bool) -> EventHook:
     def progress(line: str, _event: object) -> None:
         if not quiet:
-            err.print(f"[dim]{escape(line)}[/dim]")
+            err.print(f"[dim]{escape(line)}[/dim]", soft_wrap=True)
 
     return progress
 

@@ -10,6 +10,7 @@ or start-first), a healthcheck or none, a short or a long stop grace period.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,9 +30,14 @@ class SwarmUpdate:
     healthcheck: bool
     stop_grace_s: float
     timeout_s: float
+    health_path: str | None = None  # the path the healthcheck asks; None: the app's own health path
+    health_retries: int = 3
 
     def describe(self) -> str:
-        health = "a healthcheck" if self.healthcheck else "no healthcheck"
+        health = "no healthcheck"
+        if self.healthcheck:
+            path = f" {self.health_path}" if self.health_path else ""
+            health = f"a healthcheck{path} ({self.health_retries} failure(s) is unhealthy)"
         return (
             f"{self.order}, {self.parallelism} at a time, delay {self.delay_s:g} s, on failure "
             f"{self.failure_action} (monitor {self.monitor_s:g} s, max failure ratio "
@@ -52,6 +58,8 @@ def swarm_rolling(
     healthcheck: bool = True,
     stop_grace_s: float = 10.0,
     timeout_s: float = 180.0,
+    health_path: str | None = None,
+    health_retries: int = 3,
 ) -> SwarmUpdate:
     if parallelism < 1:
         raise ValueError(f"parameter parallelism={parallelism} must be at least 1 (0 would mean all at once)")
@@ -59,6 +67,10 @@ def swarm_rolling(
         raise ValueError(f"parameter max_failure_ratio={max_failure_ratio:g} is a fraction from 0 to 1")
     if timeout_s <= 0:
         raise ValueError(f"parameter timeout_s={timeout_s:g} must be above 0")
+    if health_path is not None and not re.fullmatch(r"/[\w./~%?=&-]*", health_path):
+        raise ValueError(f"parameter health_path={health_path} must be a URL path such as / or /healthz")
+    if health_retries < 1:
+        raise ValueError(f"parameter health_retries={health_retries} must be at least 1")
     return SwarmUpdate(
         order,
         parallelism,
@@ -69,4 +81,6 @@ def swarm_rolling(
         healthcheck,
         stop_grace_s,
         timeout_s,
+        health_path,
+        health_retries,
     )
