@@ -127,10 +127,11 @@ class SwarmUpdateTarget:
             state = self.services.update_state(SERVICE)
             if state.state != last.state:
                 failed = state.state in ("paused", "rollback_started") and bool(state.message)
+                # A failing moment keeps Swarm's message as its error, which every view prints after it.
                 self._event(
                     run,
                     "Swarm",
-                    f"update {state.state}" + (f": {state.message}" if state.message else ""),
+                    f"update {state.state}" + (f": {state.message}" if state.message and not failed else ""),
                     now,
                     False if failed else None,
                     error=state.message if failed else None,

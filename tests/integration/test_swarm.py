@@ -78,20 +78,22 @@ def test_swarms_own_rolling_update_is_watched_step_by_step(order: str, tmp_path:
         assert result["lowest_capacity"] == 1
 
 
-def test_a_bad_release_is_rolled_back_by_swarm_and_the_run_says_so(tmp_path: Path) -> None:
-    args = [
-        "run",
-        "swarm-rolling",
-        "--engine",
-        "swarm",
-        "--scenario",
-        "crash-at-start",
-        "-p",
-        "failure_action=rollback",
-        "-p",
-        "monitor_s=2",
-        *FAST,
-    ]
+@pytest.mark.parametrize(
+    "release",
+    [
+        # Crashes at start: Swarm sees the task fail.
+        ["--scenario", "crash-at-start", "-p", "monitor_s=2"],
+        # 20% of GET / answered 500: Swarm sees it only through a healthcheck that asks GET /, unhealthy at
+        # the first failed check; a 10 s monitor makes 40 checks of the two tasks, all of them passing
+        # (0.8^40, about 1 in 10,000) the only way the update could complete.
+        ["--scenario", "errors", "-p", "health_path=/", "-p", "health_retries=1", "-p", "monitor_s=10"],
+    ],
+    ids=["crash-at-start", "errors"],
+)
+def test_a_bad_release_is_rolled_back_by_swarm_and_the_run_says_so(
+    release: list[str], tmp_path: Path
+) -> None:
+    args = ["run", "swarm-rolling", "--engine", "swarm", "-p", "failure_action=rollback", *release, *FAST]
     result = lab_json(args, tmp_path, code=4)
     assert result["status"] == "rolled_back"
     journal = json.loads((Path(result["output"]) / "journal.json").read_text())
@@ -99,6 +101,8 @@ def test_a_bad_release_is_rolled_back_by_swarm_and_the_run_says_so(tmp_path: Pat
     assert any(kind == "Swarm" and detail.startswith("update rollback_started") for kind, detail in kinds)
     assert any(kind == "Swarm" and detail.startswith("update rollback_completed") for kind, detail in kinds)
     assert result["rollback"] is not None and result["rollback"]["traffic_back_s"] is not None
+    rollback = next(s for s in journal["steps"] if s["detail"] == "update rollback_started")
+    assert rollback["result"] is False and "rolled back due to failure" in rollback["error"]
 
 
 def test_an_engine_that_is_no_manager_is_one_line(tmp_path: Path, docker_client: docker.DockerClient) -> None:

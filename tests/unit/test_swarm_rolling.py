@@ -168,6 +168,7 @@ def test_a_rollback_or_a_pause_is_the_runs_status_and_a_failed_step(
     assert got == status
     failing = [e for e in run.record.events if e.result is False]
     assert failing and failing[0].error == "task failed: exit 1"
+    assert failing[0].detail == ("update rollback_started" if end != "paused" else "update paused")
     assert "task v2-1 (slot 1, v2) failed, exit 1" in [e.detail for e in run.record.events]
 
 
