@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import NoReturn
 
 import typer
@@ -24,7 +26,11 @@ app = typer.Typer(
 )
 images_app = typer.Typer(help="Build the app and proxy images (offline if no registry is reachable).")
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Into a pipe or a CI log, Rich would fold every table to 80 columns, a comparison's into a column of
+# word fragments; there a table keeps its natural width (up to 240 columns) unless COLUMNS says otherwise.
+out = Console(
+    highlight=False, width=240 if not sys.stdout.isatty() and "COLUMNS" not in os.environ else None
+)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -32,12 +32,17 @@ class SwarmUpdate:
     timeout_s: float
     health_path: str | None = None  # the path the healthcheck asks; None: the app's own health path
     health_retries: int = 3
+    health_interval_s: float = 0.5
+    health_start_s: float = 30.0
 
     def describe(self) -> str:
         health = "no healthcheck"
         if self.healthcheck:
             path = f" {self.health_path}" if self.health_path else ""
-            health = f"a healthcheck{path} ({self.health_retries} failure(s) is unhealthy)"
+            health = (
+                f"a healthcheck{path} every {self.health_interval_s:g} s ({self.health_retries} failure(s) "
+                f"is unhealthy, after a start period of {self.health_start_s:g} s)"
+            )
         return (
             f"{self.order}, {self.parallelism} at a time, delay {self.delay_s:g} s, on failure "
             f"{self.failure_action} (monitor {self.monitor_s:g} s, max failure ratio "
@@ -60,6 +65,8 @@ def swarm_rolling(
     timeout_s: float = 180.0,
     health_path: str | None = None,
     health_retries: int = 3,
+    health_interval_s: float = 0.5,
+    health_start_s: float = 30.0,
 ) -> SwarmUpdate:
     if parallelism < 1:
         raise ValueError(f"parameter parallelism={parallelism} must be at least 1 (0 would mean all at once)")
@@ -71,6 +78,8 @@ def swarm_rolling(
         raise ValueError(f"parameter health_path={health_path} must be a URL path such as / or /healthz")
     if health_retries < 1:
         raise ValueError(f"parameter health_retries={health_retries} must be at least 1")
+    if health_interval_s < 0.001:  # Docker's floor for a healthcheck interval is 1 ms
+        raise ValueError(f"parameter health_interval_s={health_interval_s:g} must be at least 0.001")
     return SwarmUpdate(
         order,
         parallelism,
@@ -83,4 +92,6 @@ def swarm_rolling(
         timeout_s,
         health_path,
         health_retries,
+        health_interval_s,
+        health_start_s,
     )

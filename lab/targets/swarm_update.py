@@ -126,14 +126,16 @@ class SwarmUpdateTarget:
                     self._event(run, "Task", task_line(task), now, None, in_service=running)
             state = self.services.update_state(SERVICE)
             if state.state != last.state:
-                failed = state.state in ("paused", "rollback_started") and bool(state.message)
                 # A failing moment keeps Swarm's message as its error, which every view prints after it.
+                # Only a rollback is a verdict against v2 (the analysis's rollback); a pause leaves both
+                # versions serving, as Swarm does, and is the run's status, not a rollback.
+                failed = state.state in ("paused", "rollback_started") and bool(state.message)
                 self._event(
                     run,
                     "Swarm",
                     f"update {state.state}" + (f": {state.message}" if state.message and not failed else ""),
                     now,
-                    False if failed else None,
+                    False if failed and state.state == "rollback_started" else None,
                     error=state.message if failed else None,
                     in_service=running,
                 )

@@ -29,6 +29,7 @@ def test_the_defaults_are_swarms_own() -> None:
     assert (s.order, s.parallelism, s.delay_s, s.failure_action) == ("stop-first", 1, 0.0, "pause")
     assert (s.monitor_s, s.max_failure_ratio, s.healthcheck, s.stop_grace_s) == (5.0, 0.0, True, 10.0)
     assert s.health_path is None and s.health_retries == 3
+    assert (s.health_interval_s, s.health_start_s) == (0.5, 30.0)  # the lab's check, not Swarm's default
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,7 @@ def test_the_defaults_are_swarms_own() -> None:
         ({"health_path": "healthz"}, "must be a URL path"),
         ({"health_path": "/x'); import os"}, "must be a URL path"),
         ({"health_retries": "0"}, "must be at least 1"),
+        ({"health_interval_s": "0"}, "must be at least 0.001"),
         ({"monitor": "5"}, "has no parameter 'monitor'"),
     ],
 )
@@ -52,7 +54,8 @@ def test_a_wrong_parameter_is_refused_before_anything_runs(params: dict[str, str
 def test_the_description_says_what_swarm_was_asked() -> None:
     text = settings(order="start-first", health_path="/", health_retries="1", stop_grace_s="1").describe()
     assert text.startswith("start-first, 1 at a time, delay 0 s, on failure pause")
-    assert "a healthcheck / (1 failure(s) is unhealthy)" in text and text.endswith("stop grace 1 s")
+    assert "a healthcheck / every 0.5 s (1 failure(s) is unhealthy, after a start period of 30 s)" in text
+    assert text.endswith("stop grace 1 s")
     assert "no healthcheck" in settings(healthcheck="false").describe()
 
 
@@ -61,7 +64,7 @@ def test_the_task_spec_carries_the_healthcheck_and_the_grace_period() -> None:
     check = spec["Healthcheck"]
     assert check["Test"][:5] == ["CMD", "python3", "-I", "-S", "-c"]
     assert "('127.0.0.1',8080)" in check["Test"][-1] and "GET /healthz HTTP/1.0" in check["Test"][-1]
-    assert check["Retries"] == 3 and check["Interval"] == 500_000_000
+    assert check["Retries"] == 3 and check["Interval"] == 500_000_000 and check["StartPeriod"] == 30 * 10**9
     assert spec["StopGracePeriod"] == 2_000_000_000
     assert spec["Env"] == ["A=1", "APP_INSTANCE=slot-{{.Task.Slot}}"]
 
@@ -166,9 +169,11 @@ def test_a_rollback_or_a_pause_is_the_runs_status_and_a_failed_step(
     ]
     got, run, _ = watch(moments, failure_action="rollback" if end != "paused" else "pause")
     assert got == status
-    failing = [e for e in run.record.events if e.result is False]
+    failing = [e for e in run.record.events if e.error is not None]
     assert failing and failing[0].error == "task failed: exit 1"
     assert failing[0].detail == ("update rollback_started" if end != "paused" else "update paused")
+    # Only a rollback is a verdict against v2: a pause is the run's status, not a rollback.
+    assert failing[0].result is (False if end != "paused" else None)
     assert "task v2-1 (slot 1, v2) failed, exit 1" in [e.detail for e in run.record.events]
 
 

@@ -267,10 +267,12 @@ class SwarmEngine:
             )
             health = docker.types.Healthcheck(
                 test=["CMD", "python3", "-I", "-S", "-c", probe],
-                interval=int(0.5e9),
+                interval=int(s.health_interval_s * 1e9),
                 timeout=int(1e9),
                 retries=s.health_retries,
-                start_period=0,
+                # Failures before the first success do not count for this long: a slow boot is not a
+                # failed task. Once a check passed, every failure counts.
+                start_period=int(s.health_start_s * 1e9),
             )
         else:
             health = docker.types.Healthcheck(test=["NONE"])
