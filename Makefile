@@ -7,6 +7,10 @@ LAB    := $(BIN)/lab
 STRATEGY ?= blue-green
 ARGS   ?=
 FILE   ?= deploylab-images.tar.gz
+# Integration tests at a time: they mostly wait on containers, clocks and pauses, not on the CPU.
+JOBS   ?= 3
+INTEGRATION := $(BIN)/pytest -m 'docker and not serial' -n $(JOBS) --dist loadgroup tests/integration && \
+	$(BIN)/pytest -m 'docker and serial' tests/integration
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps images bundle load-bundle run plan test unit integration lint bench compose-files workshop-check clean distclean
@@ -42,15 +46,15 @@ plan: install ## Print a strategy's steps and nginx configs (no Docker): make pl
 
 test: images ## Everything: lint, unit tests, integration tests on real containers, the workshop's commands
 	$(MAKE) lint
-	LAB_REQUIRE_NGINX=1 $(BIN)/pytest tests/unit
-	$(BIN)/pytest -m docker tests/integration
+	LAB_REQUIRE_NGINX=1 $(BIN)/pytest -n auto tests/unit
+	$(INTEGRATION)
 	$(BIN)/python scripts/workshop_check.py
 
-unit: install ## Unit tests only (no Docker, no network)
-	$(BIN)/pytest tests/unit
+unit: install ## Unit tests only (no Docker, no network), on every core
+	$(BIN)/pytest -n auto tests/unit
 
-integration: images ## Integration tests only (real containers)
-	$(BIN)/pytest -m docker tests/integration
+integration: images ## Integration tests only (real containers), JOBS=3 at a time, then the ones that need the engine alone
+	$(INTEGRATION)
 
 lint: install ## ruff, mypy and the import contracts (pyproject.toml)
 	$(BIN)/ruff check lab sample_app tests

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from lab import strategies
 from lab.errors import EXIT_USAGE
@@ -26,11 +25,31 @@ app = typer.Typer(
 )
 images_app = typer.Typer(help="Build the app and proxy images (offline if no registry is reachable).")
 err = Console(stderr=True, highlight=False)
-# Into a pipe or a CI log, Rich would fold every table to 80 columns, a comparison's into a column of
-# word fragments; there a table keeps its natural width (up to 240 columns) unless COLUMNS says otherwise.
-out = Console(
-    highlight=False, width=240 if not sys.stdout.isatty() and "COLUMNS" not in os.environ else None
-)
+
+
+class _Stdout(Console):
+    """stdout's console. Into a pipe or a CI log, Rich would fold every table to 80 columns, a comparison's
+    into a column of word fragments; there a table keeps its natural width (up to 240 columns) unless
+    COLUMNS says otherwise. Decided at each print, from the environment as it is then (Rich would fix
+    COLUMNS as it was at import)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._width = None
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and "COLUMNS" not in os.environ:
+            return ConsoleDimensions(240, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+out = _Stdout(highlight=False)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

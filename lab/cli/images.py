@@ -86,12 +86,14 @@ def clean_cmd(
         bool, typer.Option("--images", help="Also remove the lab's images (not the base).")
     ] = False,
 ) -> None:
-    """Remove every container and network any lab run left behind."""
+    """Remove every container, Swarm service and network any lab run left behind (with DEPLOYLAB_OWNER
+    set: only that owner's)."""
+    from lab.engines.base import owner_labels
     from lab.engines.docker.images import remove_images
     from lab.engines.docker.local import connect, remove_labelled
 
     client = connect()
-    removed = remove_labelled(client)
+    removed = remove_labelled(client, owner_labels())
     out.print(f"removed {removed}", markup=False)
     if removed.left:
         raise LabError(f"could not remove everything: {'; '.join(removed.left)}")

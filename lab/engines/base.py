@@ -9,6 +9,7 @@ same on every engine.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,15 @@ from lab.record import Removed
 
 LABEL = "deploylab"  # every object the lab makes carries it ...
 RUN_LABEL = "deploylab.run"  # ... and the id of the run that made it
+# Who ran it, when DEPLOYLAB_OWNER names someone (a CI job, a test worker sharing the engine with others):
+# every object carries it, and `lab clean` then removes only that owner's.
+OWNER_LABEL = "deploylab.owner"
+OWNER_VARIABLE = "DEPLOYLAB_OWNER"
+
+
+def owner_labels() -> dict[str, str]:
+    owner = os.environ.get(OWNER_VARIABLE, "").strip()
+    return {OWNER_LABEL: owner} if owner else {}
 
 
 @dataclass(frozen=True)
@@ -57,9 +67,10 @@ class Proxy(Protocol):
         any free port). The target starts it on a static config and loads the first real one through
         `apply_config`, so every config it routes with has passed `nginx -t`."""
 
-    def workers(self) -> int | None:
-        """How many nginx worker processes run, old ones still shutting down after a reload included;
-        None if the engine cannot tell."""
+    def wait_workers(self, at_most: int, timeout_s: float) -> int | None:
+        """Wait until at most `at_most` nginx worker processes run (old ones still shutting down after a
+        reload count), or `timeout_s` has passed; return how many ran at the end, None if the engine
+        cannot tell."""
 
     def logs(self, lines: int = 20) -> str:
         """The proxy's last log lines, for error messages."""
@@ -86,7 +97,11 @@ class Engine(Protocol):
         proxy's, and `images` (None: the lab's sample app at v1 and v2). Never pulls one."""
 
     def watch(self) -> None:
-        """Start what removes this run's objects should the lab be killed (lab/engines/docker/reaper.py)."""
+        """Start what removes this run's objects should the lab be killed (lab/engines/docker/reaper.py).
+        Returns once it exists; the lab's connection to it is made meanwhile."""
+
+    def watching(self) -> None:
+        """Wait until the watch of `watch` holds; LabError if it cannot."""
 
     def release(self) -> None:
         """The run's objects are kept on purpose (--keep): stop watching without removing them."""

@@ -83,6 +83,12 @@ def timings(record: RunRecord) -> dict[str, float | None]:
         return None if start is None or end is None else round(end - start, 3)
 
     probing = record.probe_started
+    wall = span(t0, m.get("teardown_done"))
+    # The floor: the waits the run was asked for (the baseline, the plan's pauses, the settle), which no
+    # machinery can shorten. The rest of the wall time is the lab's own, and the app's boots.
+    cfg = record.config
+    pauses = sum(e.ended - e.started for e in record.events if e.kind == "Pause")
+    waited = round(cfg.baseline_s + pauses + cfg.settle_s, 3)
     return {
         "setup_s": span(t0, m.get("setup_done")),
         "probe_start_s": span(m.get("setup_done"), probing),
@@ -90,7 +96,9 @@ def timings(record: RunRecord) -> dict[str, float | None]:
         "deploy_s": span(m.get("deploy_started"), m.get("deploy_done")),
         "settle_s": span(m.get("deploy_done"), record.probe_stopped),
         "teardown_s": span(m.get("teardown_started"), m.get("teardown_done")),
-        "wall_s": span(t0, m.get("teardown_done")),
+        "wall_s": wall,
+        "waited_s": waited,
+        "overhead_s": None if wall is None else round(wall - waited, 3),
     }
 
 

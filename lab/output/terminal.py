@@ -130,6 +130,16 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f} ms"
 
 
+def wall_text(t: dict[str, Any]) -> str:
+    """The run's wall time against its floor, and where the rest went."""
+    if t.get("wall_s") is None:
+        return "–"
+    text = f"{t['wall_s']:,.1f} s, of which {t['waited_s']:,.1f} s asked-for waits (baseline, pauses, settle)"
+    parts = [(name, t.get(key)) for name, key in (("set-up", "setup_s"), ("tear-down", "teardown_s"))]
+    shown = ", ".join(f"{name} {value:,.1f} s" for name, value in parts if value is not None)
+    return text + (f"; {shown}" if shown else "")
+
+
 def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str, str]]:
     """The summary's (figure, value) rows from a journal and its samples: the terminal and report.html
     show the same, and a report rebuilt from an old folder shows what was measured then."""
@@ -152,6 +162,7 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
         (f"flip-flops ({old or 'old'} after {newer})", f"{a['flip_flops']:,}"),
         ("clients", clients_text(a.get("clients"))),
         ("deploy duration", f"{a['deploy_duration_s']:,.2f} s"),
+        ("wall time", wall_text(j.get("timings") or {})),
         (
             "lowest capacity",
             "–" if a.get("lowest_capacity") is None else f"{a['lowest_capacity']} instance(s) in service",

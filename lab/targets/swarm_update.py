@@ -97,6 +97,7 @@ class SwarmUpdateTarget:
         follow = f"{SERVICE}:{app.port}"
         config = render_config(None, proxy, generation=1, title="every task of the service", follow=follow)
         self._wait_running(options.fleet_size, options.health_timeout_s)
+        self.engine.watching()
         self.engine.proxy.apply_config(config)
         record.configs.append(("follow the service's tasks", config))
         self._wait_serving(endpoints.url)

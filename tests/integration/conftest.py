@@ -19,9 +19,15 @@ import pytest
 
 # The reaper image (ryuk) cannot be pulled where there is no registry; our own fixtures clean up instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+# Under pytest-xdist several sessions share the engine: each owns what its runs make (DEPLOYLAB_OWNER, read
+# by the lab in this process and by every `lab` it starts), so "nothing left behind" and `lab clean` in
+# one session never see another's objects.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["DEPLOYLAB_OWNER"] = f"pytest-{worker}-{os.getpid()}"
 
 from lab.compose_files import COMPOSE_FILE, PORT_VARIABLE, ROOT  # noqa: E402
 from lab.engines import LABEL  # noqa: E402
+from lab.engines.base import owner_labels  # noqa: E402
 from lab.engines.docker.client import connect  # noqa: E402
 from lab.engines.docker.local import DockerEngine  # noqa: E402
 from lab.engines.names import all_images  # noqa: E402
@@ -207,8 +213,10 @@ def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
 
 
 def labelled_objects(client: docker.DockerClient, run_id: str | None = None) -> set[str]:
-    """Every container, network and Swarm service carrying the lab's label (and the run's id)."""
+    """Every container, network and Swarm service carrying the lab's label (and the run's id), of this
+    session's owner when it has one."""
     labels = [LABEL] + ([f"deploylab.run={run_id}"] if run_id else [])
+    labels += [f"{k}={v}" for k, v in owner_labels().items()]
     found = {c.name for c in client.containers.list(all=True, filters={"label": labels})}
     found |= {n.name for n in client.networks.list(filters={"label": labels})}
     if (client.info().get("Swarm") or {}).get("ControlAvailable"):

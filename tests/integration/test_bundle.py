@@ -13,6 +13,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import pytest
 from conftest import run, run_lab
 
 from lab.engines.docker.bundle import DockerImages, import_bundle, read_manifest
@@ -37,6 +38,7 @@ def remove_everywhere(client: docker.DockerClient, ids: list[str]) -> None:
             client.images.remove(image_id_, force=True)
 
 
+@pytest.mark.serial  # no other test may run while the images are gone
 def test_a_bundle_runs_a_lab_in_an_engine_that_had_none_of_the_images(
     docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:

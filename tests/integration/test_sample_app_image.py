@@ -10,13 +10,16 @@ from conftest import wait_for_200
 from testcontainers.core.container import DockerContainer
 
 from lab.engines import LABEL
+from lab.engines.base import owner_labels
 from lab.engines.docker.images import app_image
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_image_answers_with_its_version(version: str) -> None:
     # Labelled like the lab's own objects, so the leak check would catch it if stop() failed.
-    with DockerContainer(app_image(version), labels={LABEL: "1"}).with_exposed_ports(8080) as app:
+    with DockerContainer(app_image(version), labels={LABEL: "1", **owner_labels()}).with_exposed_ports(
+        8080
+    ) as app:
         base = f"http://{app.get_container_host_ip()}:{app.get_exposed_port(8080)}"
         assert wait_for_200(f"{base}/healthz").status_code == 200
         response = httpx.get(base + "/")
@@ -26,7 +29,7 @@ def test_image_answers_with_its_version(version: str) -> None:
 
 def test_drain_keeps_serving_then_exits_cleanly() -> None:
     container = (
-        DockerContainer(app_image("v1"), labels={LABEL: "1"})
+        DockerContainer(app_image("v1"), labels={LABEL: "1", **owner_labels()})
         .with_env("APP_DRAIN_S", "1")
         .with_exposed_ports(8080)
     )
@@ -53,7 +56,9 @@ def test_only_the_main_thread_can_take_sigterm_while_connections_are_open() -> N
     # A SIGTERM delivered to a connection's thread waited until the main thread next woke: now and then a
     # stopped instance kept answering until Docker's SIGKILL. With the signals blocked in every other
     # thread, the kernel can only hand them to the main thread.
-    with DockerContainer(app_image("v1"), labels={LABEL: "1"}).with_exposed_ports(8080) as app:
+    with DockerContainer(app_image("v1"), labels={LABEL: "1", **owner_labels()}).with_exposed_ports(
+        8080
+    ) as app:
         base = f"http://{app.get_container_host_ip()}:{app.get_exposed_port(8080)}"
         wait_for_200(f"{base}/healthz")
         with httpx.Client() as a, httpx.Client() as b:  # two kept-alive connections: two handler threads

@@ -19,7 +19,9 @@ import docker
 import pytest
 from conftest import run_lab
 
-pytestmark = pytest.mark.usefixtures("swarm")
+# One session makes the swarm and leaves it at its end: under pytest-xdist every test that needs it runs in
+# that one session (--dist loadgroup).
+pytestmark = [pytest.mark.usefixtures("swarm"), pytest.mark.xdist_group("swarm")]
 FAST = ["--fleet", "2", "--baseline", "1", "--settle", "1", "--json", "--no-live"]
 
 

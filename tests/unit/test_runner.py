@@ -62,7 +62,7 @@ class FakeRuntime:
         self.never_healthy: set[str] = set()
         self.reject: str | None = None  # nginx's message for any config that routes to v2
         self.fail_on: dict[tuple[str, str], BaseException] = {}  # (operation, name) -> raised there
-        self.old_worker_polls: int | None = 0  # polls an old nginx worker stays after a reload; None: forever
+        self.old_workers_leave = True  # False: an old nginx worker never leaves after a reload
         self._reloaded = 0  # index in `calls` of the last apply_config
 
     def _call(self, op: str, name: str = "") -> None:
@@ -84,6 +84,9 @@ class FakeRuntime:
 
     def watch(self) -> None:
         self._call("watch")
+
+    def watching(self) -> None:
+        self._call("watching")
 
     def release(self) -> None:
         self._call("release")
@@ -120,15 +123,9 @@ class FakeRuntime:
     def logs(self, lines: int = 20) -> str:
         return ""
 
-    def workers(self) -> int | None:
-        # After each reload the old worker shows for `old_worker_polls` polls, then is gone.
-        self._call("proxy_workers")
-        if self.old_worker_polls is None:
-            return 2  # an old worker that never leaves
-        left = self.old_worker_polls - sum(
-            1 for op, _ in self.calls[self._reloaded :] if op == "proxy_workers"
-        )
-        return 2 if left >= 0 else 1
+    def wait_workers(self, at_most: int, timeout_s: float) -> int | None:
+        self._call("proxy_wait_workers", f"{at_most} {timeout_s:g}")
+        return at_most if self.old_workers_leave else at_most + 1
 
     def apply_config(self, config: str) -> None:
         self._call("apply_config")
@@ -202,7 +199,7 @@ class Harness:
         """The runtime's calls, those of one operation in a row merged: a fleet starts in any order."""
         merged: list[tuple[str, list[str]]] = []
         for op, name in self.rt.calls:
-            if op == "proxy_workers":  # a read, not an effect
+            if op == "proxy_wait_workers":  # a wait, not an effect
                 continue
             if name and merged and merged[-1][0] == op and merged[-1][1]:
                 merged[-1][1].append(name)
@@ -230,13 +227,17 @@ def kinds(record: RunRecord) -> list[str]:
 def test_blue_green_happy_path(lab_: Harness) -> None:
     record = lab_.run(v1_env={"V": "1"}, v2_env={"V": "2"})
     assert (record.status, record.error, record.notes) == ("completed", None, [])
-    assert lab_.effects() == [
-        "preflight",
-        "watch",  # the reaper, before anything it would have to remove exists
-        "create_network",
-        f"start {V1}",
-        "start_proxy",
+    effects = lab_.effects()
+    first_route = effects.index("apply_config")
+    # The fleet and the proxy start side by side, in any order.
+    assert effects[:3] == ["preflight", "watch", "create_network"]  # the reaper, before anything it reaps
+    started = sorted(
+        name for op, name in lab_.rt.calls if op in ("start", "start_proxy") and "v2" not in name
+    )
+    assert started == ["", "app-v1-1", "app-v1-2"] and effects[3:first_route] != []
+    assert effects[first_route:] == [
         "apply_config",
+        "watching",  # the reaper's connection, made meanwhile, holds before the probe starts
         f"start {V2}",
         "apply_config",
         f"stop {V1}",
@@ -265,7 +266,13 @@ def test_blue_green_happy_path(lab_: Harness) -> None:
 def test_in_place_starts_v2_only_after_every_v1_stopped(lab_: Harness) -> None:
     record = lab_.run("in-place")
     assert record.status == "completed"
-    assert lab_.effects()[5:] == ["apply_config", f"stop {V1}", f"start {V2}", "apply_config", "cleanup"]
+    effects = lab_.effects()
+    assert effects[effects.index("watching") + 1 :] == [
+        f"stop {V1}",
+        f"start {V2}",
+        "apply_config",
+        "cleanup",
+    ]
     assert [label for label, _ in record.configs] == [
         "initial",
         "step 2: route v2 100% over app-v2-1, app-v2-2",
@@ -427,20 +434,18 @@ def test_probe_workers_cover_a_timeout_of_requests_in_flight_within_bounds(
 def test_a_route_waits_for_the_old_nginx_workers_before_the_next_step(lab_: Harness) -> None:
     # red-black stops v1 right after the switch: not before the old workers, which still route to v1 for
     # their kept-alive clients, have gone.
-    lab_.rt.old_worker_polls = 3
     record = lab_.run("red-black")
     assert record.status == "completed", record.error
-    calls = [op for op, _ in lab_.rt.calls]
-    switch = max(i for i, op in enumerate(calls) if op == "apply_config")
-    first_stop = calls.index("stop", switch)
-    assert (
-        calls[switch + 1 : first_stop].count("proxy_workers") == 4
-    )  # three with the old worker, one without
+    calls = lab_.rt.calls
+    switch = max(i for i, (op, _) in enumerate(calls) if op == "apply_config")
+    first_stop = [op for op, _ in calls].index("stop", switch)
+    # One worker per config, bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s.
+    assert calls[switch + 1 : first_stop] == [("proxy_wait_workers", "1 7")]
     assert not record.notes
 
 
 def test_old_workers_that_never_leave_give_a_note_not_a_hang(lab_: Harness) -> None:
-    lab_.rt.old_worker_polls = None
+    lab_.rt.old_workers_leave = False
     record = lab_.run("red-black")
     assert record.status == "completed", record.error
     assert any("old nginx workers still ran" in note for note in record.notes)

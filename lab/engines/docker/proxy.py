@@ -109,22 +109,29 @@ class DockerProxy:
         return int(self.api.exec_inspect(exec_id)["ExitCode"]), output
 
     @engine_errors
-    def workers(self) -> int | None:
+    def wait_workers(self, at_most: int, timeout_s: float) -> int | None:
         # nginx titles every worker "nginx: worker process" (an old one adds "is shutting down"); /proc is
-        # read in the container, so it works wherever the engine runs, Docker Desktop included.
-        _, output = self._exec(["sh", "-c", COUNT_WORKERS])
+        # read in the container, so it works wherever the engine runs, Docker Desktop included. One exec
+        # that polls every 20 ms in the container, not one exec per poll: an exec is three round trips to
+        # the engine and a process start, 50 ms or more, which made a route step late by as much.
+        loop = f'while [ "$({COUNT_WORKERS})" -gt {at_most} ]; do sleep 0.02; done'
+        script = f"timeout {max(timeout_s, 0.05):.2f} sh -c '{loop}'; {COUNT_WORKERS}"
+        _, output = self._exec(["sh", "-c", script])
         text = output.strip()
         return int(text) if text.isdigit() else None
 
     @engine_errors
     def apply_config(self, config: str) -> None:
         # The candidate is checked in the proxy, where Docker's DNS resolves the instance names that
-        # nginx looks up at load time. Only a config that passes becomes nginx.conf.
+        # nginx looks up at load time. Only a config that passes becomes nginx.conf, and the reload
+        # follows in the same exec (exit 3: rejected, 4: the reload failed).
         self.api.put_archive(self.name, "/etc/nginx", tar_one(CANDIDATE_PATH, config))
-        code, output = self._exec(["nginx", "-t", "-q", "-e", "stderr", "-c", CANDIDATE_PATH])
-        if code != 0:
+        script = (
+            f"nginx -t -q -e stderr -c {CANDIDATE_PATH} 2>&1 || exit 3; "
+            f"cp {CANDIDATE_PATH} {CONFIG_PATH} && nginx -s reload 2>&1 || exit 4"
+        )
+        code, output = self._exec(["sh", "-c", script])
+        if code == 3:
             raise ConfigRejected(f"nginx -t rejected the new config: {first_error_line(output)}")
-        self.api.put_archive(self.name, "/etc/nginx", tar_one(CONFIG_PATH, config))
-        code, output = self._exec(["nginx", "-s", "reload"])
         if code != 0:
             raise LabError(f"nginx reload failed: {first_error_line(output)}")

@@ -74,6 +74,7 @@ class FleetTarget:
         self.engine.preflight([self._image(OLD), self._image(NEW)])
         self.engine.watch()  # from here on, a killed lab leaves nothing behind for long
         self._setup()
+        self.engine.watching()  # connected meanwhile; a reaper that could not start fails the run here
         assert self.endpoints is not None
         return self.endpoints.url
 
@@ -110,12 +111,21 @@ class FleetTarget:
             record.notes.append(note)
             self.hook(f"note: {note}", None)
         self.engine.create_network()
-        self._start(self.old_fleet)
-        # The proxy starts on a config that names no instance, so it cannot fail on one; the first real
-        # config then goes through `nginx -t` and a reload like every later one.
-        self.endpoints = self.engine.proxy.start(
-            render_config(None, self.proxy, apps=self.apps), self.options.port, prefer=DEFAULT_PORT
-        )
+        # The fleet and the proxy start side by side: each is a few engine round trips and a process
+        # start, and neither needs the other yet. The proxy starts on a config that names no instance, so
+        # it cannot fail on one; the first real config then goes through `nginx -t` and a reload like
+        # every later one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            proxy = pool.submit(
+                self.engine.proxy.start,
+                render_config(None, self.proxy, apps=self.apps),
+                self.options.port,
+                DEFAULT_PORT,
+            )
+            try:
+                self._start(self.old_fleet)
+            finally:
+                self.endpoints = proxy.result()
         record.url = self.endpoints.url
         self._wait_generation(0)
         if not self._wait_healthy(self.old_fleet):
@@ -282,21 +292,15 @@ class FleetTarget:
         in 7 runs of 9. So the step ends when only the new config's workers run.
         """
         limit = (self.proxy.keepalive_min_timeout_s or 0.0) + self.proxy.read_timeout_s + 1.0
-        deadline = time.monotonic() + limit
-        while True:
-            workers = self.engine.proxy.workers()
-            if workers is None or workers <= self.proxy.worker_processes:
-                return
-            if time.monotonic() > deadline:
-                note = (
-                    f"old nginx workers still ran {limit:g} s after a reload: the steps after it went on "
-                    "while they served their last clients"
-                )
-                if note not in self._run.record.notes:
-                    self._run.record.notes.append(note)
-                    self.hook(f"note: {note}", None)
-                return
-            time.sleep(0.05)
+        workers = self.engine.proxy.wait_workers(self.proxy.worker_processes, limit)
+        if workers is not None and workers > self.proxy.worker_processes:
+            note = (
+                f"old nginx workers still ran {limit:g} s after a reload: the steps after it went on "
+                "while they served their last clients"
+            )
+            if note not in self._run.record.notes:
+                self._run.record.notes.append(note)
+                self.hook(f"note: {note}", None)
 
     def _judge(self, judge: Judge) -> tuple[bool, str | None]:
         """The verdict on `judge.version` from every tick due since traffic last changed.
