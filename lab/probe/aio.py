@@ -221,9 +221,14 @@ async def _main(
             )
         )
 
+    stopping = asyncio.Event()
+
     async def flush() -> None:
-        while True:
-            await asyncio.sleep(_BATCH_S)
+        # Ends when told to, never by cancellation: cancelling `run_in_executor` before a pool thread
+        # picks the job up cancels the job, and its batch of samples would be lost.
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), _BATCH_S)
             if out:
                 batch = [out.popleft() for _ in range(len(out))]
                 await loop.run_in_executor(None, emit, batch)
@@ -258,9 +263,8 @@ async def _main(
     finally:
         if in_flight:
             await asyncio.wait(in_flight)
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
+        stopping.set()
+        await flusher
         for c in clients:
             for conn in c.idle:
                 await conn.aclose()

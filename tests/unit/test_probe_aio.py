@@ -3,10 +3,13 @@ stream, client saturation when every request slot is busy; over httpcore's mock 
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections import Counter
+from typing import Any
 
 import httpcore
+import pytest
 
 from lab.model import ErrorClass, Sample
 from lab.probe.aio import run_probe_async
@@ -78,3 +81,23 @@ def test_a_tick_with_every_request_slot_busy_is_client_saturation() -> None:
     saturated = [s for s in samples if s.error is ErrorClass.SATURATED]
     assert len(saturated) >= 5 and all(s.sent is None for s in saturated)
     assert sum(1 for s in samples if s.ok) >= 2
+
+
+def test_samples_handed_over_as_the_probe_stops_are_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Queued(concurrent.futures.ThreadPoolExecutor):
+        """A busy pool: a job waits 200 ms in the queue before a thread starts it (and can be cancelled)."""
+
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+            def start() -> None:
+                if future.set_running_or_notify_cancel():
+                    future.set_result(fn(*args, **kwargs))
+
+            threading.Timer(0.2, start).start()
+            return future
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", Queued)
+    # 20 req/s: ticks 0-9 take 450 ms, so the probe stops while a batch waits in the queue.
+    samples = probe(ProbeConfig(URL, 20, driver="asyncio"), Network(), 10)
+    assert [s.seq for s in samples] == list(range(10))
