@@ -75,9 +75,10 @@ class Proxy(Protocol):
     def logs(self, lines: int = 20) -> str:
         """The proxy's last log lines, for error messages."""
 
-    def apply_config(self, config: str) -> None:
+    def apply_config(self, config: str) -> int:
         """Check `config` with `nginx -t` where the instance names resolve, then make it live with a
-        graceful reload. On a failed check raise ConfigRejected and leave the running config alone."""
+        graceful reload. On a failed check raise ConfigRejected and leave the running config alone.
+        Return how many checks it took: more than 1 when an instance's name did not resolve at first."""
 
 
 class Engine(Protocol):

@@ -11,9 +11,7 @@ import time
 from pathlib import Path
 
 import docker
-from conftest import run_lab
-
-from lab.engines import LABEL
+from conftest import labelled_objects, run_lab
 
 
 def lab(*args: str, **kwargs: object) -> subprocess.Popen[str]:
@@ -58,9 +56,7 @@ def test_run_json_prints_one_object_with_the_required_keys(tmp_path: Path) -> No
 
 
 def test_ctrl_c_mid_run_removes_everything(docker_client: docker.DockerClient, tmp_path: Path) -> None:
-    others = {c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})} | {
-        n.name for n in docker_client.networks.list(filters={"label": LABEL})
-    }
+    others = labelled_objects(docker_client)  # this session's only: not another xdist worker's run
     proc = lab(
         "run",
         "blue-green",
@@ -78,13 +74,10 @@ def test_ctrl_c_mid_run_removes_everything(docker_client: docker.DockerClient, t
         if "pause" in line or time.monotonic() > deadline:
             break
     # Only this run's objects: a run of someone else's on the same engine is not this test's business.
-    ours = {c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})} - others
+    ours = labelled_objects(docker_client) - others
     assert ours, "nothing was running yet"
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, rest
     assert "Traceback" not in rest
-    left = {c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})}
-    assert not ours & left
-    networks = {n.name for n in docker_client.networks.list(filters={"label": LABEL})}
-    assert not networks - others
+    assert not labelled_objects(docker_client) - others

@@ -13,6 +13,8 @@ import docker
 import pytest
 from conftest import labelled_objects
 
+from lab.engines.base import owner_labels
+
 
 def start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
@@ -27,7 +29,9 @@ def run_id_of(client: docker.DockerClient, before: set[str], timeout_s: float = 
     """The run a started lab made: the run label of the first new object carrying one."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for container in client.containers.list(all=True, filters={"label": "deploylab.role=proxy"}):
+        owner = [f"{k}={v}" for k, v in owner_labels().items()]  # not another xdist worker's run
+        proxies = client.containers.list(all=True, filters={"label": ["deploylab.role=proxy", *owner]})
+        for container in proxies:
             if container.name not in before:
                 return str(container.labels["deploylab.run"])
         time.sleep(0.2)

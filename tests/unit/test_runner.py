@@ -64,6 +64,7 @@ class FakeRuntime:
         self.fail_on: dict[tuple[str, str], BaseException] = {}  # (operation, name) -> raised there
         self.old_workers_leave = True  # False: an old nginx worker never leaves after a reload
         self._reloaded = 0  # index in `calls` of the last apply_config
+        self.checks = 1  # how many nginx -t a config took (more: a name did not resolve at first)
 
     def _call(self, op: str, name: str = "") -> None:
         with self.lock:
@@ -127,12 +128,13 @@ class FakeRuntime:
         self._call("proxy_wait_workers", f"{at_most} {timeout_s:g}")
         return at_most if self.old_workers_leave else at_most + 1
 
-    def apply_config(self, config: str) -> None:
+    def apply_config(self, config: str) -> int:
         self._call("apply_config")
         if self.reject and "app-v2" in config:
             raise ConfigRejected(self.reject)
         self.applied.append(config)
         self._reloaded = len(self.calls)
+        return self.checks
 
     def cleanup(self) -> Removed:
         self._call("cleanup")
@@ -451,3 +453,11 @@ def test_old_workers_that_never_leave_give_a_note_not_a_hang(lab_: Harness) -> N
     assert any("old nginx workers still ran" in note for note in record.notes)
     stops = [e for e in record.events if e.kind == "Stop"]
     assert stops, "the run went on after the wait ran out"
+
+
+def test_a_config_that_took_more_than_one_check_is_noted(lab_: Harness) -> None:
+    lab_.rt.checks = 2  # an instance's name did not resolve at the first nginx -t
+    record = lab_.run("red-black")
+    assert record.status == "completed", record.error
+    noted = [note for note in record.notes if "nginx -t passed on check 2" in note]
+    assert noted and all("Docker's DNS" in note for note in noted)

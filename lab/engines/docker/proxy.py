@@ -4,6 +4,7 @@ it; on Swarm it joins the run's attachable overlay network."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 from collections.abc import Mapping
 
@@ -23,6 +24,15 @@ CANDIDATE_PATH = "/etc/nginx/lab-candidate.conf"
 # Counts nginx's worker processes from their titles; the command's own processes never match the anchor.
 COUNT_WORKERS = r"cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' | grep -c '^nginx: worker process'"
 PROXY_MEMORY = "128m"
+DNS_CHECKS = 3  # nginx -t of one config, at most, while an instance name does not resolve
+DNS_RECHECK_S = 0.3
+
+
+def wait_workers_script(at_most: int, timeout_s: float, count: str = COUNT_WORKERS) -> str:
+    """A shell script that polls `count` every 20 ms until it is at most `at_most` or `timeout_s` passed,
+    then prints the count. The loop is quoted for the inner `sh -c` (`count` has quotes of its own)."""
+    loop = f'while [ "$({count})" -gt {at_most} ]; do sleep 0.02; done'
+    return f"timeout {max(timeout_s, 0.05):.2f} sh -c {shlex.quote(loop)}; {count}"
 
 
 class DockerProxy:
@@ -114,14 +124,12 @@ class DockerProxy:
         # read in the container, so it works wherever the engine runs, Docker Desktop included. One exec
         # that polls every 20 ms in the container, not one exec per poll: an exec is three round trips to
         # the engine and a process start, 50 ms or more, which made a route step late by as much.
-        loop = f'while [ "$({COUNT_WORKERS})" -gt {at_most} ]; do sleep 0.02; done'
-        script = f"timeout {max(timeout_s, 0.05):.2f} sh -c '{loop}'; {COUNT_WORKERS}"
-        _, output = self._exec(["sh", "-c", script])
+        _, output = self._exec(["sh", "-c", wait_workers_script(at_most, timeout_s)])
         text = output.strip()
         return int(text) if text.isdigit() else None
 
     @engine_errors
-    def apply_config(self, config: str) -> None:
+    def apply_config(self, config: str) -> int:
         # The candidate is checked in the proxy, where Docker's DNS resolves the instance names that
         # nginx looks up at load time. Only a config that passes becomes nginx.conf, and the reload
         # follows in the same exec (exit 3: rejected, 4: the reload failed).
@@ -130,8 +138,17 @@ class DockerProxy:
             f"nginx -t -q -e stderr -c {CANDIDATE_PATH} 2>&1 || exit 3; "
             f"cp {CANDIDATE_PATH} {CONFIG_PATH} && nginx -s reload 2>&1 || exit 4"
         )
-        code, output = self._exec(["sh", "-c", script])
+        for attempt in range(1, DNS_CHECKS + 1):
+            code, output = self._exec(["sh", "-c", script])
+            # Docker's embedded DNS has been seen to answer "no such name" for a running instance when
+            # other runs churn containers on the engine (3 runs side by side, once in ~60): the same
+            # check a moment later passes. A name that never resolves still fails, after DNS_CHECKS.
+            if code == 3 and "host not found" in output and attempt < DNS_CHECKS:
+                time.sleep(DNS_RECHECK_S)
+                continue
+            break
         if code == 3:
             raise ConfigRejected(f"nginx -t rejected the new config: {first_error_line(output)}")
         if code != 0:
             raise LabError(f"nginx reload failed: {first_error_line(output)}")
+        return attempt

@@ -201,7 +201,12 @@ class FleetTarget:
 
     def _apply_route(self, route: Route, label: str) -> None:
         self.generation += 1
-        self.engine.proxy.apply_config(self._render(route, label))
+        checks = self.engine.proxy.apply_config(self._render(route, label))
+        if checks and checks > 1:
+            self._note(
+                f"{label}: nginx -t passed on check {checks}: Docker's DNS did not resolve an instance's "
+                "name at first"
+            )
         self._wait_generation(self.generation)
         self._wait_old_workers()
         self._run.feed.set_route(route)
@@ -298,9 +303,13 @@ class FleetTarget:
                 f"old nginx workers still ran {limit:g} s after a reload: the steps after it went on "
                 "while they served their last clients"
             )
-            if note not in self._run.record.notes:
-                self._run.record.notes.append(note)
-                self.hook(f"note: {note}", None)
+            self._note(note)
+
+    def _note(self, note: str) -> None:
+        """A note in the journal and on the terminal, once per run."""
+        if note not in self._run.record.notes:
+            self._run.record.notes.append(note)
+            self.hook(f"note: {note}", None)
 
     def _judge(self, judge: Judge) -> tuple[bool, str | None]:
         """The verdict on `judge.version` from every tick due since traffic last changed.
