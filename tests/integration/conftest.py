@@ -38,6 +38,17 @@ from lab.record import RunRecord  # noqa: E402
 from lab.targets.fleet.target import FleetTarget  # noqa: E402
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests of one xdist_group share state (the swarm a session makes and leaves) and must run on one
+    worker. On pytest 9.2 pytest-xdist's loadgroup silently stops grouping (pytest-xdist#1386): say so
+    rather than let two workers make and leave the same swarm under each other."""
+    if config.getoption("dist", "no") == "loadgroup" and pytest.version_tuple[:2] >= (9, 2):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__}: pytest-xdist's --dist loadgroup does not group tests on it "
+            "(pytest-xdist#1386); install the dev extra's pytest (pip install -e '.[dev]') or run without -n"
+        )
+
+
 def run(strategy: str, **overrides: object) -> tuple[RunRecord, dict]:
     """One run of the lab's fleet through the pipeline, no folder written: its record and figures."""
     settings: dict = {"fleet_size": 4, "rate": 200.0, "baseline_s": 1.0, "settle_s": 1.0}
@@ -201,6 +212,8 @@ def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
     left again at its end, so the engine is as the tests found it."""
     state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState", "inactive")
     made = state == "inactive"
+    # `swarm init` makes the docker_gwbridge network, and `swarm leave` keeps it: ours to remove too.
+    had_gwbridge = bool(docker_client.networks.list(names=["docker_gwbridge"]))
     if made:
         docker_client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
     elif not (docker_client.info().get("Swarm") or {}).get("ControlAvailable"):
@@ -210,6 +223,10 @@ def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
     finally:
         if made:
             docker_client.swarm.leave(force=True)
+            if not had_gwbridge:
+                for network in docker_client.networks.list(names=["docker_gwbridge"]):
+                    with contextlib.suppress(docker.errors.APIError):  # still in use: not ours to force
+                        network.remove()
 
 
 def labelled_objects(client: docker.DockerClient, run_id: str | None = None) -> set[str]:
