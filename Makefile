@@ -7,10 +7,12 @@ LAB    := $(BIN)/lab
 STRATEGY ?= blue-green
 ARGS   ?=
 FILE   ?= deploylab-images.tar.gz
-# Integration tests at a time: they mostly wait on containers, clocks and pauses, not on the CPU.
-JOBS   ?= 3
-INTEGRATION := $(BIN)/pytest -m 'docker and not serial' -n $(JOBS) --dist loadgroup tests/integration && \
-	$(BIN)/pytest -m 'docker and serial' tests/integration
+# Integration tests at a time. 1 on a 2-core machine: with 3 side by side (8.5 min instead of about 10)
+# the probe, nginx, dockerd and three fleets overloaded it, and 6 of 60 tests saw resets, flip-flops or a
+# 30 s health timeout that a run alone never shows. More only where there are cores to spare.
+JOBS   ?= 1
+INTEGRATION := $(BIN)/pytest -m 'docker and not serial' $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadgroup) \
+	tests/integration && $(BIN)/pytest -m 'docker and serial' tests/integration
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps images bundle load-bundle run plan test unit integration lint bench compose-files workshop-check clean distclean
@@ -53,7 +55,7 @@ test: images ## Everything: lint, unit tests, integration tests on real containe
 unit: install ## Unit tests only (no Docker, no network), on every core
 	$(BIN)/pytest -n auto tests/unit
 
-integration: images ## Integration tests only (real containers), JOBS=3 at a time, then the ones that need the engine alone
+integration: images ## Integration tests only (real containers), one at a time (JOBS=N: N side by side)
 	$(INTEGRATION)
 
 lint: install ## ruff, mypy and the import contracts (pyproject.toml)

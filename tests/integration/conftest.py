@@ -170,10 +170,13 @@ def compose_command() -> list[str]:
 
 
 def free_port() -> int:
-    for port in range(18088, 18200):
+    # A range of 20 per xdist worker: two workers that both saw 18088 free raced to bind it.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 18088 + 20 * (int(worker) if worker.isdigit() else 0)
+    for port in range(first, first + 20):
         if port_is_free(port):
             return port
-    raise AssertionError("no free port from 18088 to 18199")
+    raise AssertionError(f"no free port from {first} to {first + 19}")
 
 
 class Project:
