@@ -28,7 +28,7 @@ if worker := os.environ.get("PYTEST_XDIST_WORKER"):
 from lab.compose_files import COMPOSE_FILE, PORT_VARIABLE, ROOT  # noqa: E402
 from lab.engines import LABEL  # noqa: E402
 from lab.engines.base import owner_labels  # noqa: E402
-from lab.engines.docker.client import connect  # noqa: E402
+from lab.engines.docker.client import connect, container_name  # noqa: E402
 from lab.engines.docker.local import DockerEngine  # noqa: E402
 from lab.engines.names import all_images  # noqa: E402
 from lab.options import RunOptions  # noqa: E402
@@ -201,7 +201,9 @@ def project(request: pytest.FixtureRequest, docker_client: docker.DockerClient) 
     finally:
         proj("down", "-v", "--remove-orphans")
         label = {"label": f"com.docker.compose.project={proj.name}"}
-        left = [c.name for c in docker_client.containers.list(all=True, filters=label)]
+        left = [
+            container_name(c) for c in docker_client.containers.list(all=True, filters=label, sparse=True)
+        ]
         left += [n.name for n in docker_client.networks.list(filters=label)]
         assert not left, f"compose down left {left}"
 
@@ -237,7 +239,10 @@ def labelled_objects(client: docker.DockerClient, run_id: str | None = None) -> 
     session's owner when it has one."""
     labels = [LABEL] + ([f"deploylab.run={run_id}"] if run_id else [])
     labels += [f"{k}={v}" for k, v in owner_labels().items()]
-    found = {c.name for c in client.containers.list(all=True, filters={"label": labels})}
+    # Sparse: a container that goes between the list and its inspection (a reaper's --rm) fails no test.
+    found = {
+        container_name(c) for c in client.containers.list(all=True, filters={"label": labels}, sparse=True)
+    }
     found |= {n.name for n in client.networks.list(filters={"label": labels})}
     if (client.info().get("Swarm") or {}).get("ControlAvailable"):
         found |= {s.name for s in client.services.list(filters={"label": labels})}

@@ -14,6 +14,7 @@ import pytest
 from conftest import labelled_objects
 
 from lab.engines.base import owner_labels
+from lab.engines.docker.client import container_name
 
 
 def start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
@@ -30,10 +31,12 @@ def run_id_of(client: docker.DockerClient, before: set[str], timeout_s: float = 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         owner = [f"{k}={v}" for k, v in owner_labels().items()]  # not another xdist worker's run
-        proxies = client.containers.list(all=True, filters={"label": ["deploylab.role=proxy", *owner]})
+        proxies = client.containers.list(
+            all=True, filters={"label": ["deploylab.role=proxy", *owner]}, sparse=True
+        )
         for container in proxies:
-            if container.name not in before:
-                return str(container.labels["deploylab.run"])
+            if container_name(container) not in before:
+                return str(container.attrs["Labels"]["deploylab.run"])
         time.sleep(0.2)
     raise AssertionError("no proxy of a new run appeared")
 

@@ -8,7 +8,7 @@ import tarfile
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import docker
 import docker.errors
@@ -101,12 +101,16 @@ def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | Non
         if _is_manager(client):
             services = client.services.list(filters=filters)
             removed_services = sum(attempt(s.name, s.remove, service_problems) for s in services)
-        containers = client.containers.list(all=True, filters=filters)
+        # Sparse: the list as the engine gave it. A full list inspects each container after listing it, and
+        # one that went meanwhile (a reaper's --rm, another run's teardown) failed the whole list.
+        containers = client.containers.list(all=True, filters=filters, sparse=True)
         # In parallel: each forced removal is a round trip of a few hundred milliseconds in the engine, and
         # a run's teardown is time every run pays.
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(containers)))) as pool:
             removals = [
-                pool.submit(attempt, c.name, functools.partial(c.remove, force=True), container_problems)
+                pool.submit(
+                    attempt, container_name(c), functools.partial(c.remove, force=True), container_problems
+                )
                 for c in containers
             ]
             removed_containers = sum(f.result() for f in removals)
@@ -124,6 +128,12 @@ def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | Non
         return Removed(0, 0, [f"Docker did not answer ({str(exc).splitlines()[0]})"])
     left = service_problems + container_problems + network_problems
     return Removed(removed_containers, removed_networks, left, removed_services)
+
+
+def container_name(container: Any) -> str:
+    """A container's name, from a sparse list (`Names`) or an inspection (`Name`)."""
+    names = container.attrs.get("Names") or [container.attrs.get("Name") or container.short_id]
+    return str(names[0]).lstrip("/")
 
 
 def _is_manager(client: docker.DockerClient) -> bool:
