@@ -289,7 +289,9 @@ def test_stopping_the_command_stops_its_whole_group_in_order(
     thread = threading.Thread(target=lambda: target.deploy(run), daemon=True)  # type: ignore[arg-type]
     thread.start()
     deadline = time.monotonic() + 5
-    while not (tmp_path / "child").exists() and time.monotonic() < deadline:
+    # Until the deploy thread holds the process too: under load the script can write its child's pid
+    # before Popen has returned in this thread (the lab itself deploys and tears down in one thread).
+    while (target.proc is None or not (tmp_path / "child").exists()) and time.monotonic() < deadline:
         time.sleep(0.02)
     child = int((tmp_path / "child").read_text())
     started = time.monotonic()
