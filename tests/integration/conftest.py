@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 
 import docker
@@ -19,11 +20,10 @@ import pytest
 
 # The reaper image (ryuk) cannot be pulled where there is no registry; our own fixtures clean up instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-# Under pytest-xdist several sessions share the engine: each owns what its runs make (DEPLOYLAB_OWNER, read
-# by the lab in this process and by every `lab` it starts), so "nothing left behind" and `lab clean` in
-# one session never see another's objects.
-if worker := os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["DEPLOYLAB_OWNER"] = f"pytest-{worker}-{os.getpid()}"
+# The engine may be shared (pytest-xdist's workers, your own runs on a laptop, another CI job): each session
+# owns what its runs make (DEPLOYLAB_OWNER, read by the lab in this process and by every `lab` it starts),
+# so "nothing left behind" and `lab clean` in one session never see, nor remove, anyone else's objects.
+os.environ["DEPLOYLAB_OWNER"] = f"pytest-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
 
 from lab.compose_files import COMPOSE_FILE, PORT_VARIABLE, ROOT  # noqa: E402
 from lab.engines import LABEL  # noqa: E402
@@ -218,7 +218,9 @@ def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
     state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState", "inactive")
     made = state == "inactive"
     # `swarm init` makes the docker_gwbridge network, and `swarm leave` keeps it: ours to remove too.
-    had_gwbridge = bool(docker_client.networks.list(names=["docker_gwbridge"]))
+    had_gwbridge = any(
+        n.name == "docker_gwbridge" for n in docker_client.networks.list(names=["docker_gwbridge"])
+    )
     if made:
         docker_client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
     elif not (docker_client.info().get("Swarm") or {}).get("ControlAvailable"):
@@ -229,9 +231,26 @@ def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
         if made:
             docker_client.swarm.leave(force=True)
             if not had_gwbridge:
-                for network in docker_client.networks.list(names=["docker_gwbridge"]):
-                    with contextlib.suppress(docker.errors.APIError):  # still in use: not ours to force
-                        network.remove()
+                _remove_gwbridge(docker_client)
+
+
+def _remove_gwbridge(client: docker.DockerClient) -> None:
+    """docker_gwbridge goes once the swarm's endpoints on it have (a moment after leaving); a network that
+    is still in use after 5 s is left, and said so."""
+    for _ in range(10):
+        found = [n for n in client.networks.list(names=["docker_gwbridge"]) if n.name == "docker_gwbridge"]
+        if not found:
+            return
+        try:
+            found[0].remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            time.sleep(0.5)
+    warnings.warn(
+        "docker_gwbridge, made by this session's swarm init, is still in use: left in place", stacklevel=1
+    )
 
 
 def labelled_objects(client: docker.DockerClient, run_id: str | None = None) -> set[str]:
