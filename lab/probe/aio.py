@@ -264,9 +264,11 @@ async def _main(
         if in_flight:
             await asyncio.wait(in_flight)
         stopping.set()
-        await flusher
-        for c in clients:
-            for conn in c.idle:
-                await conn.aclose()
-        if out:
-            emit([out.popleft() for _ in range(len(out))])
+        try:
+            await flusher  # raises what `emit` raised, after the connections close and the rest is handed
+        finally:
+            for c in clients:
+                for conn in c.idle:
+                    await conn.aclose()
+            if out:
+                emit([out.popleft() for _ in range(len(out))])
