@@ -14,6 +14,12 @@ from lab.errors import EXIT_USAGE
 # What `lab compare` runs by default: every strategy (not the presets, which repeat them with vendors'
 # timings), and rolling once more with a drain, so a hard stop and a drained one sit side by side.
 DEFAULT_COMPARISON = [*(n for n in strategies.REGISTRY if n not in strategies.PRESETS), "rolling:drain_s=1"]
+
+
+def default_comparison(engine: str) -> list[str]:
+    """The default comparison on `engine`, with the platform's own update where it has one (Swarm's)."""
+    own = [name for name, s in strategies.PLATFORM.items() if s.runs_on == engine]
+    return [*DEFAULT_COMPARISON, *own]
 BASES = ("auto", "official", "debootstrap")
 
 

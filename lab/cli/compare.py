@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lab.cli.app import DEFAULT_COMPARISON, app, err, fail, out
+from lab.cli.app import app, default_comparison, err, fail, out
 from lab.cli.execute import execute
 from lab.cli.images import registry_name
 from lab.cli.inputs import (
@@ -55,7 +55,8 @@ def compare_cmd(
         list[str] | None,
         typer.Argument(
             help="Strategies to compare, each NAME or NAME:KEY=VALUE[:KEY=VALUE] "
-            "(default: every strategy but the presets, and rolling:drain_s=1).",
+            "(default: every strategy but the presets, and rolling:drain_s=1; with --engine swarm, "
+            "Swarm's own update, swarm-rolling, too).",
             show_default=False,
         ),
     ] = None,
@@ -98,7 +99,7 @@ given on the command line win; the file's strategy, params and budgets are not u
 
     repeat_count(repeat)
     configs = []
-    for spec in names or DEFAULT_COMPARISON:
+    for spec in names or default_comparison(engine):
         name, *pairs = spec.split(":")
         chosen = _strategy(name)
         config = run_config(

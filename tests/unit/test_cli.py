@@ -382,6 +382,14 @@ def test_compare_default_is_every_strategy_without_presets_plus_drained_rolling(
     assert set(DEFAULT_COMPARISON[:-1]) == set(REGISTRY) - set(PRESETS)
 
 
+def test_compare_default_on_swarm_adds_swarms_own_update_and_only_there() -> None:
+    from lab.cli import DEFAULT_COMPARISON
+    from lab.cli.app import default_comparison
+
+    assert default_comparison("docker") == DEFAULT_COMPARISON
+    assert default_comparison("swarm") == [*DEFAULT_COMPARISON, "swarm-rolling"]
+
+
 def test_compare_checks_every_spec_before_running_any(fake_run: type[FakeRunner], tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["compare", "in-place", "rolling:nope=1", "--out", str(tmp_path)])
     assert isinstance(result.exception, BadInput) and "nope" in str(result.exception)
