@@ -20,6 +20,8 @@ def default_comparison(engine: str) -> list[str]:
     """The default comparison on `engine`, with the platform's own update where it has one (Swarm's)."""
     own = [name for name, s in strategies.PLATFORM.items() if s.runs_on == engine]
     return [*DEFAULT_COMPARISON, *own]
+
+
 BASES = ("auto", "official", "debootstrap")
 
 

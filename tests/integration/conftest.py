@@ -218,9 +218,7 @@ def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
     state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState", "inactive")
     made = state == "inactive"
     # `swarm init` makes the docker_gwbridge network, and `swarm leave` keeps it: ours to remove too.
-    had_gwbridge = any(
-        n.name == "docker_gwbridge" for n in docker_client.networks.list(names=["docker_gwbridge"])
-    )
+    had_gwbridge = _gwbridge(docker_client) is not None
     if made:
         docker_client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
     elif not (docker_client.info().get("Swarm") or {}).get("ControlAvailable"):
@@ -234,15 +232,22 @@ def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
                 _remove_gwbridge(docker_client)
 
 
+def _gwbridge(client: docker.DockerClient) -> docker.models.networks.Network | None:
+    """The docker_gwbridge network, if there is one (the engine's `name` filter also matches parts)."""
+    return next(
+        (n for n in client.networks.list(names=["docker_gwbridge"]) if n.name == "docker_gwbridge"), None
+    )
+
+
 def _remove_gwbridge(client: docker.DockerClient) -> None:
     """docker_gwbridge goes once the swarm's endpoints on it have (a moment after leaving); a network that
     is still in use after 5 s is left, and said so."""
     for _ in range(10):
-        found = [n for n in client.networks.list(names=["docker_gwbridge"]) if n.name == "docker_gwbridge"]
-        if not found:
+        network = _gwbridge(client)
+        if network is None:
             return
         try:
-            found[0].remove()
+            network.remove()
             return
         except docker.errors.NotFound:
             return

@@ -28,9 +28,9 @@ def start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
 
 def run_id_of(client: docker.DockerClient, before: set[str], timeout_s: float = 60) -> str:
     """The run a started lab made: the run label of the first new object carrying one."""
+    owner = [f"{k}={v}" for k, v in owner_labels().items()]  # not another session's run
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        owner = [f"{k}={v}" for k, v in owner_labels().items()]  # not another xdist worker's run
         proxies = client.containers.list(
             all=True, filters={"label": ["deploylab.role=proxy", *owner]}, sparse=True
         )

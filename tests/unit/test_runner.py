@@ -317,10 +317,11 @@ def test_v2_never_healthy_is_rolled_back_after_the_health_timeout(lab_: Harness)
 def test_v2_that_fails_the_check_after_the_switch_gets_traffic_back_to_v1(lab_: Harness) -> None:
     apply = lab_.rt.apply_config
 
-    def apply_then_break(config: str) -> None:
-        apply(config)
+    def apply_then_break(config: str) -> int:
+        checks = apply(config)
         if "app-v2" in config:
             lab_.rt.never_healthy.add("app-v2-2")
+        return checks
 
     lab_.rt.apply_config = apply_then_break  # type: ignore[method-assign]
     record = lab_.run()
@@ -399,7 +400,12 @@ def test_a_setup_failure_fails_the_run_before_probing_and_cleans_up(
     if breakage == "v1 never healthy":
         lab_.rt.never_healthy.add("app-v1-2")
     else:  # nginx -t passes but the reload never takes: the proxy keeps answering generation 0
-        lab_.rt.apply_config = lambda config: lab_.rt._call("apply_config")  # type: ignore[method-assign]
+
+        def check_only(config: str) -> int:
+            lab_.rt._call("apply_config")
+            return 1
+
+        lab_.rt.apply_config = check_only  # type: ignore[method-assign]
     record = lab_.run()
     assert (record.status, record.error, record.events) == ("failed", error, [])
     assert lab_.probes == [] and lab_.rt.calls[-1] == ("cleanup", "")

@@ -202,7 +202,7 @@ class FleetTarget:
     def _apply_route(self, route: Route, label: str) -> None:
         self.generation += 1
         checks = self.engine.proxy.apply_config(self._render(route, label))
-        if checks and checks > 1:
+        if checks > 1:
             self._note(
                 f"{label}: nginx -t passed on check {checks}: Docker's DNS did not resolve an instance's "
                 "name at first"
