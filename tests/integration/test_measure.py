@@ -104,8 +104,14 @@ def test_stopping_and_starting_every_instance_is_downtime_that_outlasts_the_comm
     journal = json.loads((Path(result["output"]) / "journal.json").read_text())
     (step,) = journal["steps"]
     assert result["requests_failed"] > 0 and result["downtime_ms"] > 1000  # at least the 1 s asleep
-    (window,) = journal["analysis"]["downtime_windows"]
-    assert step["start_s"] <= window["start"] <= step["end_s"]
+    windows = journal["analysis"]["downtime_windows"]
+    # Every failure came after the command began. As the instances stop, requests already on their way
+    # can still be answered by one while others find every instance gone (measured: 502, 502, 200, 502
+    # within 3 ms, the probe briefly behind as the stops loaded the machine): a few windows of a
+    # millisecond may come first. The outage itself is the longest.
+    assert all(step["start_s"] <= w["start"] <= step["end_s"] for w in windows)
+    window = max(windows, key=lambda w: w["duration_ms"])
+    assert window["duration_ms"] > 1000
     # The command returned once the containers had started, but nginx had marked every instance failed
     # (max_fails=1, fail_timeout=10s) and answered 502 "no live upstreams" until that ran out: clients
     # were served again only after the command's end, within the settle.
