@@ -33,6 +33,7 @@ from lab.targets.fleet.plan import Topology
 SERVICE = "app"  # the service's name in the run (lab-<run>-app) and its alias on the network
 POLL_S = 0.1
 DONE = {"completed", "paused", "rollback_completed", "rollback_paused"}
+ROLLED_BACK = {"rollback_completed", "rollback_paused"}
 RUNNING = {"running"}
 
 
@@ -116,7 +117,7 @@ class SwarmUpdateTarget:
         self.services.update_service(SERVICE, self._image("v2"), options.v2_env)
         deadline = time.monotonic() + settings.timeout_s
         seen_tasks: dict[str, str] = {t.id: t.state for t in self.services.tasks(SERVICE)}
-        last = UpdateState(None, "")
+        last, decided = UpdateState(None, ""), False
         while time.monotonic() < deadline:
             now = time.monotonic()
             tasks = self.services.tasks(SERVICE)
@@ -131,13 +132,20 @@ class SwarmUpdateTarget:
                 # Only a rollback is a verdict against v2 (the analysis's rollback); a pause leaves both
                 # versions serving, as Swarm does, and is the run's status, not a rollback.
                 failed = state.state in ("paused", "rollback_started") and bool(state.message)
+                error = state.message if failed else None
+                verdict = failed and state.state == "rollback_started"
+                if state.state in ROLLED_BACK and not decided:
+                    # Measured: a one-task rollback began and ended between two polls (100 ms apart); the
+                    # verdict is then first seen here, and Swarm's reason went with the state we missed.
+                    verdict, error = True, f"Swarm rolled back; its start was not seen ({POLL_S:g} s polls)"
+                decided = decided or verdict
                 self._event(
                     run,
                     "Swarm",
                     f"update {state.state}" + (f": {state.message}" if state.message and not failed else ""),
                     now,
-                    False if failed and state.state == "rollback_started" else None,
-                    error=state.message if failed else None,
+                    False if verdict else None,
+                    error=error,
                     in_service=running,
                 )
                 last = state

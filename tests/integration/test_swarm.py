@@ -100,11 +100,16 @@ def test_a_bad_release_is_rolled_back_by_swarm_and_the_run_says_so(
     assert result["status"] == "rolled_back"
     journal = json.loads((Path(result["output"]) / "journal.json").read_text())
     kinds = [(s["kind"], s["detail"]) for s in journal["steps"]]
-    assert any(kind == "Swarm" and detail.startswith("update rollback_started") for kind, detail in kinds)
     assert any(kind == "Swarm" and detail.startswith("update rollback_completed") for kind, detail in kinds)
     assert result["rollback"] is not None and result["rollback"]["traffic_back_s"] is not None
-    rollback = next(s for s in journal["steps"] if s["detail"] == "update rollback_started")
-    assert rollback["result"] is False and "rolled back due to failure" in rollback["error"]
+    # Swarm's verdict is the first rollback state seen: rollback_started with its reason, or (measured: a
+    # one-task rollback that began and ended between two polls) rollback_completed, saying so.
+    (verdict,) = [s for s in journal["steps"] if s["kind"] == "Swarm" and s["result"] is False]
+    if verdict["detail"] == "update rollback_started":
+        assert "rolled back due to failure" in verdict["error"]
+    else:
+        assert verdict["detail"].startswith("update rollback_completed")
+        assert "its start was not seen" in verdict["error"]
 
 
 def test_an_engine_that_is_no_manager_is_one_line(tmp_path: Path, docker_client: docker.DockerClient) -> None:

@@ -3,6 +3,7 @@ stream, client saturation when every request slot is busy; over httpcore's mock 
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import threading
 from collections import Counter
@@ -12,6 +13,7 @@ import httpcore
 import pytest
 
 from lab.model import ErrorClass, Sample
+from lab.probe import aio
 from lab.probe.aio import run_probe_async
 from lab.probe.config import ProbeConfig
 
@@ -101,3 +103,24 @@ def test_samples_handed_over_as_the_probe_stops_are_not_lost(monkeypatch: pytest
     # 20 req/s: ticks 0-9 take 450 ms, so the probe stops while a batch waits in the queue.
     samples = probe(ProbeConfig(URL, 20, driver="asyncio"), Network(), 10)
     assert [s.seq for s in samples] == list(range(10))
+
+
+def test_connections_are_httpcores_http11_with_its_state_lock_replaced() -> None:
+    """The driver swaps httpcore's private `_state_lock` for a no-op (see aio._NoLock): an httpcore that
+    renamed it would leave the swap doing nothing, silently. Pinned here instead."""
+    client = aio._Client(ProbeConfig(URL, 10, driver="asyncio"), 0, Network())
+    conn = asyncio.run(aio._connect(client, None))
+    assert isinstance(conn, httpcore.AsyncHTTP11Connection)
+    assert conn._state_lock is aio._NO_LOCK
+    untouched = httpcore.AsyncHTTP11Connection(conn._origin, httpcore.AsyncMockStream([]))
+    assert "_state_lock" in vars(untouched)
+
+
+def test_a_read_with_nothing_arriving_times_out_as_httpcores_read_timeout() -> None:
+    async def read() -> None:
+        reader = asyncio.StreamReader()
+        stream = aio._Stream(reader, writer=None)  # type: ignore[arg-type]  # a read never writes
+        await stream.read(100, timeout=0.05)
+
+    with pytest.raises(httpcore.ReadTimeout):
+        asyncio.run(read())

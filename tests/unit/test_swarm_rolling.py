@@ -194,3 +194,17 @@ def test_a_task_line_names_its_version_exit_and_message() -> None:
         task_line(TaskState("d", 1, "running", "running", "app:v1", None, "started"))
         == "task d (slot 1, v1) running"
     )
+
+
+def test_a_rollback_seen_only_at_its_end_is_still_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Measured on one node: a one-task rollback began and ended between two polls.
+    monkeypatch.setattr(swarm_update, "POLL_S", 0.0)
+    moments = [
+        ([task(1, "running", "v1")], UpdateState("updating", "")),
+        ([task(1, "running", "v1", id_="back")], UpdateState("rollback_completed", "rollback completed")),
+    ]
+    got, run, _ = watch(moments, failure_action="rollback")
+    assert got == "rolled_back"
+    (verdict,) = [e for e in run.record.events if e.result is False]
+    assert verdict.detail == "update rollback_completed: rollback completed"
+    assert verdict.error is not None and "its start was not seen" in verdict.error
