@@ -35,6 +35,10 @@ class ProxyEndpoints:
     url: str  # where clients (the probe) send traffic
     admin_url: str  # the lab's own port on the proxy: health by instance name, live config generation
     port: int  # the host port of `url`
+    # The same listener at its address on the run's network, past Docker's userland proxy (docker-proxy,
+    # which relays every published-port connection on 127.0.0.1 through a process of its own). Reachable
+    # from the host only where the engine's bridge is (Linux, not Docker Desktop); None when unknown.
+    network_url: str | None = None
 
 
 class Fleet(Protocol):

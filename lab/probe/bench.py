@@ -26,6 +26,7 @@ import httpx
 from lab.errors import LabError
 from lab.options import MODES, RunOptions
 from lab.probe.config import DRIVERS, ProbeConfig
+from lab.probe.floor import stack_cost_us
 from lab.probe.process import ProbeProcess
 
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000)
@@ -216,20 +217,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=DRIVERS,
         nargs="+",
         default=[DRIVERS[0]],
-        help="how requests are driven: threads, asyncio (both, to compare)",
+        help=f"how requests are driven: {', '.join(DRIVERS)} (default {DRIVERS[0]}; both, to compare)",
+    )
+    parser.add_argument(
+        "--published",
+        action="store_true",
+        help="reach the lab's nginx through its published port on 127.0.0.1, as a run does (default: "
+        "its address on the lab's network where reachable, past Docker's userland proxy)",
     )
     args = parser.parse_args(argv)
     modes = MODES if args.mode == "both" else (args.mode,)
     try:
         with contextlib.ExitStack() as stack:
-            url = args.url or stack.enter_context(nginx_target())
+            url, how = (
+                (args.url, "as given") if args.url else stack.enter_context(nginx_target(args.published))
+            )
             late_ms = ProbeConfig(url=url, rate=1).late_after_s * 1000
             print(
-                f"probe benchmark against {url}: {args.seconds:g} s per attempt after {WARMUP_S:g} s of "
-                f"warm-up, {os.cpu_count()} cores. A rate is sustained when {ATTEMPTS // 2 + 1} of "
-                f"{ATTEMPTS} attempts have no failure and at most {MAX_LATE_FRACTION:.0%} of ticks late "
-                f"(sent over {late_ms:g} ms after schedule) or unsent.\n"
+                f"probe benchmark against {url} ({how}): {args.seconds:g} s per attempt after "
+                f"{WARMUP_S:g} s of warm-up, {os.cpu_count()} cores. A rate is sustained when "
+                f"{ATTEMPTS // 2 + 1} of {ATTEMPTS} attempts have no failure and at most "
+                f"{MAX_LATE_FRACTION:.0%} of ticks late (sent over {late_ms:g} ms after schedule)"
+                " or unsent.\n"
             )
+            print(stack_floor(args.driver) + "\n")
             for driver in args.driver:
                 for clients in args.clients:
                     for mode in modes:
@@ -248,9 +259,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def stack_floor(drivers: Sequence[str], cost: Callable[[str], float] = stack_cost_us) -> str:
+    """What httpx's stack alone costs per request here, and the rate one core could at best drive."""
+    parts = []
+    for driver in drivers:
+        us = cost(driver)
+        parts.append(f"{driver} {us:,.0f} µs (at best {1e6 / us:,.0f} req/s per core)")
+    return (
+        "httpx's stack alone (httpcore over h11, in memory: no socket, no server), CPU per kept-alive "
+        f"request: {', '.join(parts)}. Sockets, the driver and nginx come on top, on the same cores."
+    )
+
+
 @contextlib.contextmanager
-def nginx_target() -> Iterator[str]:
-    """The lab's proxy image serving a static 200, published on a free port; removed afterwards."""
+def nginx_target(published: bool = False) -> Iterator[tuple[str, str]]:
+    """The lab's proxy image serving a static 200, and how it is reached; removed afterwards.
+
+    At its address on the lab's network when the host reaches it (Linux), so that the figures are the
+    probe's: through the published port every connection is relayed by Docker's userland proxy
+    (docker-proxy), a process that takes its own share of the cores (measured: 2,500 req/s kept-alive
+    sustained direct, not through it). `published` sends through 127.0.0.1 as a run does."""
     from lab import engines
     from lab.options import ProxySettings
     from lab.targets.fleet.nginx import render_config, supported
@@ -261,19 +289,32 @@ def nginx_target() -> Iterator[str]:
         engine.create_network()
         settings, _ = supported(ProxySettings(), engine.proxy.nginx_version())
         endpoints = engine.proxy.start(render_config(None, settings), None)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(endpoints.url, timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise LabError(f"the benchmark's nginx at {endpoints.url} did not answer")
-            time.sleep(0.1)
-        yield endpoints.url
+        if not _answers(endpoints.url, timeout_s=15):
+            raise LabError(f"the benchmark's nginx at {endpoints.url} did not answer")
+        direct = endpoints.network_url
+        if not published and direct and _answers(direct, timeout_s=1):
+            yield (
+                direct,
+                "at its address on the lab's network, past Docker's userland proxy (--published: as a run)",
+            )
+        else:
+            why = "as a run" if published else "its network address is not reachable from here"
+            yield endpoints.url, f"through its published port ({why}): Docker's userland proxy takes CPU too"
     finally:
         engine.cleanup()
+
+
+def _answers(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -88,20 +88,25 @@ class DockerProxy:
                     self.api.remove_container(container["Id"], force=True)
                 raise PortInUse(f"port {port} is in use on 127.0.0.1") from None
             raise
-        ports = self._published_ports(container["Id"])
+        ports, address = self._published_ports(container["Id"])
         return ProxyEndpoints(
             f"http://127.0.0.1:{ports[PROXY_LISTEN]}/",
             f"http://127.0.0.1:{ports[PROXY_ADMIN]}",
             ports[PROXY_LISTEN],
+            f"http://{address}:{PROXY_LISTEN}/" if address else None,
         )
 
-    def _published_ports(self, container_id: str, timeout_s: float = 5.0) -> dict[int, int]:
+    def _published_ports(self, container_id: str, timeout_s: float = 5.0) -> tuple[dict[int, int], str]:
+        """The host ports of the proxy's two listeners, and its address on the run's network ("" when
+        it has none)."""
         deadline = time.monotonic() + timeout_s
         while True:
             info = self.api.inspect_container(container_id)
             ports = info["NetworkSettings"]["Ports"] or {}
             if all(ports.get(f"{p}/tcp") for p in (PROXY_LISTEN, PROXY_ADMIN)):
-                return {p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in (PROXY_LISTEN, PROXY_ADMIN)}
+                network = (info["NetworkSettings"].get("Networks") or {}).get(self.network) or {}
+                published = {p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in (PROXY_LISTEN, PROXY_ADMIN)}
+                return published, str(network.get("IPAddress") or "")
             if not info["State"].get("Running") or time.monotonic() > deadline:
                 raise LabError(f"the proxy did not start: {self.logs(3) or 'no output'}")
             time.sleep(0.05)

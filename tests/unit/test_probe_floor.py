@@ -1,0 +1,26 @@
+"""The stack's floor is measured on real exchanges: a wrong answer is not a request's cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.probe.bench import stack_floor
+from lab.probe.floor import ANSWER, stack_cost_us
+
+
+@pytest.mark.parametrize("driver", ["threads", "asyncio"])
+def test_each_driver_pays_some_cpu_per_request(driver: str) -> None:
+    assert stack_cost_us(driver, requests=200) > 0
+
+
+@pytest.mark.parametrize("driver", ["threads", "asyncio"])
+def test_an_answer_read_as_anything_but_200_v1_fails_the_measure(driver: str) -> None:
+    wrong = ANSWER.replace(b"200 OK", b"503 Service Unavailable")
+    with pytest.raises(RuntimeError, match="read as 503 v1"):
+        stack_cost_us(driver, requests=5, answer=wrong)
+
+
+def test_the_floor_line_gives_each_driver_its_cost_and_rate_per_core() -> None:
+    line = stack_floor(["threads", "asyncio"], cost=lambda d: {"threads": 250.0, "asyncio": 400.0}[d])
+    assert "threads 250 µs (at best 4,000 req/s per core)" in line
+    assert "asyncio 400 µs (at best 2,500 req/s per core)" in line
