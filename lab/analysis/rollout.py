@@ -55,7 +55,11 @@ def rollback(events: Sequence[Event]) -> Rollback | None:
     for event in events:
         if event.result is False:
             end = max(e.ended for e in events)
-            route_back = next((e for e in events if e.index > event.index and _back_on_old(e)), None)
+            # The verdict itself when it is Swarm's finished rollback, seen before its start was: traffic
+            # was back on v1 by the moment the verdict was seen.
+            route_back = next(
+                (e for e in events if (e.index > event.index or e is event) and _back_on_old(e)), None
+            )
             back = None if route_back is None else route_back.ended - event.ended
             return Rollback(
                 event.ended, event.index, event.error or "verdict failed", back, end - event.ended

@@ -60,3 +60,12 @@ def test_blast_radius_counts_the_new_versions_answers_and_failures() -> None:
     samples += [Sample(30, 1, 1, 1.1, error=ErrorClass.REFUSED)]  # names no version: not v2's
     assert blast_radius(samples, "v2") == (10, 4)
     assert blast_radius(samples, "v1") == (10, 0)
+
+
+def test_a_rollback_seen_only_once_finished_has_traffic_back_when_it_was_seen() -> None:
+    finished = Event(1, "Swarm", "update rollback_completed", 8.5, 8.5, False, "its start was not seen")
+    decision = rollback([ev(0, "Update", 4.0, 4.0), finished])
+    assert decision is not None and decision.step == 1 and decision.traffic_back_s == 0.0
+    # A verdict that is not itself the way back still waits for one.
+    judged = rollback([ev(0, "Judge", 1.0, 1.2, result=False, error="bad"), ev(1, "Stop", 1.2, 2.0)])
+    assert judged is not None and judged.traffic_back_s is None
