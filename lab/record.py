@@ -40,6 +40,9 @@ class RunRecord:
     error: str | None = None
     error_exit: int = 1  # the exit code `error` calls for: 2 when it was bad input found during the run
     url: str | None = None  # where the probe sent its requests
+    # The proxy's port on 127.0.0.1 (for people: curl, --keep); `url` may be its address on the run's
+    # network instead, past Docker's userland proxy. None where the lab has no proxy (`lab measure`).
+    published_url: str | None = None
     removed: Removed | None = None
     probe_started: float | None = None
     probe_stopped: float | None = None

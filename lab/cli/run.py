@@ -177,8 +177,8 @@ nothing.
         print(json.dumps(journal.summary(record, analysis, folder)))
     elif record.probe_started is not None:  # a run that failed before probing measured nothing to show
         terminal.print_summary(out, record, analysis, folder)
-        if keep and record.url:
-            out.print(f"kept: proxy at {record.url} (remove with `lab clean`)")
+        if keep and (record.published_url or record.url):
+            out.print(f"kept: proxy at {record.published_url or record.url} (remove with `lab clean`)")
     exit_with(verdict(record, analysis, budgets))
 
 

@@ -36,8 +36,9 @@ class ProxyEndpoints:
     admin_url: str  # the lab's own port on the proxy: health by instance name, live config generation
     port: int  # the host port of `url`
     # The same listener at its address on the run's network, past Docker's userland proxy (docker-proxy,
-    # which relays every published-port connection on 127.0.0.1 through a process of its own). Reachable
-    # from the host only where the engine's bridge is (Linux, not Docker Desktop); None when unknown.
+    # which relays every published-port connection on 127.0.0.1 through a process of its own, on the
+    # same cores: it halved the probe's ceiling). Reachable from the host only where the engine's bridge
+    # is (Linux, not Docker Desktop, not a remote engine): whoever uses it checks. None: no such address.
     network_url: str | None = None
 
 

@@ -159,7 +159,10 @@ def journal(record: RunRecord, analysis: Analysis) -> dict[str, Any]:
         # The version that served before and the new one, as the analysis took them.
         "versions": {"old": record.versions[0], "new": record.versions[1]},
         "probe": {
-            "url": record.url,  # where the requests went: the proxy's published port on a fleet run
+            # Where the requests went: on a fleet run, the proxy at its address on the run's network
+            # where this host reaches it, else its published port (`published_url`, for people).
+            "url": record.url,
+            "published_url": record.published_url,
             "started_s": _rel(record.probe_started, origin),
             "stopped_s": _rel(record.probe_stopped, origin),
         },

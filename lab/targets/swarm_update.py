@@ -95,6 +95,7 @@ class SwarmUpdateTarget:
             app.port,
         )
         endpoints = self.engine.proxy.start(render_config(None, proxy, apps={}), options.port, DEFAULT_PORT)
+        record.published_url = endpoints.url  # and the probe's: a swarm's overlay is not the host's
         follow = f"{SERVICE}:{app.port}"
         config = render_config(None, proxy, generation=1, title="every task of the service", follow=follow)
         self._wait_running(options.fleet_size, options.health_timeout_s)

@@ -7,6 +7,7 @@ health timeout takes no real time and every Pause shows up as exactly its length
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import threading
@@ -29,6 +30,7 @@ from lab.record import RunRecord
 from lab.targets.fleet.target import FleetTarget
 
 ENDPOINTS = ProxyEndpoints("http://proxy.test:8000", "http://proxy.test:8081", 8000)
+REACHABLE, UNREACHABLE = "10.9.0.2", "10.9.9.9"  # the proxy's address on the run's network, or not
 V1, V2 = "app-v1-1 app-v1-2", "app-v2-1 app-v2-2"
 SWITCH = "step 1: route v2 100% over app-v2-1, app-v2-2"
 
@@ -65,6 +67,7 @@ class FakeRuntime:
         self.old_workers_leave = True  # False: an old nginx worker never leaves after a reload
         self._reloaded = 0  # index in `calls` of the last apply_config
         self.checks = 1  # how many nginx -t a config took (more: a name did not resolve at first)
+        self.endpoints = ENDPOINTS  # what the proxy's start gives: a network_url too, where it has one
 
     def _call(self, op: str, name: str = "") -> None:
         with self.lock:
@@ -119,7 +122,7 @@ class FakeRuntime:
     def start(self, config: str, port: int | None, prefer: int | None = None) -> ProxyEndpoints:
         self._call("start_proxy")
         self.proxy_config = config
-        return ENDPOINTS
+        return self.endpoints
 
     def logs(self, lines: int = 20) -> str:
         return ""
@@ -173,8 +176,10 @@ class Harness:
     def proxy(self, request: httpx.Request) -> httpx.Response:
         """The proxy's two ports, answered from the fake runtime's state."""
         live, path = self.rt.live, request.url.path
-        if live is None:
-            raise httpx.ConnectError("proxy not started", request=request)
+        if live is None or request.url.host == UNREACHABLE:
+            raise httpx.ConnectError("proxy not started, or not reachable there", request=request)
+        if request.url.host == REACHABLE and request.url.port == 80 and path == "/":
+            return httpx.Response(200, text="ok\n")  # the proxy at its address on the run's network
         if request.url.port == 8081 and path == "/lab/generation":
             generation = re.search(r"^# generation (\d+)$", live, re.MULTILINE)
             assert generation is not None
@@ -467,3 +472,20 @@ def test_a_config_that_took_more_than_one_check_is_noted(lab_: Harness) -> None:
     assert record.status == "completed", record.error
     noted = [note for note in record.notes if "nginx -t passed on check 2" in note]
     assert noted and all("Docker's DNS" in note for note in noted)
+
+
+def test_the_probe_goes_past_dockers_proxy_where_the_network_address_answers(lab_: Harness) -> None:
+    lab_.rt.endpoints = dataclasses.replace(ENDPOINTS, network_url=f"http://{REACHABLE}:80/")
+    record = lab_.run()
+    assert record.status == "completed"
+    assert lab_.probes[0].config.url == record.url == f"http://{REACHABLE}:80/"
+    assert record.published_url == ENDPOINTS.url  # for people: curl, --keep
+
+
+def test_a_network_address_that_does_not_answer_leaves_the_probe_on_the_published_port(
+    lab_: Harness,
+) -> None:
+    lab_.rt.endpoints = dataclasses.replace(ENDPOINTS, network_url=f"http://{UNREACHABLE}:80/")
+    record = lab_.run()
+    assert record.status == "completed"
+    assert lab_.probes[0].config.url == record.url == record.published_url == ENDPOINTS.url

@@ -35,7 +35,7 @@ class DockerEngine:
         self.proxy_image = proxy_image
         self.reaper: Reaper | None = None
         self.fleet = DockerFleet(self.client, run_id, self.network, self.labels)
-        self.proxy = DockerProxy(self.client, run_id, self.network, self.labels, proxy_image)
+        self.proxy = DockerProxy(self.client, run_id, self.network, self.labels, proxy_image, routable=True)
 
     @engine_errors
     def preflight(self, images: Sequence[str] | None = None) -> None:

@@ -43,9 +43,14 @@ class DockerProxy:
         network: str,
         labels: Mapping[str, str],
         image: str,
+        *,
+        routable: bool = False,
     ):
         self.client, self.api = client, client.api
         self.network, self.labels, self.image = network, dict(labels), image
+        # Whether the host may reach the proxy at its address on `network`: a bridge on this engine's
+        # host, yes (when the lab runs there: the caller still checks); a swarm's overlay, never.
+        self.routable = routable
         self.name = f"lab-{run_id}-proxy"
 
     @engine_errors
@@ -93,7 +98,7 @@ class DockerProxy:
             f"http://127.0.0.1:{ports[PROXY_LISTEN]}/",
             f"http://127.0.0.1:{ports[PROXY_ADMIN]}",
             ports[PROXY_LISTEN],
-            f"http://{address}:{PROXY_LISTEN}/" if address else None,
+            f"http://{address}:{PROXY_LISTEN}/" if address and self.routable else None,
         )
 
     def _published_ports(self, container_id: str, timeout_s: float = 5.0) -> tuple[dict[int, int], str]:
