@@ -4,8 +4,8 @@ Same semantics as lab/probe/schedule.py: open loop (tick `seq` due at t0 + seq /
 before), no retries, latency from the scheduled time, a tick that cannot be sent (every one of `workers`
 requests in flight) recorded as client saturation, a tick overdue by more than `skip_after_s` recorded
 unsent rather than sent in a burst. Requests go through httpx's transport layer, httpcore, as ever: its
-async connection (`httpcore.AsyncHTTPConnection`, h11 underneath) over a small network backend of ours on
-asyncio's own streams, because httpcore's default async backend goes through anyio, a layer of
+HTTP/1.1 connection (`httpcore.AsyncHTTP11Connection`, h11 underneath) over a small network backend of
+ours on asyncio's own streams, because httpcore's default async backend goes through anyio, a layer of
 indirection per read and write that the probe pays on every request.
 
 Why: on two cores the threads spent much of their time handing the GIL to each other (a request wakes a
@@ -32,6 +32,7 @@ from lab.probe.config import ProbeConfig, client_of, kind_of, kind_pattern
 from lab.probe.schedule import classify, status_error
 
 _BATCH_S = 0.1
+_CLOSE_S = 0.5  # at most this long for a closed connection's transport to say it is gone
 
 
 class _Stream(httpcore.AsyncNetworkStream):
@@ -64,8 +65,13 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def aclose(self) -> None:
         self.writer.close()
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
+        try:
+            # Bounded: after a TLS handshake that timed out, asyncio never reports the transport closed,
+            # and an unbounded wait held the request (its sample, its worker slot) for good.
+            async with asyncio.timeout(_CLOSE_S):
+                await self.writer.wait_closed()
+        except (OSError, TimeoutError, ssl.SSLError):
+            self.writer.transport.abort()
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
@@ -146,7 +152,7 @@ async def _connect(client: _Client, ssl_context: ssl.SSLContext | None) -> httpc
     TLS for https), without that wrapper's own lock and dispatch around every request."""
     origin, t = client.origin, client.connect_timeout
     host = origin.host.decode("ascii")
-    stream = await client.backend.connect_tcp(host, origin.port or 80, timeout=t)
+    stream = await client.backend.connect_tcp(host, origin.port, timeout=t)
     try:
         if ssl_context is not None:
             stream = await stream.start_tls(ssl_context, server_hostname=host, timeout=t)
@@ -223,6 +229,8 @@ async def _main(
     loop = asyncio.get_running_loop()
     clock = time.monotonic
     ssl_context = ssl_context_for(config)
+    if ssl_context is not None:  # as httpcore's own connection offers it: HTTP/1.1 only, by ALPN
+        ssl_context.set_alpn_protocols(["http/1.1"])
     backend: httpcore.AsyncNetworkBackend = network_backend or _Backend()
     clients = [_Client(config, c, backend) for c in range(config.clients)]
     read = Reader(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import socket
 import threading
 from collections import Counter
 from typing import Any
@@ -124,3 +125,22 @@ def test_a_read_with_nothing_arriving_times_out_as_httpcores_read_timeout() -> N
 
     with pytest.raises(httpcore.ReadTimeout):
         asyncio.run(read())
+
+
+def test_a_tls_handshake_that_never_answers_is_a_timeout_not_a_hang() -> None:
+    # A listener on loopback that completes TCP (the kernel does) and never answers the ClientHello: a
+    # load balancer whose backend is gone. The request must end as a timeout, and the probe with it.
+    out: list[Sample] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        url = f"https://127.0.0.1:{server.getsockname()[1]}/"
+        config = ProbeConfig(url, 50, timeout_s=0.3, driver="asyncio")
+        probing = threading.Thread(
+            target=run_probe_async, args=(config, threading.Event(), out.extend), kwargs={"max_requests": 1}
+        )
+        probing.start()
+        probing.join(5)
+        assert not probing.is_alive(), "the probe still waited on a connection it had given up on"
+    (sample,) = out
+    assert sample.error is ErrorClass.TIMEOUT and sample.sent is not None
