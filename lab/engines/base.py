@@ -40,6 +40,7 @@ class ProxyEndpoints:
     # same cores: it halved the probe's ceiling). Reachable from the host only where the engine's bridge
     # is (Linux, not Docker Desktop, not a remote engine): whoever uses it checks. None: no such address.
     network_url: str | None = None
+    network_admin_url: str | None = None  # the admin port there: the same nginx, as its generation says
 
 
 class Fleet(Protocol):

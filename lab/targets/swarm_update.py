@@ -118,7 +118,7 @@ class SwarmUpdateTarget:
         self.services.update_service(SERVICE, self._image("v2"), options.v2_env)
         deadline = time.monotonic() + settings.timeout_s
         seen_tasks: dict[str, str] = {t.id: t.state for t in self.services.tasks(SERVICE)}
-        last, decided = UpdateState(None, ""), False
+        last, decided, started = UpdateState(None, ""), False, False
         while time.monotonic() < deadline:
             now = time.monotonic()
             tasks = self.services.tasks(SERVICE)
@@ -138,8 +138,11 @@ class SwarmUpdateTarget:
                 if state.state in ROLLED_BACK and not decided:
                     # Measured: a one-task rollback began and ended between two polls (100 ms apart); the
                     # verdict is then first seen here, and Swarm's reason went with the state we missed.
-                    verdict, error = True, f"Swarm rolled back; its start was not seen ({POLL_S:g} s polls)"
+                    what = "rolled back" if state.state == "rollback_completed" else "paused its rollback"
+                    unseen = "" if started else f"; its start was not seen ({POLL_S:g} s polls)"
+                    verdict, error = True, f"Swarm {what}{unseen}"
                 decided = decided or verdict
+                started = started or state.state == "rollback_started"
                 self._event(
                     run,
                     "Swarm",

@@ -10,7 +10,8 @@ from lab.probe.floor import ANSWER, stack_cost_us
 
 @pytest.mark.parametrize("driver", ["threads", "asyncio"])
 def test_each_driver_pays_some_cpu_per_request(driver: str) -> None:
-    assert stack_cost_us(driver, requests=200) > 0
+    # In µs: parsing HTTP is never free, and never takes a tenth of a second.
+    assert 1 < stack_cost_us(driver, requests=200) < 100_000
 
 
 @pytest.mark.parametrize("driver", ["threads", "asyncio"])

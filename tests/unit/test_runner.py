@@ -31,6 +31,11 @@ from lab.targets.fleet.target import FleetTarget
 
 ENDPOINTS = ProxyEndpoints("http://proxy.test:8000", "http://proxy.test:8081", 8000)
 REACHABLE, UNREACHABLE = "10.9.0.2", "10.9.9.9"  # the proxy's address on the run's network, or not
+SOMEONE_ELSE = "10.9.0.3"  # an address that answers, with another nginx's generation
+
+
+def on_network(host: str) -> ProxyEndpoints:
+    return dataclasses.replace(ENDPOINTS, network_url=f"http://{host}:80/", network_admin_url=f"http://{host}:8081")
 V1, V2 = "app-v1-1 app-v1-2", "app-v2-1 app-v2-2"
 SWITCH = "step 1: route v2 100% over app-v2-1, app-v2-2"
 
@@ -180,6 +185,8 @@ class Harness:
             raise httpx.ConnectError("proxy not started, or not reachable there", request=request)
         if request.url.host == REACHABLE and request.url.port == 80 and path == "/":
             return httpx.Response(200, text="ok\n")  # the proxy at its address on the run's network
+        if request.url.host == SOMEONE_ELSE:
+            return httpx.Response(200, text="7\n")  # an nginx, but not this run's
         if request.url.port == 8081 and path == "/lab/generation":
             generation = re.search(r"^# generation (\d+)$", live, re.MULTILINE)
             assert generation is not None
@@ -475,17 +482,20 @@ def test_a_config_that_took_more_than_one_check_is_noted(lab_: Harness) -> None:
 
 
 def test_the_probe_goes_past_dockers_proxy_where_the_network_address_answers(lab_: Harness) -> None:
-    lab_.rt.endpoints = dataclasses.replace(ENDPOINTS, network_url=f"http://{REACHABLE}:80/")
+    lab_.rt.endpoints = on_network(REACHABLE)
     record = lab_.run()
-    assert record.status == "completed"
+    assert record.status == "completed" and record.notes == []
     assert lab_.probes[0].config.url == record.url == f"http://{REACHABLE}:80/"
     assert record.published_url == ENDPOINTS.url  # for people: curl, --keep
 
 
-def test_a_network_address_that_does_not_answer_leaves_the_probe_on_the_published_port(
-    lab_: Harness,
+@pytest.mark.parametrize(("host", "why"), [(UNREACHABLE, "ConnectError"), (SOMEONE_ELSE, "generation '7'")])
+def test_a_network_address_that_is_not_this_runs_nginx_leaves_the_probe_on_the_published_port(
+    lab_: Harness, host: str, why: str
 ) -> None:
-    lab_.rt.endpoints = dataclasses.replace(ENDPOINTS, network_url=f"http://{UNREACHABLE}:80/")
+    lab_.rt.endpoints = on_network(host)
     record = lab_.run()
     assert record.status == "completed"
     assert lab_.probes[0].config.url == record.url == record.published_url == ENDPOINTS.url
+    (note,) = [n for n in record.notes if "published port" in n]
+    assert host in note and why in note

@@ -208,3 +208,18 @@ def test_a_rollback_seen_only_at_its_end_is_still_the_verdict(monkeypatch: pytes
     (verdict,) = [e for e in run.record.events if e.result is False]
     assert verdict.detail == "update rollback_completed: rollback completed"
     assert verdict.error is not None and "its start was not seen" in verdict.error
+
+
+def test_a_rollback_whose_start_came_without_a_reason_is_decided_at_its_end_without_saying_unseen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(swarm_update, "POLL_S", 0.0)
+    moments = [
+        ([task(1, "running", "v1")], UpdateState("updating", "")),
+        ([task(1, "running", "v1")], UpdateState("rollback_started", "")),
+        ([task(1, "running", "v1", id_="back")], UpdateState("rollback_paused", "")),
+    ]
+    got, run, _ = watch(moments, failure_action="rollback")
+    assert got == "rolled_back"
+    (verdict,) = [e for e in run.record.events if e.result is False]
+    assert verdict.detail == "update rollback_paused" and verdict.error == "Swarm paused its rollback"

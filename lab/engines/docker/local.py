@@ -35,7 +35,10 @@ class DockerEngine:
         self.proxy_image = proxy_image
         self.reaper: Reaper | None = None
         self.fleet = DockerFleet(self.client, run_id, self.network, self.labels)
-        self.proxy = DockerProxy(self.client, run_id, self.network, self.labels, proxy_image, routable=True)
+        # The run's bridge is reachable from this host only when the engine runs here: a unix socket
+        # (docker-py names it http+docker://localhost), not tcp:// or ssh:// to another machine.
+        local = str(self.client.api.base_url).startswith("http+docker://localhost")
+        self.proxy = DockerProxy(self.client, run_id, self.network, self.labels, proxy_image, routable=local)
 
     @engine_errors
     def preflight(self, images: Sequence[str] | None = None) -> None:

@@ -99,6 +99,7 @@ class DockerProxy:
             f"http://127.0.0.1:{ports[PROXY_ADMIN]}",
             ports[PROXY_LISTEN],
             f"http://{address}:{PROXY_LISTEN}/" if address and self.routable else None,
+            f"http://{address}:{PROXY_ADMIN}" if address and self.routable else None,
         )
 
     def _published_ports(self, container_id: str, timeout_s: float = 5.0) -> tuple[dict[int, int], str]:

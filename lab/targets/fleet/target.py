@@ -65,7 +65,10 @@ class FleetTarget:
         self.addresses = AddressBook()
         self.run: RunContext | None = None
         # Never pooled: each health or generation poll must reach a current nginx worker.
-        self.http = httpx.Client(timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0))
+        # No proxy from the environment (HTTP_PROXY): every address polled is the run's own.
+        self.http = httpx.Client(
+            timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
+        )
 
     # -- the target -----------------------------------------------------------------------------------
     def setup(self, run: RunContext) -> str:
@@ -82,14 +85,22 @@ class FleetTarget:
         """Where the probe sends: nginx at its address on the run's network when this host reaches it,
         past Docker's userland proxy, which relays every connection to a published port through a
         process of its own on the same cores (it took half the probe's ceiling: docs/measurements.md);
-        else the published port. Any answer will do: the proxy already served on its published port."""
-        direct = endpoints.network_url
-        if direct is not None:
-            try:
-                self.http.get(direct)
-                return direct
-            except httpx.HTTPError:
-                pass
+        else the published port, with a note. Reached means this run's nginx answered there with this
+        run's config generation, not merely that something at that address answered."""
+        direct, admin = endpoints.network_url, endpoints.network_admin_url
+        if direct is None or admin is None:
+            return endpoints.url
+        try:
+            answer = self.http.get(f"{admin}/lab/generation").text.strip()
+            why = f"it answered generation {answer!r}, not {self.generation}"
+        except httpx.HTTPError as exc:
+            answer, why = None, f"{type(exc).__name__}"
+        if answer == str(self.generation):
+            return direct
+        self._note(
+            f"the probe sends to the published port {endpoints.url}: nginx at its address on the run's "
+            f"network ({direct}) did not answer from this host ({why})"
+        )
         return endpoints.url
 
     def attach(self, probe: Probe) -> Probe:
