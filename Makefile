@@ -7,7 +7,7 @@ LAB    := $(BIN)/lab
 STRATEGY ?= blue-green
 ARGS   ?=
 FILE   ?= deploylab-images.tar.gz
-# Integration tests at a time. 1 on a 2-core machine: with 3 side by side (8.5 min instead of about 14)
+# Integration tests at a time. 1 on a 2-core machine: with 3 side by side (8.5 min instead of about 12)
 # the probe, nginx, dockerd and three fleets overloaded it, and 6 of 60 tests saw resets, flip-flops or a
 # 30 s health timeout that a run alone never shows. More only where there are cores to spare.
 JOBS   ?= 1
