@@ -229,8 +229,6 @@ async def _main(
     loop = asyncio.get_running_loop()
     clock = time.monotonic
     ssl_context = ssl_context_for(config)
-    if ssl_context is not None:  # as httpcore's own connection offers it: HTTP/1.1 only, by ALPN
-        ssl_context.set_alpn_protocols(["http/1.1"])
     backend: httpcore.AsyncNetworkBackend = network_backend or _Backend()
     clients = [_Client(config, c, backend) for c in range(config.clients)]
     read = Reader(config)

@@ -311,7 +311,7 @@ def _answers(url: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
+            if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:  # ours: no HTTP_PROXY
                 return True
         except httpx.HTTPError:
             pass

@@ -82,10 +82,13 @@ def _core_request(request: httpx.Request) -> httpcore.Request:
 
 def ssl_context_for(config: ProbeConfig) -> ssl.SSLContext | None:
     """The TLS context the channels share (the CA bundle loaded once); None unless the URL is https.
-    `insecure`: any certificate is accepted (a self-signed one), as `curl -k` does."""
+    `insecure`: any certificate is accepted (a self-signed one), as `curl -k` does. It offers HTTP/1.1
+    only, by ALPN, as httpcore's own connection sets it: the asyncio driver opens its connections itself."""
     if not config.url.lower().startswith("https:"):
         return None
-    return httpx.create_ssl_context(verify=not config.insecure)
+    context = httpx.create_ssl_context(verify=not config.insecure)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 # httpcore's exceptions as httpx raises them (what ``httpx.HTTPTransport`` maps them to), most specific

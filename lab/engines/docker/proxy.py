@@ -94,12 +94,13 @@ class DockerProxy:
                 raise PortInUse(f"port {port} is in use on 127.0.0.1") from None
             raise
         ports, address = self._published_ports(container["Id"])
+        direct = f"http://{address}" if address and self.routable else None
         return ProxyEndpoints(
             f"http://127.0.0.1:{ports[PROXY_LISTEN]}/",
             f"http://127.0.0.1:{ports[PROXY_ADMIN]}",
             ports[PROXY_LISTEN],
-            f"http://{address}:{PROXY_LISTEN}/" if address and self.routable else None,
-            f"http://{address}:{PROXY_ADMIN}" if address and self.routable else None,
+            direct and f"{direct}:{PROXY_LISTEN}/",
+            direct and f"{direct}:{PROXY_ADMIN}",
         )
 
     def _published_ports(self, container_id: str, timeout_s: float = 5.0) -> tuple[dict[int, int], str]:
