@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from lab.model import Instance
 from lab.record import Removed
@@ -62,6 +62,15 @@ class Fleet(Protocol):
     def instance_logs(self, inst: Instance, lines: int = 20) -> str: ...
 
 
+class Applied(NamedTuple):
+    """A config made live: how many `nginx -t` it took (more than 1: an instance's name did not resolve
+    at first), and how many workers of the previous config still ran when the wait for them ended (None:
+    not waited for, or the engine could not tell)."""
+
+    checks: int
+    old_workers: int | None = None
+
+
 class Proxy(Protocol):
     """The nginx in front of the instances."""
 
@@ -73,18 +82,14 @@ class Proxy(Protocol):
         any free port). The target starts it on a static config and loads the first real one through
         `apply_config`, so every config it routes with has passed `nginx -t`."""
 
-    def wait_workers(self, at_most: int, timeout_s: float) -> int | None:
-        """Wait until at most `at_most` nginx worker processes run (old ones still shutting down after a
-        reload count), or `timeout_s` has passed; return how many ran at the end, None if the engine
-        cannot tell."""
-
     def logs(self, lines: int = 20) -> str:
         """The proxy's last log lines, for error messages."""
 
-    def apply_config(self, config: str) -> int:
+    def apply_config(self, config: str, *, old_workers_s: float = 0.0) -> Applied:
         """Check `config` with `nginx -t` where the instance names resolve, then make it live with a
-        graceful reload. On a failed check raise ConfigRejected and leave the running config alone.
-        Return how many checks it took: more than 1 when an instance's name did not resolve at first."""
+        graceful reload; with `old_workers_s`, wait up to that long until no nginx worker of the previous
+        config is left (after a reload an old worker goes on serving its kept-alive clients with the old
+        upstreams). On a failed check raise ConfigRejected and leave the running config alone."""
 
 
 class Engine(Protocol):

@@ -1,18 +1,26 @@
-"""The proxy's side of a route: the shell it runs in its container (run here in `sh`, a file standing in
-for nginx's workers), so a route step's wait for old workers waits and ends; and a config's check, one
-exec, checked again only while an instance's name does not resolve."""
+"""The proxy's side of a route: the shell it runs in its container (run here in `sh`, processes titled
+like nginx's workers standing in for them), so a route step's wait for old workers waits and ends; and a
+config's check, one exec, checked again only while an instance's name does not resolve."""
 
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from lab.engines.docker.proxy import COUNT_WORKERS, DockerProxy, wait_workers_script
+from lab.engines.docker.proxy import (
+    OLD_WORKERS,
+    WORKER_TITLE,
+    DockerProxy,
+    old_workers_left,
+    reload_script,
+)
 from lab.errors import ConfigRejected
 
 
@@ -23,31 +31,69 @@ def run(script: str) -> tuple[str, float]:
     return done.stdout.strip(), time.monotonic() - started
 
 
-def test_the_wait_lasts_until_the_old_workers_are_gone(tmp_path: Path) -> None:
-    workers = tmp_path / "workers"
-    workers.write_text("4\n")  # two of the new config, two old ones shutting down
-    timer = threading.Timer(0.5, workers.write_text, ("2\n",))
-    timer.start()
+@pytest.fixture
+def title() -> str:
+    """A worker title of this test's own: nginx workers running on this host are not its to wait for."""
+    return f"lab-test-worker-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def worker(title: str, lives_s: float) -> Iterator[subprocess.Popen[bytes]]:
+    """A process titled like an nginx worker (its argv[0], as nginx sets its own), for `lives_s`."""
+    proc = subprocess.Popen(["bash", "-c", f'exec -a "{title}" sleep {lives_s}'])
     try:
-        out, took = run(wait_workers_script(2, 5.0, count=f"cat {workers}"))
+        deadline = time.monotonic() + 5
+        while not Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(title.encode()):
+            assert time.monotonic() < deadline, "the stand-in worker never took its title"
+            time.sleep(0.01)
+        yield proc
     finally:
-        timer.cancel()
-    assert out == "2" and 0.45 <= took < 4.0
+        proc.kill()
+        proc.wait()
 
 
-def test_the_wait_ends_at_its_timeout_with_the_count_it_saw(tmp_path: Path) -> None:
-    workers = tmp_path / "workers"
-    workers.write_text("3\n")
-    out, took = run(wait_workers_script(2, 0.4, count=f"cat {workers}"))
-    assert out == "3" and 0.35 <= took < 3.0
+def reload_only(script: str, reload: str = "true") -> str:
+    """`reload_script` with nginx's own commands left out (no nginx here): what is left is the wait."""
+    for command in ("nginx -t", "cp /etc", "nginx -s reload"):
+        assert command in script
+    script = script.replace("nginx -t", "true").replace("cp /etc", "true /etc")
+    return script.replace("nginx -s reload", reload)
 
 
-def test_the_real_count_runs_in_the_inner_shell() -> None:
-    # At most -1 workers can never be: the loop runs until its timeout, unless the inner shell cannot
-    # parse it (then it fails at once, with a syntax error on stderr).
-    out, took = run(wait_workers_script(-1, 0.4))
-    assert out.isdigit() and 0.35 <= took < 3.0
-    assert COUNT_WORKERS in wait_workers_script(2, 1.0)
+def test_the_reload_waits_until_the_workers_that_ran_before_it_are_gone(title: str) -> None:
+    with worker(title, 0.5):
+        out, took = run(reload_only(reload_script(5.0, title)))
+    assert out == f"{OLD_WORKERS}0" and 0.4 <= took < 4.0
+
+
+def test_a_worker_that_started_after_the_reload_is_not_waited_for(title: str) -> None:
+    # The snapshot is taken before the reload: a new config's worker (here one that starts as the
+    # reload runs and lives 10 s) is not an old one, and the wait does not last its life.
+    starts = f"(bash -c 'exec -a \"{title}\" sleep 10' >/dev/null 2>&1 &)"
+    script = reload_only(reload_script(5.0, title), starts)
+    try:
+        out, took = run(script)
+    finally:
+        subprocess.run(["pkill", "-f", title], check=False)
+    assert out == f"{OLD_WORKERS}0" and took < 2.0
+
+
+def test_the_wait_ends_at_its_timeout_with_the_old_workers_left(title: str) -> None:
+    with worker(title, 30), worker(title, 30):
+        out, took = run(reload_only(reload_script(0.4, title)))
+    assert out == f"{OLD_WORKERS}2" and 0.35 <= took < 3.0
+    assert old_workers_left(f"some nginx output\n{out}\n") == 2
+
+
+def test_without_a_wait_the_reload_prints_no_count(title: str) -> None:
+    with worker(title, 30):
+        out, took = run(reload_only(reload_script(0.0, title)))
+    assert out == "" and took < 2.0
+    assert old_workers_left(out) is None
+
+
+def test_the_script_names_nginx_s_own_worker_title() -> None:
+    assert f"^{WORKER_TITLE}" in reload_script(1.0) and WORKER_TITLE == "nginx: worker process"
 
 
 class Api:
@@ -80,14 +126,20 @@ NOT_FOUND = 'nginx: [emerg] host not found in upstream "app-v2-1:8080" in /etc/n
 
 def test_a_config_is_one_upload_and_one_exec() -> None:
     api = Api([(0, "")])
-    assert proxy(api).apply_config("events {}") == 1
+    assert proxy(api).apply_config("events {}") == (1, None)
     assert (api.archives, api.execs) == (1, 1)
+
+
+def test_a_reload_that_waited_says_how_many_old_workers_were_left() -> None:
+    api = Api([(0, f"{OLD_WORKERS}1\n")])
+    assert proxy(api).apply_config("events {}", old_workers_s=7.0) == (1, 1)
+    assert api.execs == 1
 
 
 def test_a_name_that_resolves_on_the_second_check_passes_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(time, "sleep", lambda s: None)
     api = Api([(3, NOT_FOUND), (0, "")])
-    assert proxy(api).apply_config("events {}") == 2
+    assert proxy(api).apply_config("events {}").checks == 2
 
 
 def test_a_name_that_never_resolves_is_rejected_after_three_checks(monkeypatch: pytest.MonkeyPatch) -> None:

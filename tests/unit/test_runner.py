@@ -19,7 +19,7 @@ import pytest
 
 import lab.pipeline
 import lab.targets.fleet.target
-from lab.engines.base import ProxyEndpoints, Removed
+from lab.engines.base import Applied, ProxyEndpoints, Removed
 from lab.engines.docker.images import app_image
 from lab.errors import ConfigRejected
 from lab.model import ErrorClass, Instance, Sample
@@ -71,6 +71,7 @@ class FakeRuntime:
         self.fail_on: dict[tuple[str, str], BaseException] = {}  # (operation, name) -> raised there
         self.old_workers_leave = True  # False: an old nginx worker never leaves after a reload
         self._reloaded = 0  # index in `calls` of the last apply_config
+        self.old_worker_waits: list[float] = []  # each reload's wait for the old workers, in seconds
         self.checks = 1  # how many nginx -t a config took (more: a name did not resolve at first)
         self.endpoints = ENDPOINTS  # what the proxy's start gives: a network_url too, where it has one
 
@@ -132,17 +133,14 @@ class FakeRuntime:
     def logs(self, lines: int = 20) -> str:
         return ""
 
-    def wait_workers(self, at_most: int, timeout_s: float) -> int | None:
-        self._call("proxy_wait_workers", f"{at_most} {timeout_s:g}")
-        return at_most if self.old_workers_leave else at_most + 1
-
-    def apply_config(self, config: str) -> int:
+    def apply_config(self, config: str, *, old_workers_s: float = 0.0) -> Applied:
         self._call("apply_config")
         if self.reject and "app-v2" in config:
             raise ConfigRejected(self.reject)
         self.applied.append(config)
+        self.old_worker_waits.append(old_workers_s)
         self._reloaded = len(self.calls)
-        return self.checks
+        return Applied(self.checks, 0 if self.old_workers_leave else 1)
 
     def cleanup(self) -> Removed:
         self._call("cleanup")
@@ -213,8 +211,6 @@ class Harness:
         """The runtime's calls, those of one operation in a row merged: a fleet starts in any order."""
         merged: list[tuple[str, list[str]]] = []
         for op, name in self.rt.calls:
-            if op == "proxy_wait_workers":  # a wait, not an effect
-                continue
             if name and merged and merged[-1][0] == op and merged[-1][1]:
                 merged[-1][1].append(name)
             else:
@@ -329,11 +325,11 @@ def test_v2_never_healthy_is_rolled_back_after_the_health_timeout(lab_: Harness)
 def test_v2_that_fails_the_check_after_the_switch_gets_traffic_back_to_v1(lab_: Harness) -> None:
     apply = lab_.rt.apply_config
 
-    def apply_then_break(config: str) -> int:
-        checks = apply(config)
+    def apply_then_break(config: str, *, old_workers_s: float = 0.0) -> Applied:
+        applied = apply(config, old_workers_s=old_workers_s)
         if "app-v2" in config:
             lab_.rt.never_healthy.add("app-v2-2")
-        return checks
+        return applied
 
     lab_.rt.apply_config = apply_then_break  # type: ignore[method-assign]
     record = lab_.run()
@@ -413,9 +409,9 @@ def test_a_setup_failure_fails_the_run_before_probing_and_cleans_up(
         lab_.rt.never_healthy.add("app-v1-2")
     else:  # nginx -t passes but the reload never takes: the proxy keeps answering generation 0
 
-        def check_only(config: str) -> int:
+        def check_only(config: str, *, old_workers_s: float = 0.0) -> Applied:
             lab_.rt._call("apply_config")
-            return 1
+            return Applied(1, 0)
 
         lab_.rt.apply_config = check_only  # type: ignore[method-assign]
     record = lab_.run()
@@ -456,11 +452,9 @@ def test_a_route_waits_for_the_old_nginx_workers_before_the_next_step(lab_: Harn
     # their kept-alive clients, have gone.
     record = lab_.run("red-black")
     assert record.status == "completed", record.error
-    calls = lab_.rt.calls
-    switch = max(i for i, (op, _) in enumerate(calls) if op == "apply_config")
-    first_stop = [op for op, _ in calls].index("stop", switch)
-    # One worker per config, bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s.
-    assert calls[switch + 1 : first_stop] == [("proxy_wait_workers", "1 7")]
+    # Every reload waits for the old workers before the step goes on (the wait is part of the reload's
+    # exec), bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s.
+    assert lab_.rt.old_worker_waits == [7.0] * len(lab_.rt.applied) and len(lab_.rt.applied) >= 2
     assert not record.notes
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import docker
 import docker.errors
 
-from lab.engines.base import ProxyEndpoints
+from lab.engines.base import Applied, ProxyEndpoints
 from lab.engines.docker.client import engine_errors, first_error_line, tar_one
 from lab.engines.docker.images import proxy_nginx_version
 from lab.errors import ConfigRejected, LabError, PortInUse
@@ -21,18 +21,36 @@ PROXY_LISTEN = 80
 PROXY_ADMIN = 8081
 CONFIG_PATH = "/etc/nginx/nginx.conf"
 CANDIDATE_PATH = "/etc/nginx/lab-candidate.conf"
-# Counts nginx's worker processes from their titles; the command's own processes never match the anchor.
-COUNT_WORKERS = r"cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' | grep -c '^nginx: worker process'"
+WORKER_TITLE = "nginx: worker process"  # nginx's title for a worker; an old one adds "is shutting down"
 PROXY_MEMORY = "128m"
 DNS_CHECKS = 3  # nginx -t of one config, at most, while an instance name does not resolve
 DNS_RECHECK_S = 0.3
+OLD_WORKERS = "old workers left: "  # the last line of a reload that waited for them
 
 
-def wait_workers_script(at_most: int, timeout_s: float, count: str = COUNT_WORKERS) -> str:
-    """A shell script that polls `count` every 20 ms until it is at most `at_most` or `timeout_s` passed,
-    then prints the count. The loop is quoted for the inner `sh -c` (`count` has quotes of its own)."""
-    loop = f'while [ "$({count})" -gt {at_most} ]; do sleep 0.02; done'
-    return f"timeout {max(timeout_s, 0.05):.2f} sh -c {shlex.quote(loop)}; {count}"
+def reload_script(old_workers_s: float, title: str = WORKER_TITLE) -> str:
+    """Check the candidate config, make it live with a graceful reload and, for up to `old_workers_s`,
+    wait until every nginx worker that ran before the reload has exited; then print how many are left.
+
+    One exec for all of it: an exec is three round trips to the engine and a process start (about 90 ms
+    here), and a route step paid two before the wait moved in here. The workers are told apart by their
+    PIDs, taken before the reload: counting titles after it cannot tell the old workers from the new ones
+    the master has not started yet. A PID counts as long as its process still has the worker's title (a
+    zombie's /proc/PID/cmdline is empty). Exit 3: the candidate was rejected; 4: the reload failed."""
+    alive = f"for p in $old; do grep -qa '^{title}' /proc/$p/cmdline 2>/dev/null && echo $p; done"
+    script = (
+        f"old=$(for p in /proc/[0-9]*; do grep -qa '^{title}' $p/cmdline 2>/dev/null && echo ${{p#/proc/}}; "
+        "done); export old; "
+        f"nginx -t -q -e stderr -c {CANDIDATE_PATH} 2>&1 || exit 3; "
+        f"cp {CANDIDATE_PATH} {CONFIG_PATH} && nginx -s reload 2>&1 || exit 4"
+    )
+    if old_workers_s <= 0:
+        return script
+    loop = f'while [ -n "$({alive})" ]; do sleep 0.02; done'
+    return (
+        f"{script}; timeout {old_workers_s:.2f} sh -c {shlex.quote(loop)}; "
+        f'echo "{OLD_WORKERS}$({alive} | wc -l)"'
+    )
 
 
 class DockerProxy:
@@ -131,25 +149,12 @@ class DockerProxy:
         return int(self.api.exec_inspect(exec_id)["ExitCode"]), output
 
     @engine_errors
-    def wait_workers(self, at_most: int, timeout_s: float) -> int | None:
-        # nginx titles every worker "nginx: worker process" (an old one adds "is shutting down"); /proc is
-        # read in the container, so it works wherever the engine runs, Docker Desktop included. One exec
-        # that polls every 20 ms in the container, not one exec per poll: an exec is three round trips to
-        # the engine and a process start, 50 ms or more, which made a route step late by as much.
-        _, output = self._exec(["sh", "-c", wait_workers_script(at_most, timeout_s)])
-        text = output.strip()
-        return int(text) if text.isdigit() else None
-
-    @engine_errors
-    def apply_config(self, config: str) -> int:
+    def apply_config(self, config: str, *, old_workers_s: float = 0.0) -> Applied:
         # The candidate is checked in the proxy, where Docker's DNS resolves the instance names that
-        # nginx looks up at load time. Only a config that passes becomes nginx.conf, and the reload
-        # follows in the same exec (exit 3: rejected, 4: the reload failed).
+        # nginx looks up at load time. Only a config that passes becomes nginx.conf, and the reload and
+        # the wait for the old workers follow in the same exec (reload_script).
         self.api.put_archive(self.name, "/etc/nginx", tar_one(CANDIDATE_PATH, config))
-        script = (
-            f"nginx -t -q -e stderr -c {CANDIDATE_PATH} 2>&1 || exit 3; "
-            f"cp {CANDIDATE_PATH} {CONFIG_PATH} && nginx -s reload 2>&1 || exit 4"
-        )
+        script = reload_script(old_workers_s)
         for attempt in range(1, DNS_CHECKS + 1):
             code, output = self._exec(["sh", "-c", script])
             # Docker's embedded DNS has been seen to answer "no such name" for a running instance when
@@ -163,4 +168,12 @@ class DockerProxy:
             raise ConfigRejected(f"nginx -t rejected the new config: {first_error_line(output)}")
         if code != 0:
             raise LabError(f"nginx reload failed: {first_error_line(output)}")
-        return attempt
+        return Applied(attempt, old_workers_left(output) if old_workers_s > 0 else None)
+
+
+def old_workers_left(output: str) -> int | None:
+    """The count `reload_script` printed last; None if it printed none (the engine cut the exec short)."""
+    lines = output.strip().splitlines()
+    last = lines[-1] if lines else ""
+    count = last.removeprefix(OLD_WORKERS)
+    return int(count) if last.startswith(OLD_WORKERS) and count.strip().isdigit() else None
