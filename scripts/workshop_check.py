@@ -13,8 +13,10 @@ compose topology; anything else is an error, so the docs stay checkable.
 
 The run executes each command with bash from the repository's root, `.venv/bin` first on PATH (as after
 `. .venv/bin/activate`). Where only Compose v1 is installed, `docker compose` runs as `docker-compose`.
-At the end it brings every compose project the docs use down, and fails if a lab run left containers.
-Hold the Docker lock around it where other people share the engine.
+At the end it brings every compose project the docs use down, and fails if one of its lab runs left
+containers: its runs carry DEPLOYLAB_OWNER (the caller's, else one of its own), so the runs of others on
+the engine (`make test` runs it beside the integration tests) are not counted. The compose topologies
+publish fixed ports (8088, 8089): nothing else may hold them meanwhile.
 """
 
 from __future__ import annotations
@@ -286,9 +288,16 @@ def spelled(text: str, compose: str) -> str:
     return re.sub(r"(?<![\w-])docker compose(?=\s)", compose, text) if compose != "docker compose" else text
 
 
-def lab_containers() -> set[str]:
+OWNER_VARIABLE = "DEPLOYLAB_OWNER"  # lab.engines.base: every object of a run carries its owner
+
+
+def lab_containers(owner: str) -> set[str]:
+    """The lab's containers of `owner`: the check's own runs, not those of a test beside it."""
     done = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=deploylab"], capture_output=True, text=True, check=True
+        ["docker", "ps", "-aq", "--filter", "label=deploylab", "--filter", f"label=deploylab.owner={owner}"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return set(done.stdout.split())
 
@@ -299,8 +308,11 @@ def run_all(commands: list[Command], bin_dir: Path) -> int:
     compose = compose_program()
     if compose != "docker compose":
         print(f"note: Compose v2 is not installed: `docker compose` runs as `{compose}`", flush=True)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    before = lab_containers()
+    # The runs carry an owner (the caller's, else one of the check's own), so what they leave behind is
+    # told apart from the runs of anyone else on the engine: the integration tests run beside it.
+    owner = os.environ.get(OWNER_VARIABLE, "").strip() or f"workshop-check-{os.getpid()}"
+    env = {**os.environ, OWNER_VARIABLE: owner, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    before = lab_containers(owner)
     compose_files = sorted({m for c in commands for m in re.findall(r"-f (\S+compose\.yaml)", c.text)})
     failures: list[str] = []
     timings: list[tuple[Command, float, int]] = []
@@ -330,7 +342,7 @@ def run_all(commands: list[Command], bin_dir: Path) -> int:
                 cwd=ROOT,
                 capture_output=True,
             )
-    left = lab_containers() - before
+    left = lab_containers(owner) - before
     if left:
         failures.append(f"lab containers left behind: {' '.join(sorted(left))}")
     total = time.monotonic() - started

@@ -172,8 +172,12 @@ def test_images_pushed_to_a_registry_run_by_its_names(
     assert result["status"] == "completed" and set(result["versions_seen"]) == {"v1", "v2"}
     journal = json.loads((Path(result["output"]) / "journal.json").read_text())
     assert journal["status"] == "completed"
-    for version in ("v1", "v2"):  # the registry's names: what a node of a real swarm would pull
+    # The registry's names (`images push` tags each image so, as `docker push` needs) go with the
+    # registry: the test's engine keeps only the lab's own names.
+    tags = [t for image in docker_client.images.list() for t in image.tags if t.startswith(f"{registry}/")]
+    assert f"{registry}/deploylab/app:v1" in tags
+    for tag in tags:
         with __import__("contextlib").suppress(docker.errors.ImageNotFound):
-            docker_client.images.remove(f"{registry}/deploylab/app:{version}")
+            docker_client.images.remove(tag)
     bad = run_lab(["run", "red-black", "--registry", registry, "--out", str(tmp_path)], timeout=60)
     assert bad.returncode == 2 and "--registry" in bad.stderr

@@ -35,7 +35,11 @@ SOMEONE_ELSE = "10.9.0.3"  # an address that answers, with another nginx's gener
 
 
 def on_network(host: str) -> ProxyEndpoints:
-    return dataclasses.replace(ENDPOINTS, network_url=f"http://{host}:80/", network_admin_url=f"http://{host}:8081")
+    return dataclasses.replace(
+        ENDPOINTS, network_url=f"http://{host}:80/", network_admin_url=f"http://{host}:8081"
+    )
+
+
 V1, V2 = "app-v1-1 app-v1-2", "app-v2-1 app-v2-2"
 SWITCH = "step 1: route v2 100% over app-v2-1, app-v2-2"
 
