@@ -7,9 +7,9 @@ LAB    := $(BIN)/lab
 STRATEGY ?= blue-green
 ARGS   ?=
 FILE   ?= deploylab-images.tar.gz
-# Integration tests at a time. 2 on this 2-core machine (7 min instead of 12, the workshop's commands
-# among them): the runs mostly wait (baselines, pauses, settles), so two side by side share the cores
-# well. With 3 the probe, nginx, dockerd and three fleets overloaded it, and 6 of 60 tests saw resets,
+# Integration tests at a time. 2 on this 2-core machine: the runs mostly wait (baselines, pauses,
+# settles), so two side by side share the cores well; the tests marked serial (the swarm's, the bundle's)
+# run after them, one at a time. With 3 the probe, nginx, dockerd and three fleets overloaded it, and 6 of 60 tests saw resets,
 # flip-flops or a 30 s health timeout that a run alone never shows. JOBS=1: one at a time.
 JOBS   ?= 2
 INTEGRATION := $(BIN)/pytest -m 'docker and not serial' $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadgroup) \
@@ -47,11 +47,14 @@ run: images ## Run a deployment: make run STRATEGY=in-place ARGS='--mode fresh'
 plan: install ## Print a strategy's steps and nginx configs (no Docker): make plan STRATEGY=in-place
 	$(LAB) plan $(STRATEGY) $(ARGS)
 
-test: install system-deps ## Everything: lint and unit tests while the images build, then the integration tests on real containers (the workshop's commands among them)
-	$(MAKE) --no-print-directory -j2 --output-sync=target images checks
+# Each job's output in one piece, where make has it (4.0 and later; macOS ships 3.81).
+SYNC   := $(if $(filter output-sync,$(.FEATURES)),--output-sync=target)
+
+test: install ## Everything: lint and unit tests while the images build, then the integration tests on real containers (the workshop's commands among them)
+	$(MAKE) --no-print-directory -j2 $(SYNC) images checks
 	$(INTEGRATION)
 
-checks: lint
+checks: lint system-deps
 	LAB_REQUIRE_NGINX=1 $(BIN)/pytest -n auto tests/unit
 
 unit: install ## Unit tests only (no Docker, no network), on every core

@@ -64,11 +64,13 @@ class Fleet(Protocol):
 
 class Applied(NamedTuple):
     """A config made live: how many `nginx -t` it took (more than 1: an instance's name did not resolve
-    at first), and how many workers of the previous config still ran when the wait for them ended (None:
-    not waited for, or the engine could not tell)."""
+    at first); how many workers of the previous config still ran when the wait for them ended, and how
+    many ran at the reload (None: not waited for, or the engine could not tell; 0 before: none was seen,
+    so the wait waited for nothing)."""
 
     checks: int
     old_workers: int | None = None
+    workers_before: int | None = None
 
 
 class Proxy(Protocol):

@@ -41,7 +41,11 @@ def run_id_of(client: docker.DockerClient, before: set[str], timeout_s: float = 
     raise AssertionError("no proxy of a new run appeared")
 
 
-@pytest.mark.parametrize("engine", ["docker", pytest.param("swarm", marks=pytest.mark.xdist_group("swarm"))])
+# The swarm's: serial, as every test of test_swarm.py, and for its reasons.
+SWARM = pytest.param("swarm", marks=[pytest.mark.xdist_group("swarm"), pytest.mark.serial])
+
+
+@pytest.mark.parametrize("engine", ["docker", SWARM])
 def test_kill_9_leaves_nothing_behind_within_30_s(
     engine: str, request: pytest.FixtureRequest, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:

@@ -19,9 +19,13 @@ import docker
 import pytest
 from conftest import run_lab
 
-# One session makes the swarm and leaves it at its end: under pytest-xdist every test that needs it runs in
-# that one session (--dist loadgroup).
-pytestmark = [pytest.mark.usefixtures("swarm"), pytest.mark.xdist_group("swarm")]
+# One session makes the swarm and leaves it at its end, and no other test runs meanwhile (serial: make
+# test runs them after the others, one at a time). Beside the swarm's work, two runs on bridge networks
+# broke: one lost its DNS for about a second as the swarm was left (its health check failed, then `nginx
+# -t` of the rollback did not resolve v1), and one network kept an endpoint count no container held
+# (moby/moby#42119), both in a suite run two tests side by side. The group keeps them on one worker
+# wherever they do run side by side with others (JOBS=N with `-m docker`).
+pytestmark = [pytest.mark.usefixtures("swarm"), pytest.mark.xdist_group("swarm"), pytest.mark.serial]
 FAST = ["--fleet", "2", "--baseline", "1", "--settle", "1", "--json", "--no-live"]
 
 

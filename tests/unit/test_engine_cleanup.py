@@ -18,14 +18,14 @@ REFUSED = (
 
 
 class Networks:
-    def __init__(self, containers: dict[str, Any] | None, gone: bool = False) -> None:
-        self.containers, self.gone, self.asked = containers, gone, []
+    def __init__(self, containers: dict[str, Any] | None, gone: bool = False, scope: str = "local") -> None:
+        self.containers, self.gone, self.scope, self.asked = containers, gone, scope, []
 
     def get(self, name: str) -> SimpleNamespace:
         self.asked.append(name)
         if self.gone:
             raise docker.errors.NotFound("no such network")
-        return SimpleNamespace(attrs={"Containers": self.containers})
+        return SimpleNamespace(attrs={"Containers": self.containers, "Scope": self.scope})
 
 
 def client(networks: Networks) -> Any:
@@ -43,6 +43,10 @@ def test_an_endpoint_no_container_holds_is_dockers_and_a_restart_clears_it() -> 
 def test_a_container_still_on_the_network_is_the_engines_words() -> None:
     networks = Networks({"abc": {"Name": "lab-d042bd-app-v1-1"}})
     assert phantom_endpoint(client(networks), REFUSED) == REFUSED
+
+
+def test_a_swarm_overlay_lists_only_this_nodes_containers_so_the_engines_words_stand() -> None:
+    assert phantom_endpoint(client(Networks({}, scope="swarm")), REFUSED) == REFUSED
 
 
 def test_a_network_gone_meanwhile_or_another_refusal_is_left_as_it_was() -> None:

@@ -15,26 +15,29 @@ from types import SimpleNamespace
 import pytest
 
 from lab.engines.docker.proxy import (
-    OLD_WORKERS,
+    NEW_WORKER_S,
     WORKER_TITLE,
     DockerProxy,
-    old_workers_left,
+    old_workers,
     reload_script,
 )
-from lab.errors import ConfigRejected
+from lab.errors import ConfigRejected, LabError
 
 
-def run(script: str) -> tuple[str, float]:
+def run(script: str) -> tuple[int, str, float]:
     started = time.monotonic()
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
     assert done.stderr == ""  # a quoting mistake shows as a syntax error here
-    return done.stdout.strip(), time.monotonic() - started
+    return done.returncode, done.stdout.strip(), time.monotonic() - started
 
 
 @pytest.fixture
-def title() -> str:
-    """A worker title of this test's own: nginx workers running on this host are not its to wait for."""
-    return f"lab-test-worker-{uuid.uuid4().hex[:8]}"
+def title() -> Iterator[str]:
+    """A worker title of this test's own: nginx workers running on this host are not its to wait for.
+    Whatever the test started under it goes at the end."""
+    name = f"lab-test-worker-{uuid.uuid4().hex[:8]}"
+    yield name
+    subprocess.run(["pkill", "-f", name], check=False)
 
 
 @contextmanager
@@ -52,48 +55,65 @@ def worker(title: str, lives_s: float) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait()
 
 
-def reload_only(script: str, reload: str = "true") -> str:
-    """`reload_script` with nginx's own commands left out (no nginx here): what is left is the wait."""
-    for command in ("nginx -t", "cp /etc", "nginx -s reload"):
+def new_worker(title: str, lives_s: float = 10) -> str:
+    """What nginx's master does at a reload, in shell: a worker of the new config, in the background."""
+    return f"(bash -c 'exec -a \"{title}\" sleep {lives_s}' >/dev/null 2>&1 &)"
+
+
+def without_nginx(script: str, reload: str, check: str = "true", copy: str = "true") -> str:
+    """`reload_script` with nginx's own commands stood in for (no nginx here): what is left is the shell
+    around them, and the waits."""
+    for command in ("nginx -t", "cp /etc/nginx/lab-candidate.conf /etc/nginx/nginx.conf", "nginx -s reload"):
         assert command in script
-    script = script.replace("nginx -t", "true").replace("cp /etc", "true /etc")
+    script = script.replace("nginx -t", check)
+    script = script.replace("cp /etc/nginx/lab-candidate.conf /etc/nginx/nginx.conf", copy)
     return script.replace("nginx -s reload", reload)
 
 
-def test_the_reload_waits_until_the_workers_that_ran_before_it_are_gone(title: str) -> None:
+def test_the_reload_waits_for_the_workers_that_ran_before_it_and_not_for_new_ones(title: str) -> None:
+    # The snapshot is taken before the reload: the new config's worker (it lives 10 s) is not an old
+    # one, and the wait (up to 8 s) ends when the old one (0.5 s) has gone.
     with worker(title, 0.5):
-        out, took = run(reload_only(reload_script(5.0, title)))
-    assert out == f"{OLD_WORKERS}0" and 0.4 <= took < 4.0
-
-
-def test_a_worker_that_started_after_the_reload_is_not_waited_for(title: str) -> None:
-    # The snapshot is taken before the reload: a new config's worker (here one that starts as the
-    # reload runs and lives 10 s) is not an old one, and the wait does not last its life.
-    starts = f"(bash -c 'exec -a \"{title}\" sleep 10' >/dev/null 2>&1 &)"
-    script = reload_only(reload_script(5.0, title), starts)
-    try:
-        out, took = run(script)
-    finally:
-        subprocess.run(["pkill", "-f", title], check=False)
-    assert out == f"{OLD_WORKERS}0" and took < 2.0
+        code, out, took = run(without_nginx(reload_script(8.0, title), new_worker(title)))
+    assert (code, out) == (0, "old workers: 1 before, 0 left") and 0.4 <= took < 4.0
 
 
 def test_the_wait_ends_at_its_timeout_with_the_old_workers_left(title: str) -> None:
     with worker(title, 30), worker(title, 30):
-        out, took = run(reload_only(reload_script(0.4, title)))
-    assert out == f"{OLD_WORKERS}2" and 0.35 <= took < 3.0
-    assert old_workers_left(f"some nginx output\n{out}\n") == 2
+        code, out, took = run(without_nginx(reload_script(0.4, title), new_worker(title)))
+    assert (code, out) == (0, "old workers: 2 before, 2 left") and 0.35 <= took < 3.0
+    assert old_workers(f"some nginx output\n{out}\n") == (2, 2)
 
 
-def test_without_a_wait_the_reload_prints_no_count(title: str) -> None:
+def test_a_reload_the_master_did_not_take_exits_5_without_waiting_for_the_old_workers(title: str) -> None:
+    # `nginx -s reload` exits 0 even when the master then fails to load the config: no new worker comes,
+    # and no old one would ever be told to go (the wait would run out, then the generation's).
     with worker(title, 30):
-        out, took = run(reload_only(reload_script(0.0, title)))
-    assert out == "" and took < 2.0
-    assert old_workers_left(out) is None
+        code, out, took = run(without_nginx(reload_script(8.0, title), "true"))
+    assert (code, out) == (5, "") and NEW_WORKER_S - 0.1 <= took < NEW_WORKER_S + 2.5
+
+
+def test_a_rejected_config_is_neither_copied_nor_reloaded(title: str, tmp_path: Path) -> None:
+    copied, reloaded = tmp_path / "copied", tmp_path / "reloaded"
+    script = reload_script(8.0, title)
+    code, out, _ = run(without_nginx(script, f"touch {reloaded}", check="false", copy=f"touch {copied}"))
+    assert (code, out) == (3, "") and not copied.exists() and not reloaded.exists()
+
+
+def test_without_a_wait_the_reload_neither_waits_nor_counts(title: str) -> None:
+    with worker(title, 30):
+        code, out, took = run(without_nginx(reload_script(0.0, title), "true"))
+    assert (code, out) == (0, "") and took < NEW_WORKER_S
+    assert old_workers(out) == (None, None)
+
+
+def test_a_tiny_wait_is_still_a_limit() -> None:
+    # GNU timeout takes 0 for no limit at all.
+    assert "timeout 0.05 " in reload_script(0.001) and "timeout 0.00" not in reload_script(0.001)
 
 
 def test_the_script_names_nginx_s_own_worker_title() -> None:
-    assert f"^{WORKER_TITLE}" in reload_script(1.0) and WORKER_TITLE == "nginx: worker process"
+    assert f"'^{WORKER_TITLE}'" in reload_script(1.0) and WORKER_TITLE == "nginx: worker process"
 
 
 class Api:
@@ -116,6 +136,9 @@ class Api:
     def exec_inspect(self, exec_id: str) -> dict[str, int]:
         return {"ExitCode": self.answers.pop(0)[0]}
 
+    def logs(self, name: str, tail: int) -> bytes:
+        return b"[emerg] host not found in upstream"
+
 
 def proxy(api: Api) -> DockerProxy:
     return DockerProxy(SimpleNamespace(api=api), "abc123", "net", {}, "deploylab/proxy:1")  # type: ignore[arg-type]
@@ -126,14 +149,20 @@ NOT_FOUND = 'nginx: [emerg] host not found in upstream "app-v2-1:8080" in /etc/n
 
 def test_a_config_is_one_upload_and_one_exec() -> None:
     api = Api([(0, "")])
-    assert proxy(api).apply_config("events {}") == (1, None)
+    assert proxy(api).apply_config("events {}") == (1, None, None)
     assert (api.archives, api.execs) == (1, 1)
 
 
 def test_a_reload_that_waited_says_how_many_old_workers_were_left() -> None:
-    api = Api([(0, f"{OLD_WORKERS}1\n")])
-    assert proxy(api).apply_config("events {}", old_workers_s=7.0) == (1, 1)
+    api = Api([(0, "old workers: 2 before, 1 left\n")])
+    assert proxy(api).apply_config("events {}", old_workers_s=7.0) == (1, 1, 2)
     assert api.execs == 1
+
+
+def test_a_reload_the_master_did_not_take_fails_with_the_proxy_log() -> None:
+    api = Api([(5, "")])
+    with pytest.raises(LabError, match=r"nginx did not take the new config: .*host not found"):
+        proxy(api).apply_config("events {}", old_workers_s=7.0)
 
 
 def test_a_name_that_resolves_on_the_second_check_passes_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

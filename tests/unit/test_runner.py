@@ -76,6 +76,7 @@ class FakeRuntime:
         self.old_workers_leave = True  # False: an old nginx worker never leaves after a reload
         self._reloaded = 0  # index in `calls` of the last apply_config
         self.old_worker_waits: list[float] = []  # each reload's wait for the old workers, in seconds
+        self.workers_before = 1  # nginx workers seen in the proxy at a reload (0: none could be seen)
         self.checks = 1  # how many nginx -t a config took (more: a name did not resolve at first)
         self.endpoints = ENDPOINTS  # what the proxy's start gives: a network_url too, where it has one
 
@@ -144,7 +145,7 @@ class FakeRuntime:
         self.applied.append(config)
         self.old_worker_waits.append(old_workers_s)
         self._reloaded = len(self.calls)
-        return Applied(self.checks, 0 if self.old_workers_leave else 1)
+        return Applied(self.checks, 0 if self.old_workers_leave else 1, self.workers_before)
 
     def cleanup(self) -> Removed:
         self._call("cleanup")
@@ -469,6 +470,14 @@ def test_old_workers_that_never_leave_give_a_note_not_a_hang(lab_: Harness) -> N
     assert any("old nginx workers still ran" in note for note in record.notes)
     stops = [e for e in record.events if e.kind == "Stop"]
     assert stops, "the run went on after the wait ran out"
+
+
+def test_a_proxy_whose_workers_cannot_be_seen_is_noted_not_silently_unwaited(lab_: Harness) -> None:
+    lab_.rt.workers_before = 0
+    record = lab_.run("red-black")
+    assert record.status == "completed", record.error
+    (note,) = [n for n in record.notes if "no nginx worker was seen" in n]
+    assert "did not wait for the old workers" in note
 
 
 def test_a_config_that_took_more_than_one_check_is_noted(lab_: Harness) -> None:

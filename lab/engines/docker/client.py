@@ -147,10 +147,11 @@ def phantom_endpoint(client: docker.DockerClient, problem: str) -> str:
     if PHANTOM not in problem:
         return problem
     try:
-        holders = client.networks.get(name).attrs.get("Containers") or {}
+        attrs = client.networks.get(name).attrs
     except Exception:  # it went meanwhile, or the engine cannot say: the engine's own words stand
         return problem
-    if holders:
+    # Only a local network's containers are all listed here: a swarm overlay's on other nodes are not.
+    if attrs.get("Containers") or attrs.get("Scope", "local") != "local":
         return problem
     return (
         f"{name}: Docker counts an endpoint on it that no container holds (a Docker bug before 28.1, "

@@ -4,6 +4,7 @@ it; on Swarm it joins the run's attachable overlay network."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import time
 from collections.abc import Mapping
@@ -25,31 +26,39 @@ WORKER_TITLE = "nginx: worker process"  # nginx's title for a worker; an old one
 PROXY_MEMORY = "128m"
 DNS_CHECKS = 3  # nginx -t of one config, at most, while an instance name does not resolve
 DNS_RECHECK_S = 0.3
-OLD_WORKERS = "old workers left: "  # the last line of a reload that waited for them
+OLD_WORKERS = re.compile(r"^old workers: (\d+) before, (\d+) left$")  # a reload's last line, when it waited
+NEW_WORKER_S = 2.0  # for the new config's first worker: none means the master did not take the reload
 
 
 def reload_script(old_workers_s: float, title: str = WORKER_TITLE) -> str:
     """Check the candidate config, make it live with a graceful reload and, for up to `old_workers_s`,
-    wait until every nginx worker that ran before the reload has exited; then print how many are left.
+    wait until every nginx worker that ran before the reload has exited; then say how many ran before and
+    how many are left.
 
     One exec for all of it: an exec is three round trips to the engine and a process start (about 90 ms
-    here), and a route step paid two before the wait moved in here. The workers are told apart by their
-    PIDs, taken before the reload: counting titles after it cannot tell the old workers from the new ones
-    the master has not started yet. A PID counts as long as its process still has the worker's title (a
-    zombie's /proc/PID/cmdline is empty). Exit 3: the candidate was rejected; 4: the reload failed."""
-    alive = f"for p in $old; do grep -qa '^{title}' /proc/$p/cmdline 2>/dev/null && echo $p; done"
+    here). The workers are told apart by their PIDs, taken before the reload: counting titles after it
+    cannot tell the old workers from the new ones the master has not started yet. A PID counts as long as
+    its process still has the worker's title (a zombie's /proc/PID/cmdline is empty). `nginx -s reload`
+    only signals the master and exits 0 even when the master then fails to load the config (a name that
+    stopped resolving): no old worker would be told to go, so a worker of the new config must appear
+    within NEW_WORKER_S first. Exit 3: the candidate was rejected; 4: the reload failed; 5: the master did
+    not take it."""
+    titled = f"grep -qa '^{title}'"
+    workers = f"for p in /proc/[0-9]*; do {titled} $p/cmdline 2>/dev/null && echo ${{p#/proc/}}; done"
     script = (
-        f"old=$(for p in /proc/[0-9]*; do grep -qa '^{title}' $p/cmdline 2>/dev/null && echo ${{p#/proc/}}; "
-        "done); export old; "
+        f"old=$({workers}); export old; "
         f"nginx -t -q -e stderr -c {CANDIDATE_PATH} 2>&1 || exit 3; "
         f"cp {CANDIDATE_PATH} {CONFIG_PATH} && nginx -s reload 2>&1 || exit 4"
     )
     if old_workers_s <= 0:
         return script
-    loop = f'while [ -n "$({alive})" ]; do sleep 0.02; done'
+    alive = f"for p in $old; do {titled} /proc/$p/cmdline 2>/dev/null && echo $p; done"
+    new = f'until [ -n "$({workers} | grep -vxF "$old")" ]; do sleep 0.02; done'
+    gone = f'while [ -n "$({alive})" ]; do sleep 0.02; done'
     return (
-        f"{script}; timeout {old_workers_s:.2f} sh -c {shlex.quote(loop)}; "
-        f'echo "{OLD_WORKERS}$({alive} | wc -l)"'
+        f"{script}; timeout {NEW_WORKER_S:.2f} sh -c {shlex.quote(new)} || exit 5; "
+        f"timeout {max(old_workers_s, 0.05):.2f} sh -c {shlex.quote(gone)}; "
+        f'echo "old workers: $(echo "$old" | grep -c .) before, $({alive} | wc -l) left"'
     )
 
 
@@ -166,14 +175,23 @@ class DockerProxy:
             break
         if code == 3:
             raise ConfigRejected(f"nginx -t rejected the new config: {first_error_line(output)}")
+        if code == 5:
+            logs = self.logs(3).replace("\n", " | ")
+            raise LabError(
+                f"nginx did not take the new config: no worker of it within {NEW_WORKER_S:g} s"
+                + (f" (proxy log: {logs})" if logs else "")
+            )
         if code != 0:
             raise LabError(f"nginx reload failed: {first_error_line(output)}")
-        return Applied(attempt, old_workers_left(output) if old_workers_s > 0 else None)
+        if old_workers_s <= 0:
+            return Applied(attempt)
+        before, left = old_workers(output)
+        return Applied(attempt, left, before)
 
 
-def old_workers_left(output: str) -> int | None:
-    """The count `reload_script` printed last; None if it printed none (the engine cut the exec short)."""
+def old_workers(output: str) -> tuple[int | None, int | None]:
+    """How many workers ran before the reload and how many of them were left, as `reload_script` said
+    last; (None, None) if it said nothing (the engine cut the exec short)."""
     lines = output.strip().splitlines()
-    last = lines[-1] if lines else ""
-    count = last.removeprefix(OLD_WORKERS)
-    return int(count) if last.startswith(OLD_WORKERS) and count.strip().isdigit() else None
+    said = OLD_WORKERS.match(lines[-1].strip()) if lines else None
+    return (int(said.group(1)), int(said.group(2))) if said else (None, None)

@@ -241,6 +241,11 @@ class FleetTarget:
                 f"{label}: nginx -t passed on check {applied.checks}: Docker's DNS did not resolve an "
                 "instance's name at first"
             )
+        if applied.workers_before == 0:
+            self._note(
+                "no nginx worker was seen in the proxy at a reload (no process titled 'nginx: worker "
+                "process'): the route steps did not wait for the old workers"
+            )
         if applied.old_workers:
             self._note(
                 f"old nginx workers still ran {limit:g} s after a reload: the steps after it went on "
