@@ -7,11 +7,13 @@ LAB    := $(BIN)/lab
 STRATEGY ?= blue-green
 ARGS   ?=
 FILE   ?= deploylab-images.tar.gz
-# Integration tests at a time. 2 on this 2-core machine: the runs mostly wait (baselines, pauses,
-# settles), so two side by side share the cores well; the tests marked serial (the swarm's, the bundle's)
-# run after them, one at a time. With 3 the probe, nginx, dockerd and three fleets overloaded it, and 6 of 60 tests saw resets,
-# flip-flops or a 30 s health timeout that a run alone never shows. JOBS=1: one at a time.
-JOBS   ?= 2
+# Integration tests at a time: 1 on this 2-core machine. Two side by side took 10.7 min instead of 15.5
+# (the workshop's commands included), but in 3 of 4 such suites one test failed on what a run alone never
+# shows: a reset at a reload, a network's lost endpoint count in Docker, a DNS miss as a swarm was left
+# (with 3, 6 of 60 tests saw resets, flip-flops or a 30 s health timeout). The tests that assert "nothing
+# dropped" are right to fail on them: JOBS=2 only where there are cores to spare. The serial tests (the
+# swarm's, the bundle's) always run alone, last.
+JOBS   ?= 1
 INTEGRATION := $(BIN)/pytest -m 'docker and not serial' $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadgroup) \
 	tests/integration && $(BIN)/pytest -m 'docker and serial' tests/integration
 
@@ -60,7 +62,7 @@ checks: lint system-deps
 unit: install ## Unit tests only (no Docker, no network), on every core
 	$(BIN)/pytest -n auto tests/unit
 
-integration: images ## Integration tests only (real containers, the workshop's commands among them), JOBS=2 side by side
+integration: images ## Integration tests only (real containers, the workshop's commands among them); JOBS=N: N side by side
 	$(INTEGRATION)
 
 lint: install ## ruff, mypy and the import contracts (pyproject.toml)

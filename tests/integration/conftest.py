@@ -122,8 +122,8 @@ def wait_for_200(url: str, timeout_s: float = 15.0) -> httpx.Response:
 
 # The longest items first (measured 2 December 2026, alone): the workshop (about 200 s), the swarm tests
 # (about 160 s; serial, so in a session of their own under make test), the plugin's docs example (66 s).
-# Side by side on two workers (make test's JOBS), one long item started last would leave the other worker
-# idle for its length.
+# Side by side on two workers (make integration JOBS=2), one long item started last would leave the other
+# worker idle for its length.
 LONGEST_FIRST = ("test_workshop.py::", "test_swarm.py::", "test_plugin.py::test_the_docs_example")
 
 
