@@ -346,7 +346,7 @@ def test_v2_that_fails_the_check_after_the_switch_gets_traffic_back_to_v1(lab_: 
 
 
 def test_a_rejected_config_fails_the_run_with_nginx_message(lab_: Harness) -> None:
-    message = 'nginx: [emerg] host not found in upstream "app-v2-1:8080"'
+    message = 'nginx: [emerg] unknown directive "bogus" in /etc/nginx/lab-candidate.conf:40'
     lab_.rt.reject = message
     record = lab_.run()
     assert (record.status, record.error) == ("failed", message)
@@ -355,6 +355,29 @@ def test_a_rejected_config_fails_the_run_with_nginx_message(lab_: Harness) -> No
     assert lab_.rt.calls.count(("cleanup", "")) == 1
     assert not any(op == "stop" and name.startswith("app-v1") for op, name in lab_.rt.calls)
     assert lab_.probes[0].stopped
+
+
+def test_a_running_instance_nginx_could_not_find_is_dockers_dns_not_a_wrong_name(lab_: Harness) -> None:
+    message = 'nginx: [emerg] host not found in upstream "app-v2-1:8080" in /etc/nginx/lab-candidate.conf:40'
+    lab_.rt.reject = message
+    record = lab_.run()
+    assert record.status == "failed" and record.error is not None
+    hint = "(app-v2-1 was running, at 10.2.0.1 on the run's network: Docker's DNS did not answer for it)"
+    assert record.error == f"{message} {hint}"
+
+
+def test_an_instance_that_exited_is_not_blamed_on_dns(lab_: Harness) -> None:
+    message = 'nginx: [emerg] host not found in upstream "app-v2-1:8080" in /etc/nginx/lab-candidate.conf:40'
+    lab_.rt.reject = message
+    apply = lab_.rt.apply_config
+
+    def exit_then_apply(config: str, *, old_workers_s: float = 0.0) -> Applied:
+        if "app-v2" in config:
+            lab_.rt.exit_codes["app-v2-1"] = 1  # it started, and exited before the route named it
+        return apply(config, old_workers_s=old_workers_s)
+
+    lab_.rt.apply_config = exit_then_apply  # type: ignore[method-assign]
+    assert lab_.run().error == message
 
 
 def test_ctrl_c_in_a_step_cleans_up_even_with_keep_and_is_raised_again(lab_: Harness) -> None:

@@ -7,6 +7,7 @@ owns the probe; this owns the fleet, the proxy and the plan.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from lab.analysis.attribution import AddressBook, AttributedProbe
 from lab.analysis.judge import judge_samples
 from lab.engines.base import Engine, ProxyEndpoints
 from lab.engines.names import app_image
-from lab.errors import LabError
+from lab.errors import ConfigRejected, LabError
 from lab.model import (
     Check,
     Event,
@@ -235,7 +236,10 @@ class FleetTarget:
         """
         self.generation += 1
         limit = (self.proxy.keepalive_min_timeout_s or 0.0) + self.proxy.read_timeout_s + 1.0
-        applied = self.engine.proxy.apply_config(self._render(route, label), old_workers_s=limit)
+        try:
+            applied = self.engine.proxy.apply_config(self._render(route, label), old_workers_s=limit)
+        except ConfigRejected as exc:
+            raise ConfigRejected(f"{exc}{self._dns_hint(str(exc))}") from None
         if applied.checks > 1:
             self._note(
                 f"{label}: nginx -t passed on check {applied.checks}: Docker's DNS did not resolve an "
@@ -253,6 +257,19 @@ class FleetTarget:
             )
         self._wait_generation(self.generation)
         self._run.feed.set_route(route)
+
+    def _dns_hint(self, error: str) -> str:
+        """Why nginx could not find an instance that runs: Docker's embedded DNS did not answer for it (seen
+        once, as a swarm was left on the same engine), not a name the lab got wrong."""
+        named = re.search(r'host not found in upstream "([^":]+)', error)
+        name = named.group(1) if named else None
+        inst = next((i for i in (*self.old_fleet, *self.new_fleet) if i.name == name), None)
+        if inst is None or self.engine.fleet.instance_exit(inst) is not None:
+            return ""
+        ip = self.engine.fleet.instance_ip(inst)
+        if ip is None:
+            return ""
+        return f" ({inst.name} was running, at {ip} on the run's network: Docker's DNS did not answer for it)"
 
     def _start(self, instances: tuple[Instance, ...]) -> None:
         def start(inst: Instance) -> None:
