@@ -15,7 +15,7 @@ The run executes each command with bash from the repository's root, `.venv/bin` 
 `. .venv/bin/activate`). Where only Compose v1 is installed, `docker compose` runs as `docker-compose`.
 At the end it brings every compose project the docs use down, and fails if one of its lab runs left
 containers: its runs carry DEPLOYLAB_OWNER (the caller's, else one of its own), so the runs of others on
-the engine (`make test` runs it beside the integration tests) are not counted. The compose topologies
+the engine (other integration tests, with `make integration JOBS=2`) are not counted. The compose topologies
 publish fixed ports (8088, 8089): nothing else may hold them meanwhile.
 """
 
@@ -288,13 +288,12 @@ def spelled(text: str, compose: str) -> str:
     return re.sub(r"(?<![\w-])docker compose(?=\s)", compose, text) if compose != "docker compose" else text
 
 
-OWNER_VARIABLE = "DEPLOYLAB_OWNER"  # lab.engines.base: every object of a run carries its owner
-
-
 def lab_containers(owner: str) -> set[str]:
     """The lab's containers of `owner`: the check's own runs, not those of a test beside it."""
+    from lab.engines.base import LABEL, OWNER_LABEL
+
     done = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=deploylab", "--filter", f"label=deploylab.owner={owner}"],
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL}", "--filter", f"label={OWNER_LABEL}={owner}"],
         capture_output=True,
         text=True,
         check=True,
@@ -308,8 +307,10 @@ def run_all(commands: list[Command], bin_dir: Path) -> int:
     compose = compose_program()
     if compose != "docker compose":
         print(f"note: Compose v2 is not installed: `docker compose` runs as `{compose}`", flush=True)
+    from lab.engines.base import OWNER_VARIABLE
+
     # The runs carry an owner (the caller's, else one of the check's own), so what they leave behind is
-    # told apart from the runs of anyone else on the engine: the integration tests run beside it.
+    # told apart from the runs of anyone else on the engine (other tests, with `make integration JOBS=2`).
     owner = os.environ.get(OWNER_VARIABLE, "").strip() or f"workshop-check-{os.getpid()}"
     env = {**os.environ, OWNER_VARIABLE: owner, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     before = lab_containers(owner)
