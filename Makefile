@@ -29,7 +29,11 @@ $(BIN)/lab: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
+# The lab's own modules compiled ahead: where PYTHONDONTWRITEBYTECODE is set (this CI's machines), Python
+# would compile them at every start, 0.2 s of each `lab` (measured: the imports of a run, 0.76 s against
+# 0.56 s). Up-to-date files are only looked at; a file edited later is compiled in memory as ever.
 install: $(BIN)/lab ## Install the lab and its test tools into .venv
+	@$(BIN)/python -m compileall -q lab sample_app scripts
 
 system-deps: ## Install debootstrap, nginx (and chromium on Debian) from apt when missing, as root
 	@scripts/system-deps.sh

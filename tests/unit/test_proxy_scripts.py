@@ -15,6 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from lab.engines.docker.proxy import (
+    CANDIDATE_PATH,
+    INLINE_CONFIG_MAX,
     NEW_WORKER_S,
     WORKER_TITLE,
     DockerProxy,
@@ -107,6 +109,31 @@ def test_without_a_wait_the_reload_neither_waits_nor_counts(title: str) -> None:
     assert old_workers(out) == (None, None)
 
 
+def test_the_config_rides_in_the_script_byte_for_byte_before_the_check(title: str, tmp_path: Path) -> None:
+    candidate, checked = tmp_path / "candidate.conf", tmp_path / "checked.conf"
+    config = 'events {}\n# it\'s $HOME, `date`, \\n, "quoted", %s and %%\nhttp { }\n'
+    script = reload_script(0.0, title, config=config).replace(CANDIDATE_PATH, str(candidate), 1)
+    code, out, _ = run(without_nginx(script, "true", check=f"cp {candidate} {checked} && true"))
+    assert (code, out) == (0, "") and checked.read_text() == config
+
+
+def test_an_empty_config_replaces_the_last_candidate(title: str, tmp_path: Path) -> None:
+    candidate, checked = tmp_path / "candidate.conf", tmp_path / "checked.conf"
+    candidate.write_text("events {}\n")  # an earlier config's
+    script = reload_script(0.0, title, config="").replace(CANDIDATE_PATH, str(candidate), 1)
+    code, _, _ = run(without_nginx(script, "true", check=f"cp {candidate} {checked} && true"))
+    assert code == 0 and checked.read_text() == ""
+
+
+def test_a_config_that_cannot_be_written_is_neither_checked_nor_reloaded(title: str, tmp_path: Path) -> None:
+    checked, reloaded = tmp_path / "checked", tmp_path / "reloaded"
+    script = reload_script(8.0, title, config="events {}").replace(
+        CANDIDATE_PATH, str(tmp_path / "no" / "x"), 1
+    )
+    code, out, _ = run(without_nginx(script, f"touch {reloaded}", check=f"touch {checked}"))
+    assert code == 4 and "cannot create" in out and not checked.exists() and not reloaded.exists()
+
+
 def test_a_tiny_wait_is_still_a_limit() -> None:
     # GNU timeout takes 0 for no limit at all.
     assert "timeout 0.05 " in reload_script(0.001) and "timeout 0.00" not in reload_script(0.001)
@@ -121,6 +148,7 @@ class Api:
 
     def __init__(self, answers: list[tuple[int, str]]) -> None:
         self.answers, self.execs, self.archives = list(answers), 0, 0
+        self.cmds: list[list[str]] = []
 
     def put_archive(self, name: str, path: str, data: bytes) -> bool:
         self.archives += 1
@@ -128,6 +156,7 @@ class Api:
 
     def exec_create(self, name: str, cmd: list[str]) -> dict[str, str]:
         self.execs += 1
+        self.cmds.append(cmd)
         return {"Id": str(self.execs)}
 
     def exec_start(self, exec_id: str) -> bytes:
@@ -147,10 +176,17 @@ def proxy(api: Api) -> DockerProxy:
 NOT_FOUND = 'nginx: [emerg] host not found in upstream "app-v2-1:8080" in /etc/nginx/lab-candidate.conf:40'
 
 
-def test_a_config_is_one_upload_and_one_exec() -> None:
+def test_a_config_is_one_exec_with_the_config_in_it() -> None:
     api = Api([(0, "")])
-    assert proxy(api).apply_config("events {}") == (1, None, None)
-    assert (api.archives, api.execs) == (1, 1)
+    assert proxy(api).apply_config("events { worker_connections 77; }") == (1, None, None)
+    assert (api.archives, api.execs) == (0, 1) and "worker_connections 77;" in api.cmds[0][-1]
+
+
+def test_a_config_too_large_for_a_command_line_is_uploaded_first() -> None:
+    api = Api([(0, "")])
+    big = "events {}\n" + "# padding\n" * (INLINE_CONFIG_MAX // 10)
+    assert proxy(api).apply_config(big) == (1, None, None)
+    assert (api.archives, api.execs) == (1, 1) and "# padding" not in api.cmds[0][-1]
 
 
 def test_a_reload_that_waited_says_how_many_old_workers_were_left() -> None:

@@ -28,25 +28,32 @@ DNS_CHECKS = 3  # nginx -t of one config, at most, while an instance name does n
 DNS_RECHECK_S = 0.3
 OLD_WORKERS = re.compile(r"^old workers: (\d+) before, (\d+) left$")  # a reload's last line, when it waited
 NEW_WORKER_S = 2.0  # for the new config's first worker: none means the master did not take the reload
+# A config rides in the exec's command line up to this size (Linux takes 128 KiB per argument; a fleet
+# of 16 per version renders about 5 KB); a larger one is uploaded first.
+INLINE_CONFIG_MAX = 100_000
 
 
-def reload_script(old_workers_s: float, title: str = WORKER_TITLE) -> str:
-    """Check the candidate config, make it live with a graceful reload and, for up to `old_workers_s`,
-    wait until every nginx worker that ran before the reload has exited; then say how many ran before and
-    how many are left.
+def reload_script(old_workers_s: float, title: str = WORKER_TITLE, config: str | None = None) -> str:
+    """Write `config` as the candidate (when given; else it was uploaded), check it, make it live with a
+    graceful reload and, for up to `old_workers_s`, wait until every nginx worker that ran before the
+    reload has exited; then say how many ran before and how many are left.
 
-    One exec for all of it: an exec is three round trips to the engine and a process start (about 90 ms
-    here). The workers are told apart by their PIDs, taken before the reload: counting titles after it
-    cannot tell the old workers from the new ones the master has not started yet. A PID counts as long as
-    its process still has the worker's title (a zombie's /proc/PID/cmdline is empty). `nginx -s reload`
-    only signals the master and exits 0 even when the master then fails to load the config (a name that
-    stopped resolving): no old worker would be told to go, so a worker of the new config must appear
-    within NEW_WORKER_S first. Exit 3: the candidate was rejected; 4: the reload failed; 5: the master did
-    not take it."""
+    One exec for all of it: an exec is three round trips to the engine and a process start (about 70 ms
+    here), and so is an upload; carrying the config in the script saves one. The workers are told apart
+    by their PIDs, taken before the reload: counting titles after it cannot tell the old workers from the
+    new ones the master has not started yet. A PID counts as long as its process still has the worker's
+    title (a zombie's /proc/PID/cmdline is empty). `nginx -s reload` only signals the master and exits 0
+    even when the master then fails to load the config (a name that stopped resolving): no old worker
+    would be told to go, so a worker of the new config must appear within NEW_WORKER_S first. Exit 3: the
+    candidate was rejected; 4: it could not be written or the reload failed; 5: the master did not take
+    it."""
     titled = f"grep -qa '^{title}'"
     workers = f"for p in /proc/[0-9]*; do {titled} $p/cmdline 2>/dev/null && echo ${{p#/proc/}}; done"
+    write = f"{{ printf '%s' {shlex.quote(config)} > {CANDIDATE_PATH}; }} 2>&1 || exit 4; " if config else ""
+    if config == "":  # nothing to carry: still written, so an earlier candidate cannot pass for it
+        write = f": > {CANDIDATE_PATH} || exit 4; "
     script = (
-        f"old=$({workers}); export old; "
+        f"{write}old=$({workers}); export old; "
         f"nginx -t -q -e stderr -c {CANDIDATE_PATH} 2>&1 || exit 3; "
         f"cp {CANDIDATE_PATH} {CONFIG_PATH} && nginx -s reload 2>&1 || exit 4"
     )
@@ -161,9 +168,11 @@ class DockerProxy:
     def apply_config(self, config: str, *, old_workers_s: float = 0.0) -> Applied:
         # The candidate is checked in the proxy, where Docker's DNS resolves the instance names that
         # nginx looks up at load time. Only a config that passes becomes nginx.conf, and the reload and
-        # the wait for the old workers follow in the same exec (reload_script).
-        self.api.put_archive(self.name, "/etc/nginx", tar_one(CANDIDATE_PATH, config))
-        script = reload_script(old_workers_s)
+        # the wait for the old workers follow in the same exec as the config itself (reload_script).
+        script = reload_script(old_workers_s, config=config)
+        if len(script) > INLINE_CONFIG_MAX:
+            self.api.put_archive(self.name, "/etc/nginx", tar_one(CANDIDATE_PATH, config))
+            script = reload_script(old_workers_s)
         for attempt in range(1, DNS_CHECKS + 1):
             code, output = self._exec(["sh", "-c", script])
             # Docker's embedded DNS has been seen to answer "no such name" for a running instance when
