@@ -30,6 +30,12 @@ def owner_labels() -> dict[str, str]:
     return {OWNER_LABEL: owner} if owner else {}
 
 
+def run_labels(run_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What every object of a run carries, on any engine: the caller's own labels (a test session's id),
+    the owner's, the lab's and the run's; the lab's own win over a caller's of the same name."""
+    return {**(extra or {}), **owner_labels(), LABEL: "1", RUN_LABEL: run_id}
+
+
 @dataclass(frozen=True)
 class ProxyEndpoints:
     url: str  # where clients (the probe) send traffic

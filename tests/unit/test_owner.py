@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lab.cli.app import app
-from lab.engines.base import LABEL, OWNER_LABEL, RUN_LABEL, owner_labels
+from lab.engines.base import LABEL, OWNER_LABEL, RUN_LABEL, owner_labels, run_labels
 from lab.engines.docker.local import DockerEngine
 from lab.engines.docker.swarm import SwarmEngine
 from lab.record import Removed
@@ -28,6 +28,14 @@ def test_every_object_of_a_run_carries_its_owner(engine: Any, monkeypatch: pytes
     made = engine("abc123", client=mock.Mock(), labels={"deploylab.pytest": "1"})
     assert made.labels == {"deploylab.pytest": "1", OWNER_LABEL: "ci-job-7", LABEL: "1", RUN_LABEL: "abc123"}
     assert made.fleet.labels == made.labels and made.proxy.labels == made.labels
+
+
+def test_a_callers_label_cannot_take_a_runs_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run's clean-up and its reaper find its objects by these: a caller's label of the same name must
+    # not send them to another run's, or the owner's filter to another owner's.
+    monkeypatch.setenv("DEPLOYLAB_OWNER", "me")
+    mine = run_labels("abc123", {RUN_LABEL: "other", OWNER_LABEL: "you", "team": "x"})
+    assert mine == {RUN_LABEL: "abc123", OWNER_LABEL: "me", LABEL: "1", "team": "x"}
 
 
 @pytest.mark.parametrize(("owner", "filters"), [("gw1", {OWNER_LABEL: "gw1"}), (None, {})])

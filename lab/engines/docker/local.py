@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import docker
 import docker.errors
 
-from lab.engines.base import LABEL, RUN_LABEL, owner_labels
+from lab.engines.base import RUN_LABEL, run_labels
 from lab.engines.docker.client import connect, engine_errors, remove_labelled
 from lab.engines.docker.containers import DockerFleet
 from lab.engines.docker.images import all_images
@@ -31,7 +31,7 @@ class DockerEngine:
         self.network = f"lab-{run_id}"
         # `labels` go on every container and network too: a test session's id, so its own clean-up (or a
         # reaper such as testcontainers' Ryuk) finds what its runs made.
-        self.labels = {**(labels or {}), **owner_labels(), LABEL: "1", RUN_LABEL: run_id}
+        self.labels = run_labels(run_id, labels)
         self.proxy_image = proxy_image
         self.reaper: Reaper | None = None
         self.fleet = DockerFleet(self.client, run_id, self.network, self.labels)

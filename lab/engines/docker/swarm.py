@@ -26,7 +26,7 @@ import docker
 import docker.errors
 import docker.types
 
-from lab.engines.base import LABEL, RUN_LABEL, TaskState, UpdateState, owner_labels
+from lab.engines.base import RUN_LABEL, TaskState, UpdateState, run_labels
 from lab.engines.docker.client import connect, engine_errors, remove_labelled
 from lab.engines.docker.proxy import DockerProxy
 from lab.engines.docker.reaper import Reaper, start_reaper
@@ -177,7 +177,7 @@ class SwarmEngine:
         self.run_id = run_id
         self.client = client or connect()
         self.network = f"lab-{run_id}"
-        self.labels = {**(labels or {}), **owner_labels(), LABEL: "1", RUN_LABEL: run_id}
+        self.labels = run_labels(run_id, labels)
         self.proxy_image = proxy_image
         self.reaper: Reaper | None = None
         self.fleet = SwarmFleet(self.client, run_id, self.network, self.labels, stop_grace_s=stop_grace_s)
