@@ -21,7 +21,7 @@ import lab.pipeline
 import lab.targets.fleet.target
 from lab.engines.base import Applied, ProxyEndpoints, Removed
 from lab.engines.docker.images import app_image
-from lab.errors import ConfigRejected
+from lab.errors import ConfigRejected, LabError
 from lab.model import ErrorClass, Instance, Sample
 from lab.options import RunOptions
 from lab.pipeline import Run, probe_config
@@ -70,6 +70,7 @@ class FakeRuntime:
         self.proxy_config: str | None = None
         self.applied: list[str] = []  # every config that passed "nginx -t", in order
         self.exit_codes: dict[str, int] = {}  # name -> the code it exits with as soon as it starts
+        self.proxy_log = ""  # what the proxy's log says last
         self.never_healthy: set[str] = set()
         self.reject: str | None = None  # nginx's message for any config that routes to v2
         self.fail_on: dict[tuple[str, str], BaseException] = {}  # (operation, name) -> raised there
@@ -136,7 +137,7 @@ class FakeRuntime:
         return self.endpoints
 
     def logs(self, lines: int = 20) -> str:
-        return ""
+        return self.proxy_log
 
     def apply_config(self, config: str, *, old_workers_s: float = 0.0) -> Applied:
         self._call("apply_config")
@@ -445,6 +446,43 @@ def test_a_setup_failure_fails_the_run_before_probing_and_cleans_up(
     record = lab_.run()
     assert (record.status, record.error, record.events) == ("failed", error, [])
     assert lab_.probes == [] and lab_.rt.calls[-1] == ("cleanup", "")
+
+
+def test_a_reload_refused_for_a_running_instances_name_says_dockers_dns_did_not_answer(lab_: Harness) -> None:
+    # The master's own log, when `nginx -t` passed but the reload then could not resolve a name.
+    lab_.rt.proxy_log = (
+        'nginx: [emerg] host not found in upstream "app-v1-2:8080" in /etc/nginx/nginx.conf:40'
+    )
+
+    def check_only(config: str, *, old_workers_s: float = 0.0) -> Applied:
+        lab_.rt._call("apply_config")
+        return Applied(1, 0)
+
+    lab_.rt.apply_config = check_only  # type: ignore[method-assign]
+    error = lab_.run().error or ""
+    assert error.startswith("nginx did not load config generation 1 within 10 s (proxy log: nginx: [emerg]")
+    assert error.endswith(
+        "(app-v1-2 was running, at 10.1.0.2 on the run's network: Docker's DNS did not answer for it)"
+    )
+
+
+def test_a_reload_the_master_did_not_take_for_a_running_instances_name_says_so(lab_: Harness) -> None:
+    log = 'nginx: [emerg] host not found in upstream "app-v2-2:8080" in /etc/nginx/nginx.conf:40'
+    apply = lab_.rt.apply_config
+
+    def not_taken(config: str, *, old_workers_s: float = 0.0) -> Applied:
+        if "app-v2" in config:
+            raise LabError(
+                f"nginx did not take the new config: no worker of it within 2 s (proxy log: {log})"
+            )
+        return apply(config, old_workers_s=old_workers_s)
+
+    lab_.rt.apply_config = not_taken  # type: ignore[method-assign]
+    record = lab_.run()
+    assert record.status == "failed" and (record.error or "").startswith("nginx did not take the new config")
+    assert (record.error or "").endswith(
+        "(app-v2-2 was running, at 10.2.0.2 on the run's network: Docker's DNS did not answer for it)"
+    )
 
 
 def test_unsent_ticks_are_noted_as_client_saturation(lab_: Harness) -> None:

@@ -19,7 +19,7 @@ from lab.analysis.attribution import AddressBook, AttributedProbe
 from lab.analysis.judge import judge_samples
 from lab.engines.base import Engine, ProxyEndpoints
 from lab.engines.names import app_image
-from lab.errors import ConfigRejected, LabError
+from lab.errors import LabError
 from lab.model import (
     Check,
     Event,
@@ -238,8 +238,11 @@ class FleetTarget:
         limit = (self.proxy.keepalive_min_timeout_s or 0.0) + self.proxy.read_timeout_s + 1.0
         try:
             applied = self.engine.proxy.apply_config(self._render(route, label), old_workers_s=limit)
-        except ConfigRejected as exc:
-            raise ConfigRejected(f"{exc}{self._dns_hint(str(exc))}") from None
+        except LabError as exc:  # nginx -t's verdict, or a reload the master did not take (its log said why)
+            hint = self._dns_hint(str(exc))
+            if not hint:
+                raise
+            raise type(exc)(f"{exc}{hint}") from None
         if applied.checks > 1:
             self._note(
                 f"{label}: nginx -t passed on check {applied.checks}: Docker's DNS did not resolve an "
@@ -346,6 +349,7 @@ class FleetTarget:
         raise LabError(
             f"nginx did not load config generation {generation} within {timeout_s:g} s"
             + (f" (proxy log: {logs})" if logs else "")
+            + self._dns_hint(logs)  # a reload the master refused for a name that did not resolve
         )
 
     def _note(self, note: str) -> None:
