@@ -49,9 +49,9 @@ def reload_script(old_workers_s: float, title: str = WORKER_TITLE, config: str |
     it."""
     titled = f"grep -qa '^{title}'"
     workers = f"for p in /proc/[0-9]*; do {titled} $p/cmdline 2>/dev/null && echo ${{p#/proc/}}; done"
-    write = f"{{ printf '%s' {shlex.quote(config)} > {CANDIDATE_PATH}; }} 2>&1 || exit 4; " if config else ""
-    if config == "":  # nothing to carry: still written, so an earlier candidate cannot pass for it
-        write = f": > {CANDIDATE_PATH} || exit 4; "
+    write = ""
+    if config is not None:  # an empty one too: written empty, so an earlier candidate cannot pass for it
+        write = f"{{ printf '%s' {shlex.quote(config)} > {CANDIDATE_PATH}; }} 2>&1 || exit 4; "
     script = (
         f"{write}old=$({workers}); export old; "
         f"nginx -t -q -e stderr -c {CANDIDATE_PATH} 2>&1 || exit 3; "
