@@ -424,6 +424,16 @@ def test_an_unexpected_exception_is_an_internal_error_with_a_traceback(lab_: Har
     assert lab_.rt.calls[-1] == ("cleanup", "") and lab_.probes[0].stopped
 
 
+def reload_never_takes(lab_: Harness) -> None:
+    """nginx -t passes but the reload never takes: the proxy keeps answering the previous generation."""
+
+    def check_only(config: str, *, old_workers_s: float = 0.0) -> Applied:
+        lab_.rt._call("apply_config")
+        return Applied(1, 0)
+
+    lab_.rt.apply_config = check_only  # type: ignore[method-assign]
+
+
 @pytest.mark.parametrize(
     ("breakage", "error"),
     [
@@ -436,13 +446,8 @@ def test_a_setup_failure_fails_the_run_before_probing_and_cleans_up(
 ) -> None:
     if breakage == "v1 never healthy":
         lab_.rt.never_healthy.add("app-v1-2")
-    else:  # nginx -t passes but the reload never takes: the proxy keeps answering generation 0
-
-        def check_only(config: str, *, old_workers_s: float = 0.0) -> Applied:
-            lab_.rt._call("apply_config")
-            return Applied(1, 0)
-
-        lab_.rt.apply_config = check_only  # type: ignore[method-assign]
+    else:
+        reload_never_takes(lab_)
     record = lab_.run()
     assert (record.status, record.error, record.events) == ("failed", error, [])
     assert lab_.probes == [] and lab_.rt.calls[-1] == ("cleanup", "")
@@ -453,12 +458,7 @@ def test_a_reload_refused_for_a_running_instances_name_says_dockers_dns_did_not_
     lab_.rt.proxy_log = (
         'nginx: [emerg] host not found in upstream "app-v1-2:8080" in /etc/nginx/nginx.conf:40'
     )
-
-    def check_only(config: str, *, old_workers_s: float = 0.0) -> Applied:
-        lab_.rt._call("apply_config")
-        return Applied(1, 0)
-
-    lab_.rt.apply_config = check_only  # type: ignore[method-assign]
+    reload_never_takes(lab_)
     error = lab_.run().error or ""
     assert error.startswith("nginx did not load config generation 1 within 10 s (proxy log: nginx: [emerg]")
     assert error.endswith(
