@@ -100,9 +100,12 @@ class SwarmUpdateTarget:
         config = render_config(None, proxy, generation=1, title="every task of the service", follow=follow)
         self._wait_running(options.fleet_size, options.health_timeout_s)
         self.engine.watching()
-        self.engine.proxy.apply_config(config)
+        # Until no worker of the static config is left: one that still ran when the probe began answered
+        # it with the static page (CI saw version "static" in a stop-first run).
+        limit = (proxy.keepalive_min_timeout_s or 0.0) + proxy.read_timeout_s + 1.0
+        self.engine.proxy.apply_config(config, old_workers_s=limit)
         record.configs.append(("follow the service's tasks", config))
-        self._wait_serving(endpoints.url)
+        wait_serving(self.http, endpoints.url)
         return endpoints.url
 
     def attach(self, probe: Probe) -> Probe:
@@ -204,17 +207,20 @@ class SwarmUpdateTarget:
             time.sleep(POLL_S)
         raise LabError(f"the v1 service's {replicas} tasks were not running within {timeout_s:g} s")
 
-    def _wait_serving(self, url: str, timeout_s: float = 20.0) -> None:
-        """Until nginx has resolved the tasks and answers from them."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if self.http.get(url).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise LabError(f"the proxy at {url} did not serve the v1 service within {timeout_s:g} s")
+
+def wait_serving(http: httpx.Client, url: str, timeout_s: float = 20.0) -> None:
+    """Until nginx has resolved the tasks and answers from them. The static config the proxy starts on
+    answers 200 too; only an answer that went through an upstream carries X-Lab-Upstream."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            answer = http.get(url)
+            if answer.status_code == 200 and answer.headers.get("X-Lab-Upstream"):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise LabError(f"the proxy at {url} did not serve the v1 service within {timeout_s:g} s")
 
 
 def _status(state: UpdateState) -> str:

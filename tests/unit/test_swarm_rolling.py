@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 
 from lab import strategies
@@ -223,3 +224,35 @@ def test_a_rollback_whose_start_came_without_a_reason_is_decided_at_its_end_with
     assert got == "rolled_back"
     (verdict,) = [e for e in run.record.events if e.result is False]
     assert verdict.detail == "update rollback_paused" and verdict.error == "Swarm paused its rollback"
+
+
+def test_the_static_page_the_proxy_starts_on_is_not_the_service_serving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The proxy's first config answers 200 itself; setup waits for an answer that went through an
+    upstream (CI saw version "static" in a run whose probe began on an old worker of that config)."""
+    answers = [
+        httpx.Response(200, headers={"X-App-Version": "static", "X-Instance": "nginx"}),
+        httpx.Response(502),
+        httpx.Response(200, headers={"X-App-Version": "v1", "X-Lab-Upstream": "10.0.0.7:8080"}),
+    ]
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return answers[len(asked) - 1]
+
+    monkeypatch.setattr(swarm_update.time, "sleep", lambda s: None)
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        swarm_update.wait_serving(http, "http://127.0.0.1:8080/")
+    assert len(asked) == 3
+
+
+def test_a_proxy_that_only_ever_serves_its_static_page_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(range(0, 100, 5))
+    monkeypatch.setattr(swarm_update.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(swarm_update.time, "sleep", lambda s: None)
+    static = httpx.Response(200, headers={"X-App-Version": "static"})
+    http = httpx.Client(transport=httpx.MockTransport(lambda r: static))
+    with http, pytest.raises(LabError, match=r"did not serve the v1 service within 20 s"):
+        swarm_update.wait_serving(http, "http://127.0.0.1:8080/")
