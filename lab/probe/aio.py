@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import select
 import ssl
 import threading
 import time
@@ -33,6 +34,20 @@ from lab.probe.schedule import classify, status_error
 
 _BATCH_S = 0.1
 _CLOSE_S = 0.5  # at most this long for a closed connection's transport to say it is gone
+
+
+def socket_readable(sock: Any) -> bool:
+    """Whether the kernel has something to read on `sock` (data, or the peer's FIN), without reading:
+    httpcore's own check (`httpcore._utils.is_socket_readable`, private), a poll with no wait. No socket
+    is taken as readable, as there: the next read would end the connection."""
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return True
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([fd], [], [], 0)[0])
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return bool(poll.poll(0))
 
 
 class _Stream(httpcore.AsyncNetworkStream):
@@ -87,9 +102,15 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # idle and readable: a kept-alive connection the server closed
+            # The kernel's word, as httpx's own backends ask it (a poll of the socket), before asyncio's:
+            # a FIN that has arrived but that a busy loop has not read yet leaves asyncio's view "open",
+            # and a request sent on it then races the server's close (a reset httpx would not have risked).
             transport = self.writer.transport
             return (
-                transport.is_closing() or self.reader.at_eof() or bool(getattr(self.reader, "_buffer", b""))
+                transport.is_closing()
+                or self.reader.at_eof()
+                or bool(getattr(self.reader, "_buffer", b""))
+                or socket_readable(transport.get_extra_info("socket"))
             )
         if info == "ssl_object":
             return self.writer.get_extra_info("ssl_object")

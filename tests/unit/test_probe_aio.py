@@ -144,3 +144,26 @@ def test_a_tls_handshake_that_never_answers_is_a_timeout_not_a_hang() -> None:
         assert not probing.is_alive(), "the probe still waited on a connection it had given up on"
     (sample,) = out
     assert sample.error is ErrorClass.TIMEOUT and sample.sent is not None
+
+
+def test_an_idle_connection_the_server_closed_is_seen_before_the_loop_reads_its_fin() -> None:
+    """The server's FIN is in the kernel but the loop, busy, has not read it yet: asyncio's own view
+    still says open, and a request sent on it races the close. httpx's backends poll the socket; so
+    does this one, and httpcore's pool check (`has_expired`) then drops the connection unused."""
+
+    async def check() -> tuple[bool, bool]:
+        mine, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=mine)
+        stream = aio._Stream(reader, writer)
+        before = stream.get_extra_info("is_readable")
+        theirs.close()  # the FIN; no await follows, so the loop cannot have read it
+        after = stream.get_extra_info("is_readable")
+        assert not reader.at_eof() and not writer.transport.is_closing()  # asyncio has not seen it
+        await stream.aclose()
+        return before, after
+
+    assert asyncio.run(check()) == (False, True)
+
+
+def test_no_socket_reads_as_readable_so_the_connection_is_dropped() -> None:
+    assert aio.socket_readable(None) is True
