@@ -103,7 +103,11 @@ class SwarmUpdateTarget:
         # Until no worker of the static config is left: one that still ran when the probe began answered
         # it with the static page (CI saw version "static" in a stop-first run).
         limit = (proxy.keepalive_min_timeout_s or 0.0) + proxy.read_timeout_s + 1.0
-        self.engine.proxy.apply_config(config, old_workers_s=limit)
+        applied = self.engine.proxy.apply_config(config, old_workers_s=limit)
+        if applied.checks > 1:
+            self._note(f"nginx -t passed on check {applied.checks}: Docker's DNS did not resolve the service")
+        if applied.old_workers:
+            self._note(f"workers of the proxy's static config still ran {limit:g} s after its first reload")
         record.configs.append(("follow the service's tasks", config))
         wait_serving(self.http, endpoints.url)
         return endpoints.url
@@ -171,6 +175,12 @@ class SwarmUpdateTarget:
             self.http.close()
 
     # -- helpers --------------------------------------------------------------------------------------
+    def _note(self, note: str) -> None:
+        assert self.run is not None
+        if note not in self.run.record.notes:
+            self.run.record.notes.append(note)
+            self.hook(f"note: {note}", None)
+
     def _image(self, version: str) -> str:
         app = self.options.v1_app if version == "v1" else self.options.v2_app
         registry = self.options.registry

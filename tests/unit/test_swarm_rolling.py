@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from lab import strategies
-from lab.engines.base import TaskState, UpdateState
+from lab.engines.base import Applied, ProxyEndpoints, TaskState, UpdateState
 from lab.engines.docker.swarm import SwarmEngine
 from lab.errors import LabError
 from lab.live.feed import SampleFeed
@@ -256,3 +256,79 @@ def test_a_proxy_that_only_ever_serves_its_static_page_is_an_error(monkeypatch: 
     http = httpx.Client(transport=httpx.MockTransport(lambda r: static))
     with http, pytest.raises(LabError, match=r"did not serve the v1 service within 20 s"):
         swarm_update.wait_serving(http, "http://127.0.0.1:8080/")
+
+
+@dataclass
+class StandInProxy:
+    """The proxy as setup uses it: what it was asked, and an Applied of our choosing."""
+
+    applied: Applied = field(default_factory=lambda: Applied(1, 0, 2))
+    configs: list[tuple[str, float]] = field(default_factory=list)
+
+    def nginx_version(self) -> tuple[int, ...]:
+        return (1, 29, 0)
+
+    def start(self, config: str, port: int | None, prefer: int | None = None) -> ProxyEndpoints:
+        self.configs.append((config, 0.0))
+        return ProxyEndpoints("http://127.0.0.1:8080/", "http://127.0.0.1:9090", 8080)
+
+    def apply_config(self, config: str, *, old_workers_s: float = 0.0) -> Applied:
+        self.configs.append((config, old_workers_s))
+        return self.applied
+
+
+@dataclass
+class StandInSwarm:
+    proxy: StandInProxy
+    run_id: str = "run01"
+    created: list[str] = field(default_factory=list)
+
+    def preflight(self, images: Any = None) -> None: ...
+    def watch(self) -> None: ...
+    def watching(self) -> None: ...
+    def create_network(self) -> None: ...
+
+    def create_service(self, name: str, *args: Any) -> None:
+        self.created.append(name)
+
+    def tasks(self, name: str) -> list[TaskState]:
+        return [task(1, "running", "v1"), task(2, "running", "v1")]
+
+
+def set_up(proxy: StandInProxy, answers: list[httpx.Response]) -> tuple[Run, list[str]]:
+    options = RunOptions("swarm-rolling", fleet_size=2, engine="swarm")
+    target = SwarmUpdateTarget(options, StandInSwarm(proxy))  # type: ignore[arg-type]
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return answers[min(len(asked), len(answers)) - 1]
+
+    target.http = httpx.Client(transport=httpx.MockTransport(answer))
+    run = Run(options, RunRecord(options, "run01", "2026-12-01T00:00:00+00:00", 0.0), SampleFeed(200, 0.0))
+    assert target.setup(run) == "http://127.0.0.1:8080/"  # type: ignore[arg-type]
+    return run, asked
+
+
+def test_setup_waits_for_the_static_configs_workers_and_for_an_answer_through_an_upstream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(swarm_update.time, "sleep", lambda s: None)
+    proxy = StandInProxy()
+    static = httpx.Response(200, headers={"X-App-Version": "static"})
+    served = httpx.Response(200, headers={"X-App-Version": "v1", "X-Lab-Upstream": "10.0.1.5:8080"})
+    run, asked = set_up(proxy, [static, static, served])
+    (first, _), (follow, waited) = proxy.configs
+    assert "X-App-Version static" in first and "resolve" in follow
+    assert waited >= 1.0  # the route step's wait: keepalive_min_timeout + read timeout + 1 s
+    assert len(asked) == 3 and run.record.notes == []
+
+
+def test_setup_notes_a_dns_recheck_and_old_workers_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(swarm_update.time, "sleep", lambda s: None)
+    served = httpx.Response(200, headers={"X-Lab-Upstream": "10.0.1.5:8080"})
+    run, _ = set_up(StandInProxy(Applied(2, 1, 2)), [served])
+    assert run.record.notes == [
+        "nginx -t passed on check 2: Docker's DNS did not resolve the service",
+        "workers of the proxy's static config still ran 7 s after its first reload",
+    ]
