@@ -103,6 +103,12 @@ class ProxySettings:
     # Needs nginx >= 1.27.4; the runner drops it (None) for an older proxy and says so in the journal.
     keepalive_min_timeout_s: float | None = 1.0
 
+    @property
+    def old_workers_wait_s(self) -> float:
+        """How long a reload waits for the previous config's workers to go: an idle kept-alive client may
+        hold one for keepalive_min_timeout, an answer in flight for the read timeout, and a second more."""
+        return (self.keepalive_min_timeout_s or 0.0) + self.read_timeout_s + 1.0
+
     def __post_init__(self) -> None:
         tokens = self.next_upstream.split()
         unknown = [t for t in tokens if t not in NEXT_UPSTREAM_TOKENS]

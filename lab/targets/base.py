@@ -26,6 +26,13 @@ def no_hook(line: str, event: Event | None) -> None:
     return None
 
 
+def note_once(record: RunRecord, hook: EventHook, note: str) -> None:
+    """A note in the journal and on the terminal, once per run."""
+    if note not in record.notes:
+        record.notes.append(note)
+        hook(f"note: {note}", None)
+
+
 class Probe(Protocol):
     @property
     def error(self) -> str | None: ...

@@ -26,7 +26,7 @@ from lab.errors import LabError
 from lab.model import Event
 from lab.options import DEFAULT_PORT, RunOptions
 from lab.strategies.base import Plan
-from lab.targets.base import EventHook, Probe, RunContext, no_hook
+from lab.targets.base import EventHook, Probe, RunContext, no_hook, note_once
 from lab.targets.fleet.nginx import RESOLVE_SINCE, render_config, supported
 from lab.targets.fleet.plan import Topology
 
@@ -102,7 +102,7 @@ class SwarmUpdateTarget:
         self.engine.watching()
         # Until no worker of the static config is left: one that still ran when the probe began answered
         # it with the static page (CI saw version "static" in a stop-first run).
-        limit = (proxy.keepalive_min_timeout_s or 0.0) + proxy.read_timeout_s + 1.0
+        limit = proxy.old_workers_wait_s
         applied = self.engine.proxy.apply_config(config, old_workers_s=limit)
         if applied.checks > 1:
             self._note(f"nginx -t passed on check {applied.checks}: Docker's DNS did not resolve the service")
@@ -177,9 +177,7 @@ class SwarmUpdateTarget:
     # -- helpers --------------------------------------------------------------------------------------
     def _note(self, note: str) -> None:
         assert self.run is not None
-        if note not in self.run.record.notes:
-            self.run.record.notes.append(note)
-            self.hook(f"note: {note}", None)
+        note_once(self.run.record, self.hook, note)
 
     def _image(self, version: str) -> str:
         app = self.options.v1_app if version == "v1" else self.options.v2_app

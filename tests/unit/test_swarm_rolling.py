@@ -281,15 +281,13 @@ class StandInProxy:
 class StandInSwarm:
     proxy: StandInProxy
     run_id: str = "run01"
-    created: list[str] = field(default_factory=list)
 
     def preflight(self, images: Any = None) -> None: ...
     def watch(self) -> None: ...
     def watching(self) -> None: ...
     def create_network(self) -> None: ...
 
-    def create_service(self, name: str, *args: Any) -> None:
-        self.created.append(name)
+    def create_service(self, name: str, *args: Any) -> None: ...
 
     def tasks(self, name: str) -> list[TaskState]:
         return [task(1, "running", "v1"), task(2, "running", "v1")]

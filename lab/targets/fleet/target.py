@@ -35,7 +35,7 @@ from lab.model import (
 )
 from lab.options import DEFAULT_PORT, RunOptions
 from lab.strategies.base import Plan
-from lab.targets.base import EventHook, Probe, RunContext, no_hook
+from lab.targets.base import EventHook, Probe, RunContext, no_hook, note_once
 from lab.targets.fleet.nginx import render_config, supported
 from lab.targets.fleet.plan import PlanError, Topology, drive
 
@@ -235,7 +235,7 @@ class FleetTarget:
         old ones in the same exec as the reload, then this waits for the new ones to answer.
         """
         self.generation += 1
-        limit = (self.proxy.keepalive_min_timeout_s or 0.0) + self.proxy.read_timeout_s + 1.0
+        limit = self.proxy.old_workers_wait_s
         try:
             applied = self.engine.proxy.apply_config(self._render(route, label), old_workers_s=limit)
         except LabError as exc:  # nginx -t's verdict, or a reload the master did not take (its log said why)
@@ -353,10 +353,7 @@ class FleetTarget:
         )
 
     def _note(self, note: str) -> None:
-        """A note in the journal and on the terminal, once per run."""
-        if note not in self._run.record.notes:
-            self._run.record.notes.append(note)
-            self.hook(f"note: {note}", None)
+        note_once(self._run.record, self.hook, note)
 
     def _judge(self, judge: Judge) -> tuple[bool, str | None]:
         """The verdict on `judge.version` from every tick due since traffic last changed.
