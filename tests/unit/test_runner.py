@@ -146,6 +146,8 @@ class FakeRuntime:
         self.applied.append(config)
         self.old_worker_waits.append(old_workers_s)
         self._reloaded = len(self.calls)
+        if old_workers_s <= 0:  # as the real proxy: not waited for, so nothing to say of the old workers
+            return Applied(self.checks)
         return Applied(self.checks, 0 if self.old_workers_leave else 1, self.workers_before)
 
     def cleanup(self) -> Removed:
@@ -201,14 +203,21 @@ class Harness:
             return httpx.Response(200, text="ok\n")
         return httpx.Response(404)
 
-    def runner(self, strategy: str = "blue-green", *, keep: bool = False, **config: Any) -> Run:
-        params = {"rollback_window_s": 1.5, "overlap_s": 0} if strategy == "blue-green" else {}
+    def runner(
+        self, strategy: str = "blue-green", *, keep: bool = False, params: dict | None = None, **config: Any
+    ) -> Run:
+        if params is None:
+            params = {"rollback_window_s": 1.5, "overlap_s": 0} if strategy == "blue-green" else {}
+        options, target = self.target(strategy, params, **config)
+        return Run(options, target, run_id=self.rt.run_id, probe_factory=self.probe, keep=keep)
+
+    def target(self, strategy: str, params: dict, **config: Any) -> tuple[RunOptions, FleetTarget]:
         fast = {"fleet_size": 2, "baseline_s": 0, "settle_s": 0, "health_timeout_s": 0.5}
         options = RunOptions(strategy, params, **fast | config)
         target = FleetTarget(options, self.rt)  # type: ignore[arg-type]  (the fake is the whole engine)
         target.http.close()
         target.http = httpx.Client(transport=httpx.MockTransport(self.proxy))
-        return Run(options, target, run_id=self.rt.run_id, probe_factory=self.probe, keep=keep)
+        return options, target
 
     def run(self, strategy: str = "blue-green", **kwargs: Any) -> RunRecord:
         return self.runner(strategy, **kwargs).execute()
@@ -518,10 +527,43 @@ def test_a_route_waits_for_the_old_nginx_workers_before_the_next_step(lab_: Harn
     # their kept-alive clients, have gone.
     record = lab_.run("red-black")
     assert record.status == "completed", record.error
-    # Every reload waits for the old workers before the step goes on (the wait is part of the reload's
-    # exec), bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s.
-    assert lab_.rt.old_worker_waits == [7.0] * len(lab_.rt.applied) and len(lab_.rt.applied) >= 2
+    # The switch waits for the old workers before the step goes on (the wait is part of the reload's
+    # exec), bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s. The set-up's first
+    # route takes nothing out of a config that named no instance: no wait.
+    assert lab_.rt.old_worker_waits == [0.0, 7.0]
     assert not record.notes
+
+
+def test_only_a_route_that_takes_an_instance_out_waits_for_the_old_workers(lab_: Harness) -> None:
+    # blue-green with an overlap: green joins blue (nothing out, no wait), then blue goes (wait).
+    record = lab_.runner("blue-green", params={"overlap_s": 0.01, "rollback_window_s": 0.01}).execute()
+    assert record.status == "completed", record.error
+    routes = [e.detail for e in record.events if e.kind == "Route"]
+    assert len(routes) == 2 and "v1 50%, v2 50%" in routes[0] and "v2 100%" in routes[1], routes
+    assert lab_.rt.old_worker_waits == [0.0, 0.0, 7.0]
+
+
+def test_a_rolling_batch_waits_only_when_it_leaves_the_proxy(lab_: Harness) -> None:
+    record = lab_.run("rolling")
+    assert record.status == "completed", record.error
+    steps = [e.detail for e in record.events if e.kind == "Route"]
+    waits = lab_.rt.old_worker_waits[1:]  # after the set-up's
+    # Out (v1-1 leaves), in (v2-1 joins), out, in: the wait before each stop, none after each start.
+    assert list(zip(steps, waits, strict=True)) == [
+        ("route v1 100% over app-v1-2", 7.0),
+        ("route v1 50%, v2 50% over app-v1-2, app-v2-1", 0.0),
+        ("route v2 100% over app-v2-1", 7.0),
+        ("route v2 100% over app-v2-1, app-v2-2", 0.0),
+    ]
+
+
+def test_old_workers_that_outlived_a_wait_are_waited_for_at_the_next_route(lab_: Harness) -> None:
+    # They may still route to what the route before took out: the next route waits again, even one that
+    # takes nothing out itself.
+    lab_.rt.old_workers_leave = False
+    record = lab_.run("rolling")
+    assert record.status == "completed", record.error
+    assert lab_.rt.old_worker_waits[1:] == [7.0] * 4
 
 
 def test_old_workers_that_never_leave_give_a_note_not_a_hang(lab_: Harness) -> None:
@@ -567,3 +609,4 @@ def test_a_network_address_that_is_not_this_runs_nginx_leaves_the_probe_on_the_p
     assert lab_.probes[0].config.url == record.url == record.published_url == ENDPOINTS.url
     (note,) = [n for n in record.notes if "published port" in n]
     assert host in note and why in note
+
