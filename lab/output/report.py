@@ -3,12 +3,10 @@ and the timeline images built from them (lab/output/html.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lab.analysis.summary import Analysis
 from lab.output import html, run_folder
-from lab.output.journal import journal
 from lab.record import RunRecord
 
 
@@ -16,6 +14,9 @@ def write_run(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
     run_folder.write(record, analysis, out_dir)
     _write_html(record, analysis, out_dir)
     return out_dir
+
+
+write_journal = run_folder.write_journal  # a folder written during the tear-down gets its time after
 
 
 def _write_html(record: RunRecord, analysis: Analysis, out_dir: Path) -> None:
@@ -26,4 +27,4 @@ def _write_html(record: RunRecord, analysis: Analysis, out_dir: Path) -> None:
     except Exception as exc:
         why = f"{type(exc).__name__}: {exc}"
         record.notes.append(f"report.html not written: {why} (retry with `lab report {out_dir}`)")
-        (out_dir / "journal.json").write_text(json.dumps(journal(record, analysis), indent=2) + "\n")
+        run_folder.write_journal(record, analysis, out_dir)

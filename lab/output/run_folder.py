@@ -160,7 +160,7 @@ def _slug(label: str) -> str:
 def write(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
     """journal.json, samples.csv, samples.jsonl and configs/ in `out_dir` (made if needed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "journal.json").write_text(json.dumps(journal(record, analysis), indent=2) + "\n")
+    write_journal(record, analysis, out_dir)
     rows = [sample_record(s, record.t0) for s in record.samples]
     with (out_dir / "samples.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -173,3 +173,8 @@ def write(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
     for n, (label, text) in enumerate(record.configs):
         (configs / f"{n:02d}-{_slug(label)}.conf").write_text(text)
     return out_dir
+
+
+def write_journal(record: RunRecord, analysis: Analysis, out_dir: Path) -> None:
+    """journal.json alone: also written again once a note was added, or the run's tear-down timed."""
+    (out_dir / "journal.json").write_text(json.dumps(journal(record, analysis), indent=2) + "\n")

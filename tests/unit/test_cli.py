@@ -273,8 +273,11 @@ class FakeRunner:
         self.record = RunRecord(config, "fake01", "2024-05-01T12:00:00+00:00", 100.0)
         self.feed = SampleFeed(config.rate, self.record.t0)  # what the live view reads; fed by FeedingRunner
 
-    def execute(self) -> RunRecord:
+    def execute(self, *, wait_teardown: bool = True) -> RunRecord:
         return self.run()  # looked up on the class, so a test can replace `run`
+
+    def finish(self) -> None:
+        """Nothing was made, so nothing is being removed."""
 
     def run(self) -> RunRecord:
         self.hook(self.hook_line, None)

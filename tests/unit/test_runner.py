@@ -8,10 +8,13 @@ health timeout takes no real time and every Pause shows up as exactly its length
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import signal
 import threading
+import time as real_time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +27,7 @@ from lab.engines.docker.images import app_image
 from lab.errors import ConfigRejected, LabError
 from lab.model import ErrorClass, Instance, Sample
 from lab.options import RunOptions
-from lab.pipeline import Run, probe_config
+from lab.pipeline import Run, RunResult, probe_config, run_once
 from lab.probe.config import ProbeConfig
 from lab.record import RunRecord
 from lab.targets.fleet.target import FleetTarget
@@ -610,3 +613,45 @@ def test_a_network_address_that_is_not_this_runs_nginx_leaves_the_probe_on_the_p
     (note,) = [n for n in record.notes if "published port" in n]
     assert host in note and why in note
 
+
+# -- the run folder and the tear-down, side by side (run_once) ------------------------------------------
+
+
+def _once(lab_: Harness, out_dir: Path) -> RunResult:
+    options, target = lab_.target("blue-green", {"rollback_window_s": 1.5, "overlap_s": 0})
+    return run_once(options, target, out_dir=out_dir, run_id=lab_.rt.run_id, probe_factory=lab_.probe)
+
+
+def test_the_run_folder_is_written_while_the_run_is_removed_and_then_times_the_removal(
+    lab_: Harness, tmp_path: Path
+) -> None:
+    removed = lab_.rt.cleanup
+    drawn_meanwhile: list[bool] = []
+
+    def slow_cleanup() -> Removed:  # an engine that takes its time: the folder's charts come meanwhile
+        deadline = real_time.monotonic() + 5.0
+        while not list(tmp_path.glob("*/report.html")) and real_time.monotonic() < deadline:
+            real_time.sleep(0.01)
+        drawn_meanwhile.append(bool(list(tmp_path.glob("*/report.html"))))
+        return removed()
+
+    lab_.rt.cleanup = slow_cleanup  # type: ignore[method-assign]
+    result = _once(lab_, tmp_path)
+    assert result.record.status == "completed", result.record.error
+    assert drawn_meanwhile == [True], "report.html was written only after the run's objects were removed"
+    assert result.folder is not None and result.record.removed is not None
+    timings = json.loads((result.folder / "journal.json").read_text())["timings"]
+    # The journal was written again once the tear-down had ended: its time and the wall time are in it.
+    assert timings["teardown_s"] is not None and timings["wall_s"] is not None, timings
+
+
+def test_a_tear_down_that_fails_is_raised_after_the_folder_is_written(lab_: Harness, tmp_path: Path) -> None:
+    def broken_cleanup() -> Removed:
+        raise LabError("the engine went away")
+
+    lab_.rt.cleanup = broken_cleanup  # type: ignore[method-assign]
+    with pytest.raises(LabError, match="the engine went away"):
+        _once(lab_, tmp_path)
+    (folder,) = tmp_path.iterdir()  # what the run measured is kept
+    assert (folder / "samples.csv").is_file() and (folder / "report.html").is_file()
+    assert json.loads((folder / "journal.json").read_text())["status"] == "completed"
