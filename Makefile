@@ -16,8 +16,9 @@ FILE   ?= deploylab-images.tar.gz
 # others saw resets at reloads while the machine stalled answers by up to 2.6 s. The serial tests (the
 # swarm's, the bundle's) always run alone, last.
 JOBS   ?= 1
-INTEGRATION := $(BIN)/pytest -m 'docker and not serial' $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadgroup) \
-	tests/integration && $(BIN)/pytest -m 'docker and serial' tests/integration
+# The ten longest tests of each session are printed at its end: where the suite's time goes.
+INTEGRATION := $(BIN)/pytest -m 'docker and not serial' --durations=10 $(if $(filter-out 1,$(JOBS)),-n $(JOBS) \
+	--dist loadgroup) tests/integration && $(BIN)/pytest -m 'docker and serial' --durations=10 tests/integration
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps images bundle load-bundle run plan test checks unit integration lint bench compose-files workshop-check clean distclean
