@@ -531,9 +531,9 @@ def test_a_route_waits_for_the_old_nginx_workers_before_the_next_step(lab_: Harn
     record = lab_.run("red-black")
     assert record.status == "completed", record.error
     # The switch waits for the old workers before the step goes on (the wait is part of the reload's
-    # exec), bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s. The set-up's first
-    # route takes nothing out of a config that named no instance: no wait.
-    assert lab_.rt.old_worker_waits == [0.0, 7.0]
+    # exec), bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s. So does the set-up's
+    # first route: it names no instance the start-up config did, but takes out that config's own answer.
+    assert lab_.rt.old_worker_waits == [7.0, 7.0]
     assert not record.notes
 
 
@@ -543,7 +543,7 @@ def test_only_a_route_that_takes_an_instance_out_waits_for_the_old_workers(lab_:
     assert record.status == "completed", record.error
     routes = [e.detail for e in record.events if e.kind == "Route"]
     assert len(routes) == 2 and "v1 50%, v2 50%" in routes[0] and "v2 100%" in routes[1], routes
-    assert lab_.rt.old_worker_waits == [0.0, 0.0, 7.0]
+    assert lab_.rt.old_worker_waits == [7.0, 0.0, 7.0]
 
 
 def test_a_rolling_batch_waits_only_when_it_leaves_the_proxy(lab_: Harness) -> None:
@@ -567,6 +567,15 @@ def test_old_workers_that_outlived_a_wait_are_waited_for_at_the_next_route(lab_:
     record = lab_.run("rolling")
     assert record.status == "completed", record.error
     assert lab_.rt.old_worker_waits[1:] == [7.0] * 4
+
+
+def test_start_up_workers_that_outlived_the_first_wait_are_waited_for_again(lab_: Harness) -> None:
+    # The start-up config answers `static` by itself: until a wait has seen its workers go, even a route
+    # that takes no instance out waits (blue-green's 50/50 route here).
+    lab_.rt.old_workers_leave = False
+    record = lab_.runner("blue-green", params={"overlap_s": 0.01, "rollback_window_s": 0.01}).execute()
+    assert record.status == "completed", record.error
+    assert lab_.rt.old_worker_waits == [7.0, 7.0, 7.0]
 
 
 def test_old_workers_that_never_leave_give_a_note_not_a_hang(lab_: Harness) -> None:

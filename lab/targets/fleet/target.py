@@ -62,6 +62,9 @@ class FleetTarget:
         # Every instance an nginx worker may still route to: the live config's, and an older config's
         # while its workers may still run (the proxy starts on a config that names none).
         self.reachable: frozenset[Instance] = frozenset()
+        # The start-up config answers by itself (`200 ok`, version `static`): until a wait has seen its
+        # workers go, one of them may still take the probe's first connection.
+        self.static_may_answer = True
         self.traffic_changed_at = 0.0  # when the last Route went live: a Judge looks at what came after
         self.proxy = options.proxy
         self.endpoints: ProxyEndpoints | None = None
@@ -241,11 +244,18 @@ class FleetTarget:
         every instance an old worker may still reach is in the new route too, so the step does not wait
         for them (0.3 to 0.4 s a step at 200 req/s). The instances old workers may still reach are kept
         until a wait has seen those workers go, so a later route that takes one out waits for them all.
+
+        The set-up's first route waits too, though it takes no instance out: it takes out the start-up
+        config's own answer. nginx's master lets the new workers start for 100 ms before it tells the old
+        ones to go (ngx_master_process_cycle), and meanwhile an old worker still accepts connections: the
+        probe's first ones, opened right after the set-up, could get `static` from it (as swarm-rolling's
+        set-up once did in CI).
         """
         self.generation += 1
         routed = frozenset(route.instances) | frozenset(route.canary)
         dropped = self.reachable - routed
-        limit = self.proxy.old_workers_wait_s if dropped else 0.0
+        waits = bool(dropped) or self.static_may_answer
+        limit = self.proxy.old_workers_wait_s if waits else 0.0
         try:
             applied = self.engine.proxy.apply_config(self._render(route, label), old_workers_s=limit)
         except LabError as exc:  # nginx -t's verdict, or a reload the master did not take (its log said why)
@@ -269,7 +279,9 @@ class FleetTarget:
                 "while they served their last clients"
             )
         # Not waited for, or some outlived the wait: the old workers may still reach what they did.
-        self.reachable = routed if dropped and not applied.old_workers else self.reachable | routed
+        gone = waits and not applied.old_workers
+        self.reachable = routed if gone else self.reachable | routed
+        self.static_may_answer = self.static_may_answer and not gone
         self._wait_generation(self.generation)
         self._run.feed.set_route(route)
 
