@@ -59,12 +59,6 @@ class FleetTarget:
         self.new_fleet = fleet(NEW, options.fleet_size)
         self.outlook: Callable[[], tuple[Plan, Topology]] | None = self._plan
         self.generation = 0
-        # Every instance an nginx worker may still route to: the live config's, and an older config's
-        # while its workers may still run (the proxy starts on a config that names none).
-        self.reachable: frozenset[Instance] = frozenset()
-        # The start-up config answers by itself (`200 ok`, version `static`): until a wait has seen its
-        # workers go, one of them may still take the probe's first connection.
-        self.static_may_answer = True
         self.traffic_changed_at = 0.0  # when the last Route went live: a Judge looks at what came after
         self.proxy = options.proxy
         self.endpoints: ProxyEndpoints | None = None
@@ -232,30 +226,16 @@ class FleetTarget:
         return config
 
     def _apply_route(self, route: Route, label: str) -> None:
-        """A route that takes an instance out has not moved until no nginx worker of an older config is left.
+        """A route has not moved until no nginx worker of an older config is left.
 
         After a reload an old worker goes on serving its kept-alive clients with the old upstreams, for up
         to keepalive_min_timeout and through any answer in flight. Stopping an instance the new config no
         longer names right after the reload failed those requests: red/black lost 5 to 13 requests (502)
-        in 7 runs of 9. So such a step ends when only the new config's workers run: the proxy waits for
-        the old ones in the same exec as the reload, then this waits for the new ones to answer.
-
-        A route that takes nothing out (a canary's share grows, green joins blue) has nothing to protect:
-        every instance an old worker may still reach is in the new route too, so the step does not wait
-        for them (0.3 to 0.4 s a step at 200 req/s). The instances old workers may still reach are kept
-        until a wait has seen those workers go, so a later route that takes one out waits for them all.
-
-        The set-up's first route waits too, though it takes no instance out: it takes out the start-up
-        config's own answer. nginx's master lets the new workers start for 100 ms before it tells the old
-        ones to go (ngx_master_process_cycle), and meanwhile an old worker still accepts connections: the
-        probe's first ones, opened right after the set-up, could get `static` from it (as swarm-rolling's
-        set-up once did in CI).
+        in 7 runs of 9. So the step ends when only the new config's workers run: the proxy waits for the
+        old ones in the same exec as the reload, then this waits for the new ones to answer.
         """
         self.generation += 1
-        routed = frozenset(route.instances) | frozenset(route.canary)
-        dropped = self.reachable - routed
-        waits = bool(dropped) or self.static_may_answer
-        limit = self.proxy.old_workers_wait_s if waits else 0.0
+        limit = self.proxy.old_workers_wait_s
         try:
             applied = self.engine.proxy.apply_config(self._render(route, label), old_workers_s=limit)
         except LabError as exc:  # nginx -t's verdict, or a reload the master did not take (its log said why)
@@ -278,10 +258,6 @@ class FleetTarget:
                 f"old nginx workers still ran {limit:g} s after a reload: the steps after it went on "
                 "while they served their last clients"
             )
-        # Not waited for, or some outlived the wait: the old workers may still reach what they did.
-        gone = waits and not applied.old_workers
-        self.reachable = routed if gone else self.reachable | routed
-        self.static_may_answer = self.static_may_answer and not gone
         self._wait_generation(self.generation)
         self._run.feed.set_route(route)
 
