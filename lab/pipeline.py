@@ -291,8 +291,16 @@ def run_once(
                 analysis = analyse(record, target)
                 if out_dir is not None:
                     folder = report.write_run(record, analysis, folder_for(out_dir, target.name, run_id))
-            finally:
+            except BaseException:  # the folder's own error is the one to raise; the removal still ends
+                with contextlib.suppress(Exception):
+                    run.finish()
+                raise
+            try:
                 run.finish()
+            except Exception as exc:  # said in the folder too, which is kept
+                record.notes.append(f"removing what the run made failed: {str(exc).splitlines()[0]}")
+                raise
+            finally:
                 if folder is not None:  # again, now with the tear-down's time and the run's wall time
                     report.write_journal(record, analysis, folder)
     result = RunResult(record, analysis, folder)

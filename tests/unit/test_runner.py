@@ -628,4 +628,8 @@ def test_a_tear_down_that_fails_is_raised_after_the_folder_is_written(lab_: Harn
         _once(lab_, tmp_path)
     (folder,) = tmp_path.iterdir()  # what the run measured is kept
     assert (folder / "samples.csv").is_file() and (folder / "report.html").is_file()
-    assert json.loads((folder / "journal.json").read_text())["status"] == "completed"
+    journal = json.loads((folder / "journal.json").read_text())
+    assert journal["status"] == "completed"
+    # Written again after the failed removal: its time, and a note of what failed.
+    assert journal["timings"]["teardown_s"] is not None and journal["timings"]["wall_s"] is not None
+    assert "removing what the run made failed: the engine went away" in journal["notes"]
