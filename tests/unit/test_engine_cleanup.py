@@ -9,7 +9,7 @@ from typing import Any
 
 import docker.errors
 
-from lab.engines.docker.client import phantom_endpoint
+from lab.engines.docker.client import phantom_endpoint, remove_labelled
 
 REFUSED = (
     "lab-d042bd: 403 Client Error for http+docker://localhost/v1.41/networks/e5b7: Forbidden "
@@ -54,3 +54,71 @@ def test_a_network_gone_meanwhile_or_another_refusal_is_left_as_it_was() -> None
     other = "lab-d042bd: 500 Server Error: device or resource busy"
     networks = Networks({})
     assert phantom_endpoint(client(networks), other) == other and networks.asked == []
+
+
+# -- a removed network counts as gone once the engine no longer lists it -------------------------------
+
+
+class Overlay:
+    """A network as the engine's list gives it: removed at once, listed on for `lingers` more lists."""
+
+    def __init__(self, name: str, lingers: int = 0, refusals: int = 0) -> None:
+        self.id, self.name, self.lingers, self.refusals = f"id-{name}", name, lingers, refusals
+        self.removed = False
+        self.removals = 0
+
+    def remove(self) -> None:
+        self.removals += 1
+        if self.removed:  # Docker 20.10 on a swarm network removed meanwhile: a 500, "not found"
+            raise docker.errors.APIError(f"network {self.id} not found")
+        if self.refusals:
+            self.refusals -= 1
+            raise docker.errors.APIError("error while removing network: has active endpoints")
+        self.removed = True
+
+
+class Listing:
+    def __init__(self, *networks: Overlay) -> None:
+        self.networks, self.lists = list(networks), 0
+
+    def list(self, filters: dict[str, Any]) -> list[Overlay]:
+        self.lists += 1
+        shown = []
+        for network in self.networks:
+            if not network.removed:
+                shown.append(network)
+            elif network.lingers > 0:
+                network.lingers -= 1
+                shown.append(network)
+        return shown
+
+
+def engine(networks: Listing, *, services: int) -> Any:
+    service = SimpleNamespace(name="lab-abc-app", remove=lambda: None)
+    return SimpleNamespace(
+        info=lambda: {"Swarm": {"ControlAvailable": services > 0}},
+        services=SimpleNamespace(list=lambda filters: [service] * services),
+        containers=SimpleNamespace(list=lambda **kwargs: []),
+        networks=networks,
+    )
+
+
+def test_a_swarm_network_still_listed_after_its_removal_is_waited_for_not_removed_twice() -> None:
+    overlay = Overlay("lab-abc", lingers=3)
+    listing = Listing(overlay)
+    removed = remove_labelled(engine(listing, services=1))
+    assert removed.networks == 1 and removed.left == []
+    assert overlay.removals == 1  # once: asked again, the engine answers 500 "not found"
+    assert listing.lists == 5  # listed until it was gone: its removal, three lingering lists, the empty one
+
+
+def test_a_network_that_stays_listed_is_said_to_be_left() -> None:
+    overlay = Overlay("lab-abc", lingers=10**6)
+    removed = remove_labelled(engine(Listing(overlay), services=0))
+    assert removed.left == ["lab-abc: removed, but still listed by the engine 1.5 s later"]
+
+
+def test_a_network_refused_while_its_endpoints_go_is_tried_again() -> None:
+    overlay = Overlay("lab-abc", refusals=1)
+    removed = remove_labelled(engine(Listing(overlay), services=0))
+    assert removed.networks == 1 and removed.left == [] and overlay.removals == 2

@@ -114,21 +114,45 @@ def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str] | Non
                 for c in containers
             ]
             removed_containers = sum(f.result() for f in removals)
-        removed_networks = 0
-        # A network refuses removal while an endpoint is still being torn down; an overlay's endpoints
-        # (a removed service's tasks) take longer than a bridge's.
-        for _ in range(20 if removed_services else 3):
-            network_problems = []
-            networks = client.networks.list(filters=filters)
-            removed_networks += sum(attempt(n.name, n.remove, network_problems) for n in networks)
-            if not network_problems:
-                break
-            time.sleep(0.5)
+        swarm = removed_services > 0
+        removed_networks, network_problems = _remove_networks(client, filters, attempt, swarm=swarm)
         network_problems = [phantom_endpoint(client, problem) for problem in network_problems]
     except Exception as exc:
         return Removed(0, 0, [f"Docker did not answer ({str(exc).splitlines()[0]})"])
     left = service_problems + container_problems + network_problems
     return Removed(removed_containers, removed_networks, left, removed_services)
+
+
+def _remove_networks(
+    client: docker.DockerClient,
+    filters: dict[str, Any],
+    attempt: Callable[[str, Callable[[], None], list[str]], bool],
+    *,
+    swarm: bool,
+) -> tuple[int, list[str]]:
+    """Remove the labelled networks, and return once the engine lists none of them: how many were
+    removed, and what could not be.
+
+    A network refuses removal while an endpoint is still being torn down; an overlay's endpoints (a
+    removed service's tasks) take longer than a bridge's. And a swarm's overlay is removed from the
+    cluster at once but from this node's list a moment later (0.5 to 3 s measured here): a run that
+    ended meanwhile left it listed, and a leftover check saw it (its name, then its ID, which the engine
+    then said it did not know, with a 500). So a network counts as gone when the list no longer has it."""
+    limit = 10.0 if swarm else 1.5
+    deadline = time.monotonic() + limit
+    removed: set[str] = set()
+    while True:
+        problems: list[str] = []
+        listed = client.networks.list(filters=filters)
+        for network in listed:
+            if network.id in removed or attempt(network.name, network.remove, problems):
+                removed.add(network.id)
+        if not listed or time.monotonic() > deadline:
+            break
+        time.sleep(0.1 if not problems else 0.5)
+    lingering = [n.name for n in listed if n.id in removed]
+    problems += [f"{name}: removed, but still listed by the engine {limit:g} s later" for name in lingering]
+    return len(removed), problems
 
 
 PHANTOM = "has active endpoints"
