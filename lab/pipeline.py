@@ -27,7 +27,7 @@ from lab.errors import LabError
 from lab.live.feed import SampleFeed
 from lab.model import ErrorClass
 from lab.options import RunOptions
-from lab.output import report
+from lab.output import report, run_folder
 from lab.probe.config import ProbeConfig
 from lab.probe.process import ProbeProcess
 from lab.record import RunRecord
@@ -302,7 +302,7 @@ def run_once(
                 raise
             finally:
                 if folder is not None:  # again, now with the tear-down's time and the run's wall time
-                    report.write_journal(record, analysis, folder)
+                    run_folder.write_journal(record, analysis, folder)
     result = RunResult(record, analysis, folder)
     if interrupted:
         raise Interrupted(result)

@@ -16,9 +16,6 @@ def write_run(record: RunRecord, analysis: Analysis, out_dir: Path) -> Path:
     return out_dir
 
 
-write_journal = run_folder.write_journal  # a folder written during the tear-down gets its time after
-
-
 def _write_html(record: RunRecord, analysis: Analysis, out_dir: Path) -> None:
     """report.html and the timeline images, last: they are built from the files written above, and a
     failure here must not lose the run. It becomes a note, in the journal and the summary."""

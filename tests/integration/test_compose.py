@@ -10,6 +10,7 @@ import pytest
 from conftest import Project, compose_command, wait_for_200
 
 from lab.compose_files import COMPOSE_FILE, LIVE_CONFIG, MOUNT, ROOT, topologies
+from lab.engines.docker.proxy import worker_pids_script
 
 TOPOLOGIES = {t.folder: t for t in topologies()}
 
@@ -21,8 +22,7 @@ def answers(url: str, count: int) -> list[httpx.Response]:
 
 def workers(project: Project) -> set[str]:
     """The PIDs of the proxy's nginx workers, old ones shutting down included."""
-    titled = "grep -qa '^nginx: worker process' $p/cmdline"
-    listing = f"for p in /proc/[0-9]*; do {titled} && echo ${{p#/proc/}}; done; true"
+    listing = f"{worker_pids_script()}; true"  # the lab's own listing, in the compose proxy
     return set(project("exec", "-T", "proxy", "sh", "-c", listing).stdout.split())
 
 

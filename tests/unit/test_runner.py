@@ -204,8 +204,11 @@ class Harness:
             return httpx.Response(200, text="ok\n")
         return httpx.Response(404)
 
-    def runner(self, strategy: str = "blue-green", *, keep: bool = False, **config: Any) -> Run:
-        params = {"rollback_window_s": 1.5, "overlap_s": 0} if strategy == "blue-green" else {}
+    def runner(
+        self, strategy: str = "blue-green", *, keep: bool = False, params: dict | None = None, **config: Any
+    ) -> Run:
+        if params is None:
+            params = {"rollback_window_s": 1.5, "overlap_s": 0} if strategy == "blue-green" else {}
         options, target = self.target(strategy, params, **config)
         return Run(options, target, run_id=self.rt.run_id, probe_factory=self.probe, keep=keep)
 
@@ -535,8 +538,7 @@ def test_a_route_that_only_brings_instances_in_waits_too(lab_: Harness) -> None:
     # Green joining blue takes nothing out, but its step's end is when the 50/50 route holds for every
     # client (a tester's preview, the mixed window are measured from it): old workers still answer their
     # kept-alive clients by the old route until they go.
-    options, target = lab_.target("blue-green", {"overlap_s": 0.01, "rollback_window_s": 0.01})
-    record = Run(options, target, run_id=lab_.rt.run_id, probe_factory=lab_.probe).execute()
+    record = lab_.runner("blue-green", params={"overlap_s": 0.01, "rollback_window_s": 0.01}).execute()
     assert record.status == "completed", record.error
     routes = [e.detail for e in record.events if e.kind == "Route"]
     assert len(routes) == 2 and "v1 50%, v2 50%" in routes[0], routes

@@ -33,6 +33,12 @@ NEW_WORKER_S = 2.0  # for the new config's first worker: none means the master d
 INLINE_CONFIG_MAX = 100_000
 
 
+def worker_pids_script(title: str = WORKER_TITLE) -> str:
+    """A shell loop printing the PID of every nginx worker, old ones shutting down included (their
+    title goes on with "is shutting down"); it prints nothing, and exits 1, when there is none."""
+    return f"for p in /proc/[0-9]*; do grep -qa '^{title}' $p/cmdline 2>/dev/null && echo ${{p#/proc/}}; done"
+
+
 def reload_script(old_workers_s: float, title: str = WORKER_TITLE, config: str | None = None) -> str:
     """Write `config` as the candidate (when given; else it was uploaded), check it, make it live with a
     graceful reload and, for up to `old_workers_s`, wait until every nginx worker that ran before the
@@ -48,7 +54,7 @@ def reload_script(old_workers_s: float, title: str = WORKER_TITLE, config: str |
     candidate was rejected; 4: it could not be written or the reload failed; 5: the master did not take
     it."""
     titled = f"grep -qa '^{title}'"
-    workers = f"for p in /proc/[0-9]*; do {titled} $p/cmdline 2>/dev/null && echo ${{p#/proc/}}; done"
+    workers = worker_pids_script(title)
     write = ""
     if config is not None:  # an empty one too: written empty, so an earlier candidate cannot pass for it
         write = f"{{ printf '%s' {shlex.quote(config)} > {CANDIDATE_PATH}; }} 2>&1 || exit 4; "
