@@ -25,8 +25,8 @@ def images_cmd(
         return
     if base not in BASES:
         raise BadInput(f"--base must be one of {', '.join(BASES)}, got {base!r}")
+    from lab.engines.docker.client import connect
     from lab.engines.docker.images import ensure_images
-    from lab.engines.docker.local import connect
 
     report = ensure_images(
         connect(), rebuild=rebuild, base=base, log=lambda line: err.print(line, markup=False)
@@ -89,8 +89,8 @@ def clean_cmd(
     """Remove every container, Swarm service and network any lab run left behind (with DEPLOYLAB_OWNER
     set: only that owner's)."""
     from lab.engines.base import owner_labels
+    from lab.engines.docker.client import connect, remove_labelled
     from lab.engines.docker.images import remove_images
-    from lab.engines.docker.local import connect, remove_labelled
 
     client = connect()
     removed = remove_labelled(client, owner_labels())
@@ -115,8 +115,8 @@ def push_cmd(
 ) -> None:
     """Tag the lab's images with REGISTRY and push them, for a swarm of several nodes: each node pulls
     what runs on it. Run with `lab run ... --engine swarm --registry REGISTRY`."""
+    from lab.engines.docker.client import connect
     from lab.engines.docker.images import push_images
-    from lab.engines.docker.local import connect
 
     def log(line: str) -> None:
         err.print(line, markup=False, soft_wrap=True)

@@ -47,8 +47,8 @@ def test_lab_clean_removes_only_its_owners_objects(
     else:
         monkeypatch.delenv("DEPLOYLAB_OWNER", raising=False)
     removed = mock.Mock(return_value=Removed(containers=2, networks=1, services=0))
-    monkeypatch.setattr("lab.engines.docker.local.remove_labelled", removed)
-    monkeypatch.setattr("lab.engines.docker.local.connect", lambda: "client")
+    monkeypatch.setattr("lab.engines.docker.client.remove_labelled", removed)
+    monkeypatch.setattr("lab.engines.docker.client.connect", lambda: "client")
     result = CliRunner().invoke(app, ["clean"])
     assert result.exit_code == 0, result.output
     removed.assert_called_once_with("client", filters)

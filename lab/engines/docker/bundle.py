@@ -29,8 +29,8 @@ import docker
 import docker.errors
 
 from lab import __version__
+from lab.engines.docker.client import engine_errors
 from lab.engines.docker.images import BASE_LABEL, all_images
-from lab.engines.docker.local import engine_errors
 from lab.errors import BadInput, ImagesMissing, LabError
 
 MANIFEST_NAME = "deploylab-bundle.json"
@@ -310,7 +310,7 @@ def _guarded(chunks: Iterable[bytes]) -> Iterable[bytes]:
 
 
 def open_engine() -> DockerImages:
-    from lab.engines.docker.local import connect
+    from lab.engines.docker.client import connect
 
     return DockerImages(connect())
 

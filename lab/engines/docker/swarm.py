@@ -26,14 +26,13 @@ import docker
 import docker.errors
 import docker.types
 
-from lab.engines.base import RUN_LABEL, TaskState, UpdateState, run_labels
-from lab.engines.docker.client import connect, engine_errors, remove_labelled
+from lab.engines.base import TaskState, UpdateState
+from lab.engines.docker.client import engine_errors
 from lab.engines.docker.proxy import DockerProxy
-from lab.engines.docker.reaper import Reaper, start_reaper
-from lab.engines.names import PROXY_IMAGE, REAPER_IMAGE, app_images
+from lab.engines.docker.run_engine import RunEngine
+from lab.engines.names import PROXY_IMAGE
 from lab.errors import ImagesMissing, LabError
 from lab.model import Instance
-from lab.record import Removed
 
 APP_MEMORY = 128 * 1024 * 1024
 # A task that ended: its container's exit code is final. (Swarm's own words for a task's state.)
@@ -162,7 +161,7 @@ class SwarmFleet:
         return b"".join(raw).decode(errors="replace").strip()
 
 
-class SwarmEngine:
+class SwarmEngine(RunEngine):
     """One run on a swarm: an attachable overlay network, one-task services, the proxy container."""
 
     def __init__(
@@ -174,26 +173,14 @@ class SwarmEngine:
         *,
         stop_grace_s: float = 10.0,
     ):
-        self.run_id = run_id
-        self.client = client or connect()
-        self.network = f"lab-{run_id}"
-        self.labels = run_labels(run_id, labels)
-        self.proxy_image = proxy_image
-        self.reaper: Reaper | None = None
+        super().__init__(run_id, client, proxy_image, labels)
         self.fleet = SwarmFleet(self.client, run_id, self.network, self.labels, stop_grace_s=stop_grace_s)
         self.proxy = DockerProxy(self.client, run_id, self.network, self.labels, proxy_image)
 
     @engine_errors
     def preflight(self, images: Sequence[str] | None = None) -> None:
         require_manager(self.client)
-        wanted = [*(app_images() if images is None else images), self.proxy_image, REAPER_IMAGE]
-        missing = []
-        for image in dict.fromkeys(wanted):
-            try:
-                self.client.images.get(image)
-            except docker.errors.ImageNotFound:
-                if not self._in_registry(image):
-                    missing.append(image)
+        missing = [image for image in self.absent_images(images) if not self._in_registry(image)]
         if missing:
             raise ImagesMissing(
                 f"image(s) {', '.join(missing)} not found on this node: run `lab images` (on a swarm of "
@@ -344,27 +331,6 @@ class SwarmEngine:
         self.client.networks.create(
             self.network, driver="overlay", attachable=True, labels=self.labels, scope="swarm"
         )
-
-    def watch(self) -> None:
-        self.reaper = start_reaper(self.client, self.run_id, self.labels)
-
-    def watching(self) -> None:
-        if self.reaper is not None:
-            self.reaper.ready()
-
-    def release(self) -> None:
-        if self.reaper is not None:
-            self.reaper.release()
-            self.reaper = None
-
-    def cleanup(self) -> Removed:
-        """Everything the run made, the reaper too (removed, it reaps nothing)."""
-        try:
-            return remove_labelled(self.client, {RUN_LABEL: self.run_id})
-        finally:
-            if self.reaper is not None:
-                self.reaper.close()
-                self.reaper = None
 
 
 def open_engine(
