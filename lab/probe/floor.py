@@ -5,6 +5,11 @@ Each driver's own exchange runs against httpcore's in-memory mock network, answe
 nginx answers, on one kept-alive connection. What is left on top of this figure in a real run is the
 driver (event loop or threads), the sockets' system calls, and the server sharing the same cores.
 `make bench` prints it beside the rates, so a ceiling can be read against what it could at best be.
+
+Measured back to back, the figure is a best case: the same exchange after the thread has slept a moment
+costs two to four times as much here (its caches gone cold while the core ran something else or idled),
+and a probe sleeps between ticks whenever it keeps up. So the floor is also measured with a pause before
+each request (`pause_s`), the CPU counted around the exchange alone.
 """
 
 from __future__ import annotations
@@ -50,23 +55,32 @@ class _AsyncNet(httpcore.AsyncMockBackend):
         return httpcore.AsyncMockStream([self.answer] * self.answers)
 
 
-def stack_cost_us(driver: str, requests: int = 5000, answer: bytes = ANSWER) -> float:
-    """CPU microseconds per kept-alive request through `driver`'s exchange, after one to warm up."""
+def stack_cost_us(driver: str, requests: int = 5000, answer: bytes = ANSWER, pause_s: float = 0.0) -> float:
+    """CPU microseconds per kept-alive request through `driver`'s exchange, after one to warm up; with
+    `pause_s`, the thread sleeps that long before each request, and only the exchanges are counted."""
     config = ProbeConfig(_URL, 1000, driver=driver)
     if driver == "asyncio":
-        return asyncio.run(_async_cost(config, requests, answer))
+        return asyncio.run(_async_cost(config, requests, answer, pause_s))
     channel = Channel(config, network_backend=_SyncNet(requests + 1, answer))
     _check(*channel.exchange()[:2])
-    start = time.process_time()
+    spent = 0.0
     for _ in range(requests):
+        if pause_s:
+            time.sleep(pause_s)
+        start = time.thread_time()
         _check(*channel.exchange()[:2])
-    return (time.process_time() - start) / requests * 1e6
+        spent += time.thread_time() - start
+    return spent / requests * 1e6
 
 
-async def _async_cost(config: ProbeConfig, requests: int, answer: bytes) -> float:
+async def _async_cost(config: ProbeConfig, requests: int, answer: bytes, pause_s: float) -> float:
     client, read = aio._Client(config, 0, _AsyncNet(requests + 1, answer)), Reader(config)
     _check(*(await aio._exchange(client, "get", False, read, None))[:2])
-    start = time.process_time()
+    spent = 0.0
     for _ in range(requests):
+        if pause_s:
+            time.sleep(pause_s)  # the thread sleeps, as a loop with nothing due does in its selector
+        start = time.thread_time()
         _check(*(await aio._exchange(client, "get", False, read, None))[:2])
-    return (time.process_time() - start) / requests * 1e6
+        spent += time.thread_time() - start
+    return spent / requests * 1e6

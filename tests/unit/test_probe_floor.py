@@ -21,7 +21,19 @@ def test_an_answer_read_as_anything_but_200_v1_fails_the_measure(driver: str) ->
         stack_cost_us(driver, requests=5, answer=wrong)
 
 
-def test_the_floor_line_gives_each_driver_its_cost_and_rate_per_core() -> None:
-    line = stack_floor(["threads", "asyncio"], cost=lambda d: {"threads": 250.0, "asyncio": 400.0}[d])
-    assert "threads 250 µs (at best 4,000 req/s per core)" in line
-    assert "asyncio 400 µs (at best 2,500 req/s per core)" in line
+def test_the_floor_line_gives_each_driver_its_cost_and_rate_per_core_and_its_cost_after_a_pause() -> None:
+    costs = {
+        ("threads", 0.0): 250.0,
+        ("asyncio", 0.0): 400.0,
+        ("threads", 0.001): 610.0,
+        ("asyncio", 0.001): 900.0,
+    }
+    line = stack_floor(["threads", "asyncio"], cost=lambda d, pause: costs[d, pause])
+    assert "threads 250 µs back to back (at best 4,000 req/s per core), 610 µs after a 1 ms pause" in line
+    assert "asyncio 400 µs back to back (at best 2,500 req/s per core), 900 µs after a 1 ms pause" in line
+
+
+@pytest.mark.parametrize("driver", ["threads", "asyncio"])
+def test_a_pause_before_each_request_is_not_counted_as_its_cost(driver: str) -> None:
+    # CPU time, not wall time: 20 ms of sleep before each request would come to 20,000 µs at least.
+    assert 1 < stack_cost_us(driver, requests=20, pause_s=0.02) < 10_000
