@@ -8,7 +8,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import docker.errors
+import pytest
 
+from lab.engines.docker import client as client_module
 from lab.engines.docker.client import phantom_endpoint, remove_labelled
 
 REFUSED = (
@@ -122,3 +124,24 @@ def test_a_network_refused_while_its_endpoints_go_is_tried_again() -> None:
     overlay = Overlay("lab-abc", refusals=1)
     removed = remove_labelled(engine(Listing(overlay), services=0))
     assert removed.networks == 1 and removed.left == [] and overlay.removals == 2
+
+
+def test_a_bridge_gone_from_the_list_once_removed_costs_no_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(client_module.time, "sleep", pauses.append)
+    listing = Listing(Overlay("lab-abc"))
+    removed = remove_labelled(engine(listing, services=0))
+    assert removed.networks == 1 and removed.left == []
+    assert listing.lists == 2 and pauses == []  # its removal, then the empty list at once
+
+
+def test_a_lingering_overlay_is_polled_briefly_and_a_refusal_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(client_module.time, "sleep", pauses.append)
+    remove_labelled(engine(Listing(Overlay("lab-abc", lingers=3)), services=1))
+    assert pauses == [0.05] * 3  # removed, at once listed again: three lists show it, each then a pause
+    pauses.clear()
+    remove_labelled(engine(Listing(Overlay("lab-abc", refusals=2)), services=0))
+    assert pauses == [0.5, 0.5]  # refused twice, tried again each time after the endpoints had a moment
