@@ -7,12 +7,17 @@ target sets up what is probed, deploys while the probe runs, and takes down what
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+import httpx
+
+from lab.errors import LabError
 from lab.model import Event, Sample
 
 if TYPE_CHECKING:
+    from lab.engines.base import Engine
     from lab.live.feed import SampleFeed
     from lab.options import RunOptions
     from lab.record import RunRecord
@@ -31,6 +36,33 @@ def note_once(record: RunRecord, hook: EventHook, note: str) -> None:
     if note not in record.notes:
         record.notes.append(note)
         hook(f"note: {note}", None)
+
+
+def wait_serving(http: httpx.Client, url: str, what: str, timeout_s: float) -> None:
+    """Until the proxy answers through an upstream: its start-up config answers 200 by itself too, and
+    only an answer that went through an upstream carries X-Lab-Upstream."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            answer = http.get(url)
+            if answer.status_code == 200 and answer.headers.get("X-Lab-Upstream"):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise LabError(f"the proxy at {url} did not serve {what} within {timeout_s:g} s")
+
+
+def take_down(engine: Engine, http: httpx.Client, run: RunContext, *, keep: bool) -> None:
+    """A target's teardown on one of the lab's engines: everything the run made removed, or with `keep`
+    left running and the reaper let go; the target's HTTP client closed either way."""
+    try:
+        if keep:
+            engine.release()
+        else:
+            run.record.removed = engine.cleanup()
+    finally:
+        http.close()
 
 
 class Probe(Protocol):

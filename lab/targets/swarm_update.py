@@ -26,7 +26,7 @@ from lab.errors import LabError
 from lab.model import Event
 from lab.options import DEFAULT_PORT, RunOptions
 from lab.strategies.base import Plan
-from lab.targets.base import EventHook, Probe, RunContext, no_hook, note_once
+from lab.targets.base import EventHook, Probe, RunContext, no_hook, note_once, take_down, wait_serving
 from lab.targets.fleet.nginx import RESOLVE_SINCE, render_config, supported
 from lab.targets.fleet.plan import Topology
 
@@ -109,7 +109,7 @@ class SwarmUpdateTarget:
         if applied.old_workers:
             self._note(f"workers of the proxy's static config still ran {limit:g} s after its first reload")
         record.configs.append(("follow the service's tasks", config))
-        wait_serving(self.http, endpoints.url)
+        wait_serving(self.http, endpoints.url, "the v1 service", timeout_s=20.0)
         return endpoints.url
 
     def attach(self, probe: Probe) -> Probe:
@@ -166,13 +166,7 @@ class SwarmUpdateTarget:
         raise LabError(f"Swarm's update did not finish within {settings.timeout_s:g} s (last: {last.state})")
 
     def teardown(self, run: RunContext, *, keep: bool) -> None:
-        try:
-            if keep:
-                self.engine.release()
-            else:
-                run.record.removed = self.engine.cleanup()
-        finally:
-            self.http.close()
+        take_down(self.engine, self.http, run, keep=keep)
 
     # -- helpers --------------------------------------------------------------------------------------
     def _note(self, note: str) -> None:
@@ -214,21 +208,6 @@ class SwarmUpdateTarget:
                 raise LabError(f"the v1 service did not start: {task_line(failed[0])}")
             time.sleep(POLL_S)
         raise LabError(f"the v1 service's {replicas} tasks were not running within {timeout_s:g} s")
-
-
-def wait_serving(http: httpx.Client, url: str, timeout_s: float = 20.0) -> None:
-    """Until nginx has resolved the tasks and answers from them. The static config the proxy starts on
-    answers 200 too; only an answer that went through an upstream carries X-Lab-Upstream."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            answer = http.get(url)
-            if answer.status_code == 200 and answer.headers.get("X-Lab-Upstream"):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise LabError(f"the proxy at {url} did not serve the v1 service within {timeout_s:g} s")
 
 
 def _status(state: UpdateState) -> str:

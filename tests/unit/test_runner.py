@@ -200,8 +200,8 @@ class Harness:
             return httpx.Response(200, text=generation.group(1) + "\n")
         if request.url.port == 8081 and path.startswith("/lab/health/"):
             return httpx.Response(200 if self.rt.healthy(path.rsplit("/", 1)[1]) else 502)
-        if request.url.port == 8000 and path == "/":
-            return httpx.Response(200, text="ok\n")
+        if request.url.port == 8000 and path == "/":  # through an upstream, as nginx's proxied answers
+            return httpx.Response(200, text="ok\n", headers={"X-Lab-Upstream": "10.0.0.2:8080"})
         return httpx.Response(404)
 
     def runner(

@@ -16,6 +16,7 @@ from lab.errors import LabError
 from lab.live.feed import SampleFeed
 from lab.options import RunOptions
 from lab.record import RunRecord
+from lab.targets import base as target_base
 from lab.targets import swarm_update
 from lab.targets.swarm_update import SwarmUpdateTarget, task_line
 
@@ -242,20 +243,20 @@ def test_the_static_page_the_proxy_starts_on_is_not_the_service_serving(
         asked.append(str(request.url))
         return answers[len(asked) - 1]
 
-    monkeypatch.setattr(swarm_update.time, "sleep", lambda s: None)
+    monkeypatch.setattr(target_base.time, "sleep", lambda s: None)
     with httpx.Client(transport=httpx.MockTransport(answer)) as http:
-        swarm_update.wait_serving(http, "http://127.0.0.1:8080/")
+        target_base.wait_serving(http, "http://127.0.0.1:8080/", "the v1 service", timeout_s=20.0)
     assert len(asked) == 3
 
 
 def test_a_proxy_that_only_ever_serves_its_static_page_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter(range(0, 100, 5))
-    monkeypatch.setattr(swarm_update.time, "monotonic", lambda: float(next(clock)))
-    monkeypatch.setattr(swarm_update.time, "sleep", lambda s: None)
+    monkeypatch.setattr(target_base.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(target_base.time, "sleep", lambda s: None)
     static = httpx.Response(200, headers={"X-App-Version": "static"})
     http = httpx.Client(transport=httpx.MockTransport(lambda r: static))
     with http, pytest.raises(LabError, match=r"did not serve the v1 service within 20 s"):
-        swarm_update.wait_serving(http, "http://127.0.0.1:8080/")
+        target_base.wait_serving(http, "http://127.0.0.1:8080/", "the v1 service", timeout_s=20.0)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from lab.model import (
 )
 from lab.options import DEFAULT_PORT, RunOptions
 from lab.strategies.base import Plan
-from lab.targets.base import EventHook, Probe, RunContext, no_hook, note_once
+from lab.targets.base import EventHook, Probe, RunContext, no_hook, note_once, take_down, wait_serving
 from lab.targets.fleet.nginx import render_config, supported
 from lab.targets.fleet.plan import PlanError, Topology, drive
 
@@ -115,13 +115,7 @@ class FleetTarget:
         return self._execute_plan()
 
     def teardown(self, run: RunContext, *, keep: bool) -> None:
-        try:
-            if keep:
-                self.engine.release()
-            else:
-                run.record.removed = self.engine.cleanup()
-        finally:
-            self.http.close()
+        take_down(self.engine, self.http, run, keep=keep)
 
     @property
     def _run(self) -> RunContext:
@@ -157,7 +151,7 @@ class FleetTarget:
         if not self._wait_healthy(self.old_fleet):
             raise LabError(f"the {OLD} fleet did not become healthy: {self._why_unhealthy(self.old_fleet)}")
         self._apply_route(Route.even(self.old_fleet), "initial")
-        self._wait_serving()
+        wait_serving(self.http, self.endpoints.url, f"the {OLD} fleet", timeout_s=15.0)
 
     def _plan(self) -> tuple[Plan, Topology]:
         plan = self.strategy.plan(self.old_fleet, self.new_fleet, **dict(self.options.params))
@@ -380,15 +374,3 @@ class FleetTarget:
             f"; {missing} tick(s) never came back from the probe" if missing > 0 else ""
         )
         return verdict.passed and missing <= 0, None if verdict.passed and missing <= 0 else reason
-
-    def _wait_serving(self, timeout_s: float = 15.0) -> None:
-        assert self.endpoints is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if self.http.get(self.endpoints.url).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise LabError(f"the proxy at {self.endpoints.url} did not serve within {timeout_s:g} s")
