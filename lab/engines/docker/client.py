@@ -155,8 +155,10 @@ def _remove_networks(
         # A bridge is off the list once its removal has answered: look again at once (a pause here was
         # 0.1 s of every run's tear-down, which takes 0.6 to 0.8 s in all). A swarm's overlay lingers
         # about 0.2 s: polled every 50 ms. A refusal (endpoints still going) is tried again after 0.5 s.
-        if not just_removed:
-            time.sleep(0.5 if problems else 0.05)
+        if problems:
+            time.sleep(0.5)
+        elif not just_removed:
+            time.sleep(0.05)
     lingering = [n.name for n in listed if n.id in removed]
     problems += [f"{name}: removed, but still listed by the engine {limit:g} s later" for name in lingering]
     return len(removed), problems

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import docker
-import docker.errors
 
 from lab.engines.docker.client import engine_errors
 from lab.engines.docker.containers import DockerFleet
