@@ -265,7 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _floor_cost(driver: str, pause_s: float) -> float:
-    return stack_cost_us(driver, requests=FLOOR_PAUSED_REQUESTS if pause_s else 5000, pause_s=pause_s)
+    if pause_s:
+        return stack_cost_us(driver, requests=FLOOR_PAUSED_REQUESTS, pause_s=pause_s)
+    return stack_cost_us(driver)
 
 
 def stack_floor(drivers: Sequence[str], cost: Callable[[str, float], float] = _floor_cost) -> str:

@@ -34,6 +34,6 @@ def test_the_floor_line_gives_each_driver_its_cost_and_rate_per_core_and_its_cos
 
 
 @pytest.mark.parametrize("driver", ["threads", "asyncio"])
-def test_a_pause_before_each_request_is_not_counted_as_its_cost(driver: str) -> None:
+def test_a_pause_before_each_request_is_counted_in_cpu_time_not_wall_time(driver: str) -> None:
     # CPU time, not wall time: 20 ms of sleep before each request would come to 20,000 µs at least.
     assert 1 < stack_cost_us(driver, requests=20, pause_s=0.02) < 10_000

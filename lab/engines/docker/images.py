@@ -117,7 +117,7 @@ class ImageReport:
     present: list[str]
 
 
-def _exists(client: docker.DockerClient, name: str) -> bool:
+def image_exists(client: docker.DockerClient, name: str) -> bool:
     try:
         client.images.get(name)
     except docker.errors.ImageNotFound:
@@ -241,7 +241,7 @@ def ensure_images(
     `base` is "auto" (official images if they can be pulled, else debootstrap), "official" or "debootstrap".
     """
     wanted = all_images()
-    present = [name for name in wanted if _exists(client, name)]
+    present = [name for name in wanted if image_exists(client, name)]
     stale = [name for name in present if _stale(client, name)]
     for name in stale:
         log(f"{name} was built from another version of the sample app: building again")
@@ -295,14 +295,16 @@ def _choose_base(client: docker.DockerClient, base: str, log: Callable[[str], No
     if base not in {"auto", "official", "debootstrap"}:
         raise LabError(f"unknown base {base!r}: use auto, official or debootstrap")
     if base in {"auto", "official"}:
-        have = all(_exists(client, n) or _pull(client, n) for n in (OFFICIAL_APP_BASE, OFFICIAL_PROXY_BASE))
+        have = all(
+            image_exists(client, n) or _pull(client, n) for n in (OFFICIAL_APP_BASE, OFFICIAL_PROXY_BASE)
+        )
         if have:
             log(f"using the official base images {OFFICIAL_APP_BASE} and {OFFICIAL_PROXY_BASE}")
             return OFFICIAL_APP_BASE, OFFICIAL_PROXY_BASE, "official"
         if base == "official":
             raise LabError(f"cannot pull {OFFICIAL_APP_BASE} or {OFFICIAL_PROXY_BASE}: no registry reachable")
         log("no registry reachable: the official base images cannot be pulled")
-    if not _exists(client, OFFLINE_BASE):
+    if not image_exists(client, OFFLINE_BASE):
         build_offline_base(client, log)
     else:
         log(f"using the existing offline base {OFFLINE_BASE}")

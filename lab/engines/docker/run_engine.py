@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import docker
-import docker.errors
 
 from lab.engines.base import RUN_LABEL, run_labels
 from lab.engines.docker.client import connect, remove_labelled
+from lab.engines.docker.images import image_exists
 from lab.engines.docker.reaper import Reaper, start_reaper
 from lab.engines.names import PROXY_IMAGE, REAPER_IMAGE, app_images
 from lab.record import Removed
@@ -38,13 +38,7 @@ class RunEngine:
         """Which of the run's images (the apps', by default the lab's own; the proxy's; the reaper's) this
         engine does not have."""
         wanted = [*(app_images() if images is None else images), self.proxy_image, REAPER_IMAGE]
-        missing = []
-        for image in dict.fromkeys(wanted):
-            try:
-                self.client.images.get(image)
-            except docker.errors.ImageNotFound:
-                missing.append(image)
-        return missing
+        return [image for image in dict.fromkeys(wanted) if not image_exists(self.client, image)]
 
     def watch(self) -> None:
         self.reaper = start_reaper(self.client, self.run_id, self.labels)
