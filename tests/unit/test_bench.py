@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.probe.bench import Measurement, format_table, sustained_rate
+from lab.probe.bench import DEFAULT_RATES, TARGETS, Measurement, format_table, sustained_rate, verdict
 
 
 def fake(rate: float, ok: bool, late: int = 0) -> Measurement:
@@ -52,3 +52,21 @@ def test_the_table_carries_units_and_the_verdict() -> None:
     table = format_table([fake(1000, True, late=5), fake(1500, False, late=900)])
     assert "1,000 req/s" in table and "12 ms" in table and "0.8 ms" in table and "50% of a core" in table
     assert "ok (0.10% late)" in table and "NOT sustained (18.00% late)" in table
+
+
+def test_the_verdict_says_whether_the_target_is_met() -> None:
+    assert verdict("keepalive", 6000, 6000, 8000).endswith("sustained 6,000 req/s; target 6,000 req/s: met")
+    assert verdict("fresh", 2500, 3000, 4000).endswith("target 3,000 req/s: NOT met")
+    assert verdict("fresh", None, 3000, 4000) == "fresh: no rate sustained; target 3,000 req/s: NOT met"
+    assert "target" not in verdict("keepalive", 6000, None, 8000)  # another URL or population: no target
+
+
+def test_a_ladder_passed_to_its_top_says_so() -> None:
+    assert "the highest rate tried" in verdict("keepalive", 8000, 6000, 8000)
+    assert "the highest rate tried" not in verdict("keepalive", 7000, 6000, 8000)
+
+
+def test_each_modes_default_ladder_climbs_past_its_target() -> None:
+    for mode, target in TARGETS.items():
+        ladder = DEFAULT_RATES[mode]
+        assert list(ladder) == sorted(ladder) and target in ladder and max(ladder) > target
