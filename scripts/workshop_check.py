@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check that every command in docs/workshop/*.md is valid, and (unless --static) run them all in order.
+"""Check that every command in docs/workshop/*.md is valid, and (unless --static) run them all as written.
 
 A runnable command is a line starting with `$ ` inside a ```console block; the lines after it in the
 block are output shown to the reader and are not run. A command ending in `# exit N` (or `# exit N or M`)
@@ -17,6 +17,10 @@ At the end it brings every compose project the docs use down, and fails if one o
 containers: its runs carry DEPLOYLAB_OWNER (the caller's, else one of its own), so the runs of others on
 the engine (other integration tests, with `make integration JOBS=2`) are not counted. The compose topologies
 publish fixed ports (8088, 8089): nothing else may hold them meanwhile.
+
+`--jobs N` runs the exercises in N lanes side by side after the index's commands (the set-up), each
+exercise's commands in order in one lane: the exercises do not depend on each other. `make test` runs it
+with 2 (tests/integration/test_workshop.py); `make workshop-check` in order, as a reader would.
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ class Command:
 
     @property
     def where(self) -> str:
-        return f"{self.file.relative_to(ROOT)}:{self.line}"
+        shown = self.file.relative_to(ROOT) if self.file.is_relative_to(ROOT) else self.file
+        return f"{shown}:{self.line}"
 
 
 @dataclass
@@ -301,7 +306,76 @@ def lab_containers(owner: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def run_all(commands: list[Command], bin_dir: Path) -> int:
+def runs_started(command: Command) -> int:
+    """About how many lab runs a command starts: what orders the documents when lanes share them out."""
+    words = [w for simple in _words(command) for w in simple]
+    if words[:2] in (["lab", "run"], ["lab", "measure"]):
+        return 1
+    if words[:2] == ["lab", "compare"]:
+        repeat = int(words[words.index("--repeat") + 1]) if "--repeat" in words[:-1] else 1
+        named = sum(1 for w in words[2:] if ":" in w or w in _strategy_names())
+        return repeat * max(named, 2)
+    return 0
+
+
+def _strategy_names() -> set[str]:
+    from lab.strategies import EVERY
+
+    return set(EVERY)
+
+
+@dataclass
+class Lane:
+    """What one lane ran: each command's time and exit code, and what went wrong."""
+
+    timings: list[tuple[Command, float, int]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def run_commands(
+    commands: list[Command], env: dict[str, str], compose: str, lane: Lane, show: Callable[[str, bytes], None]
+) -> None:
+    """One document's commands in order; the first that exits other than expected ends it, since the
+    later ones build on it. `show` gets each command's header and, when captured, its output."""
+    for command in commands:
+        header = f"\n$ {command.text}    ({command.where})"
+        captured = show is not _stream
+        if not captured:
+            show(header, b"")
+        t0 = time.monotonic()
+        output = b""
+        try:
+            done = subprocess.run(
+                ["bash", "-c", spelled(command.text, compose)],
+                cwd=ROOT,
+                env=env,
+                timeout=TIMEOUT_S,
+                stdout=subprocess.PIPE if captured else None,
+                stderr=subprocess.STDOUT if captured else None,
+            )
+            code, output = done.returncode, done.stdout or b""
+        except subprocess.TimeoutExpired as exc:
+            code, output = -1, exc.stdout or b""
+        elapsed = time.monotonic() - t0
+        lane.timings.append((command, elapsed, code))
+        if captured:
+            show(header, output)
+        if code not in command.exits:
+            want = " or ".join(map(str, sorted(command.exits)))
+            lane.failures.append(f"{command.where}: exit {code}, expected {want}: $ {command.text}")
+            show(f"FAILED: exit {code}, expected {want}", b"")
+            return
+
+
+def _stream(header: str, output: bytes) -> None:
+    print(header, flush=True)
+
+
+def run_all(commands: list[Command], bin_dir: Path, jobs: int = 1) -> int:
+    """Run every command as written. With `jobs` > 1 the index's commands (the set-up) run first, alone,
+    then the exercises in `jobs` lanes side by side, each exercise's commands in order in one lane
+    (they are independent of each other: each starts and removes its own runs and compose projects, on
+    ports of its own), the heaviest first; each command's output is printed whole once it has ended."""
     import os
 
     compose = compose_program()
@@ -315,27 +389,33 @@ def run_all(commands: list[Command], bin_dir: Path) -> int:
     env = {**os.environ, OWNER_VARIABLE: owner, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     before = lab_containers(owner)
     compose_files = sorted({m for c in commands for m in re.findall(r"-f (\S+compose\.yaml)", c.text)})
-    failures: list[str] = []
-    timings: list[tuple[Command, float, int]] = []
+    by_document: dict[Path, list[Command]] = {}
+    for command in commands:
+        by_document.setdefault(command.file, []).append(command)
+    lanes: list[Lane] = []
     started = time.monotonic()
     try:
-        for command in commands:
-            print(f"\n$ {command.text}    ({command.where})", flush=True)
-            t0 = time.monotonic()
-            try:
-                done = subprocess.run(
-                    ["bash", "-c", spelled(command.text, compose)], cwd=ROOT, env=env, timeout=TIMEOUT_S
+        if jobs <= 1:
+            lane = Lane()
+            lanes.append(lane)
+            for document in by_document.values():
+                run_commands(document, env, compose, lane, _stream)
+                if lane.failures:
+                    break
+        else:
+            setup = [d for path, d in by_document.items() if path.name == "README.md"]
+            lane = Lane()
+            lanes.append(lane)
+            for document in setup:
+                run_commands(document, env, compose, lane, _stream)
+            if not lane.failures:
+                _in_lanes(
+                    [d for path, d in by_document.items() if path.name != "README.md"],
+                    jobs,
+                    env,
+                    compose,
+                    lanes,
                 )
-                code = done.returncode
-            except subprocess.TimeoutExpired:
-                code = -1
-            elapsed = time.monotonic() - t0
-            timings.append((command, elapsed, code))
-            if code not in command.exits:
-                want = " or ".join(map(str, sorted(command.exits)))
-                failures.append(f"{command.where}: exit {code}, expected {want}: $ {command.text}")
-                print(f"FAILED: exit {code}, expected {want}", flush=True)
-                break  # later commands build on this one
     finally:
         for file in compose_files:
             subprocess.run(
@@ -343,11 +423,14 @@ def run_all(commands: list[Command], bin_dir: Path) -> int:
                 cwd=ROOT,
                 capture_output=True,
             )
+    failures = [f for lane in lanes for f in lane.failures]
     left = lab_containers(owner) - before
     if left:
         failures.append(f"lab containers left behind: {' '.join(sorted(left))}")
     total = time.monotonic() - started
-    print("\nworkshop-check: time per command")
+    order = {c: i for i, c in enumerate(commands)}
+    timings = sorted((t for lane in lanes for t in lane.timings), key=lambda t: order[t[0]])
+    print("\nworkshop-check: time per command" + (f" ({jobs} lanes after the set-up)" if jobs > 1 else ""))
     for command, elapsed, code in timings:
         print(f"  {elapsed:6.1f} s  exit {code:<3} {command.where}  $ {command.text[:90]}")
     print(f"  {total:6.1f} s  total, {len(timings)} of {len(commands)} command(s) run")
@@ -356,11 +439,67 @@ def run_all(commands: list[Command], bin_dir: Path) -> int:
     return 1 if failures else 0
 
 
+def _in_lanes(
+    documents: list[list[Command]],
+    jobs: int,
+    env: dict[str, str],
+    compose: str,
+    lanes: list[Lane],
+    show: Callable[[str, bytes], None] | None = None,
+) -> None:
+    """The documents in `jobs` lanes, each lane taking the next document when it has ended one, the ones
+    that start the most runs first, so that the longest is not left for last."""
+    import queue
+    import threading
+
+    todo: queue.Queue[list[Command]] = queue.Queue()
+    for document in sorted(documents, key=lambda d: -sum(runs_started(c) for c in d)):
+        todo.put(document)
+    printing = threading.Lock()
+
+    def whole(header: str, output: bytes) -> None:
+        with printing:
+            print(header, flush=True)
+            if output:
+                sys.stdout.write(output.decode(errors="replace"))
+                sys.stdout.flush()
+
+    show = show or whole
+
+    def lane_work(lane: Lane) -> None:
+        while True:
+            try:
+                document = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                run_commands(document, env, compose, lane, show)
+            except Exception as exc:  # a lane's thread must not end unseen, its documents unrun
+                lane.failures.append(f"{document[0].where}: the check failed: {exc!r}")
+
+    workers = []
+    for _ in range(min(jobs, len(documents))):
+        lane = Lane()
+        lanes.append(lane)
+        workers.append(threading.Thread(target=lane_work, args=(lane,)))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workshop_check", description=__doc__.splitlines()[0])
     parser.add_argument("--static", action="store_true", help="check the commands only; run nothing")
     parser.add_argument("--only", metavar="NAME", help="run only the documents whose file name contains NAME")
     parser.add_argument("--list", action="store_true", help="print the commands in order and exit")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the exercises in N lanes side by side, each exercise in order (default 1: all in order)",
+    )
     parser.add_argument(
         "--bin", type=Path, default=ROOT / ".venv" / "bin", help="put first on PATH (default: .venv/bin)"
     )
@@ -379,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"workshop-check: {len(commands)} command(s) valid", flush=True)
     if args.static:
         return 0
-    return run_all(commands, args.bin)
+    if args.jobs < 1:
+        parser.error("--jobs must be 1 or more")
+    return run_all(commands, args.bin, args.jobs)
 
 
 if __name__ == "__main__":

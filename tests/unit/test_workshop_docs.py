@@ -152,3 +152,40 @@ def test_lab_runs_stay_small_enough_for_a_two_core_laptop() -> None:
             if re.match(r"lab (run|compare) ", command.text):
                 fleet = re.search(r"(?:--fleet|-n) (\d+)", command.text)
                 assert fleet and int(fleet.group(1)) <= 4, f"{command.where}: name --fleet, at most 4"
+
+
+# -- lanes -----------------------------------------------------------------------------------------
+
+
+def test_runs_started_counts_a_comparisons_runs(tmp_path: Path) -> None:
+    commands = one(
+        "```console\n$ lab plan in-place --fleet 2\n$ lab run in-place --fleet 2\n"
+        "$ lab compare --repeat 3 canary:bake_s=1 canary:bake_s=5 --fleet 2\n"
+        "$ lab compare in-place blue-green rolling --fleet 2\n```\n",
+        tmp_path,
+    )
+    assert [wc.runs_started(c) for c in commands] == [0, 1, 6, 3]
+
+
+def test_lanes_run_each_document_in_order_and_a_failure_ends_only_its_document(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    docs = []
+    for name, lines in (("a", ["a1", "a2", "a3"]), ("b", ["b1", "exit 3", "b3"]), ("c", ["c1"])):
+        text = "".join(
+            f"$ {line if line.startswith('exit') else f'echo {line} >> {log}'}\n" for line in lines
+        )
+        (tmp_path / name).mkdir()
+        docs.append(one(f"```console\n{text}```\n", tmp_path / name))
+    lanes: list = []
+    shown: list[str] = []
+    wc._in_lanes(
+        docs, 2, {"PATH": "/usr/bin:/bin"}, "docker compose", lanes, show=lambda h, o: shown.append(h)
+    )
+    written = log.read_text().split()
+    assert [w for w in written if w.startswith("a")] == ["a1", "a2", "a3"]  # in order, whatever the lanes
+    assert "b3" not in written and {"b1", "c1"} <= set(written)  # b stopped at its failure; c still ran
+    assert len(lanes) == 2 and sum(len(lane.timings) for lane in lanes) == 6
+    assert [f for lane in lanes for f in lane.failures] == [
+        f"{docs[1][1].where}: exit 3, expected 0: $ exit 3"
+    ]
+    assert any(h.startswith("FAILED: exit 3") for h in shown)
