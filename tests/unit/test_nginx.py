@@ -162,6 +162,16 @@ def test_static_mode_has_no_upstream() -> None:
     assert "# Rendered by deploy lab: static" in config
 
 
+def test_the_start_up_config_leaves_the_clients_port_closed(tmp_path: Path) -> None:
+    config = render_config(None, for_host(), listen=False)
+    assert "listen 80;" not in config and 'return 200 "ok' not in config
+    assert "listen 8081;" in config and "location = /lab/generation" in config
+    assert "# Rendered by deploy lab: start-up, clients' port closed" in config
+    assert nginx_test(config, tmp_path).returncode == 0
+    with pytest.raises(ValueError, match="no route"):
+        render_config(Route.even(fleet("v1", 2)), listen=False)
+
+
 def test_a_missing_template_variable_raises() -> None:
     template = nginx._ENV.get_template("nginx.conf.j2")
     with pytest.raises(jinja2.UndefinedError, match="generation"):

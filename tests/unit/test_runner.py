@@ -528,10 +528,19 @@ def test_a_route_waits_for_the_old_nginx_workers_before_the_next_step(lab_: Harn
     # their kept-alive clients, have gone.
     record = lab_.run("red-black")
     assert record.status == "completed", record.error
-    # Every reload waits for the old workers before the step goes on (the wait is part of the reload's
-    # exec), bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s.
-    assert lab_.rt.old_worker_waits == [7.0] * len(lab_.rt.applied) and len(lab_.rt.applied) >= 2
+    # Every route step's reload waits for the old workers before the step goes on (the wait is part of the
+    # reload's exec), bounded by keepalive_min_timeout (1 s) + the read timeout (5 s) + 1 s. The set-up's
+    # first route does not: the start-up config's workers never held the clients' port.
+    waits = lab_.rt.old_worker_waits
+    assert waits[0] == 0.0 and waits[1:] == [7.0] * (len(waits) - 1) and len(waits) >= 2
     assert not record.notes
+
+
+def test_the_proxy_starts_with_the_clients_port_closed_and_the_first_route_opens_it(lab_: Harness) -> None:
+    record = lab_.run("red-black")
+    assert record.status == "completed", record.error
+    assert "listen 80;" not in lab_.rt.proxy_config and "listen 8081;" in lab_.rt.proxy_config
+    assert "listen 80;" in lab_.rt.applied[0] and "proxy_pass http://app;" in lab_.rt.applied[0]
 
 
 def test_a_route_that_only_brings_instances_in_waits_too(lab_: Harness) -> None:
@@ -542,7 +551,7 @@ def test_a_route_that_only_brings_instances_in_waits_too(lab_: Harness) -> None:
     assert record.status == "completed", record.error
     routes = [e.detail for e in record.events if e.kind == "Route"]
     assert len(routes) == 2 and "v1 50%, v2 50%" in routes[0], routes
-    assert lab_.rt.old_worker_waits == [7.0, 7.0, 7.0]  # the set-up's, the 50/50 route's, the switch's
+    assert lab_.rt.old_worker_waits == [0.0, 7.0, 7.0]  # the set-up's (nothing to wait for), 50/50, switch
 
 
 def test_old_workers_that_never_leave_give_a_note_not_a_hang(lab_: Harness) -> None:

@@ -309,25 +309,23 @@ def set_up(proxy: StandInProxy, answers: list[httpx.Response]) -> tuple[Run, lis
     return run, asked
 
 
-def test_setup_waits_for_the_static_configs_workers_and_for_an_answer_through_an_upstream(
+def test_setup_opens_the_clients_port_with_the_first_real_config_and_waits_for_an_upstreams_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(swarm_update.time, "sleep", lambda s: None)
     proxy = StandInProxy()
-    static = httpx.Response(200, headers={"X-App-Version": "static"})
+    static = httpx.Response(200, headers={"X-App-Version": "static"})  # not through an upstream: not yet
     served = httpx.Response(200, headers={"X-App-Version": "v1", "X-Lab-Upstream": "10.0.1.5:8080"})
     run, asked = set_up(proxy, [static, static, served])
     (first, _), (follow, waited) = proxy.configs
-    assert "X-App-Version static" in first and "resolve" in follow
-    assert waited >= 1.0  # the route step's wait: keepalive_min_timeout + read timeout + 1 s
+    assert "listen 80;" not in first and "listen 8081;" in first  # the start-up config: admin port only
+    assert "listen 80;" in follow and "resolve" in follow
+    assert waited == 0.0  # no start-up worker ever held the clients' port: nothing to wait for
     assert len(asked) == 3 and run.record.notes == []
 
 
-def test_setup_notes_a_dns_recheck_and_old_workers_left(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_notes_a_dns_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(swarm_update.time, "sleep", lambda s: None)
     served = httpx.Response(200, headers={"X-Lab-Upstream": "10.0.1.5:8080"})
     run, _ = set_up(StandInProxy(Applied(2, 1, 2)), [served])
-    assert run.record.notes == [
-        "nginx -t passed on check 2: Docker's DNS did not resolve the service",
-        "workers of the proxy's static config still ran 7 s after its first reload",
-    ]
+    assert run.record.notes == ["nginx -t passed on check 2: Docker's DNS did not resolve the service"]

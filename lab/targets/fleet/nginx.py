@@ -98,8 +98,14 @@ def render_config(
     address: Callable[[Instance, ProxySettings], str] | None = None,
     apps: Mapping[str, AppSpec] | None = None,
     follow: str | None = None,
+    listen: bool = True,
 ) -> str:
     """nginx.conf for `route`; with no route, a static `200 ok` server (the probe benchmark's target).
+
+    `listen=False` (no route only): the admin port alone, nothing on the clients' port. A run's proxy
+    starts on it, so that its first real config needs no wait for the start-up workers: they never held
+    the clients' port, and a client can only reach a worker of the new config (one that still ran the
+    static page answered the first requests of a run with it, when the first route did not wait).
 
     `apps` says what each version runs: its instances are reached on that app's port, and the admin
     port's `/lab/health/<instance>` asks that app's health path. Versions it does not name use
@@ -126,6 +132,8 @@ def render_config(
         server = Server(name, f"{follow} resolve", 1, "100")
         groups.append(Group("app", f"every task behind the name {name}, as DNS names them", (server,)))
         main = target = "app"
+    if not listen and (route is not None or follow is not None):
+        raise ValueError("only a config with no route may leave the clients' port closed")
     if route is not None:
         shares = dict(route.weights)
 
@@ -168,6 +176,7 @@ def render_config(
         target=target,
         settings=settings,
         generation=generation,
-        title=title or "static",
+        title=title or ("static" if listen else "start-up, clients' port closed"),
         health=health,
+        listen=listen,
     )

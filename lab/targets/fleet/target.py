@@ -133,12 +133,12 @@ class FleetTarget:
         self.engine.create_network()
         # The fleet and the proxy start side by side: each is a few engine round trips and a process
         # start, and neither needs the other yet. The proxy starts on a config that names no instance, so
-        # it cannot fail on one; the first real config then goes through `nginx -t` and a reload like
-        # every later one.
+        # it cannot fail on one, and listens on its admin port alone; the first real config then goes
+        # through `nginx -t` and a reload like every later one, and opens the clients' port.
         with ThreadPoolExecutor(max_workers=1) as pool:
             proxy = pool.submit(
                 self.engine.proxy.start,
-                render_config(None, self.proxy, apps=self.apps),
+                render_config(None, self.proxy, apps=self.apps, listen=False),
                 self.options.port,
                 DEFAULT_PORT,
             )
@@ -150,7 +150,9 @@ class FleetTarget:
         self._wait_generation(0)
         if not self._wait_healthy(self.old_fleet):
             raise LabError(f"the {OLD} fleet did not become healthy: {self._why_unhealthy(self.old_fleet)}")
-        self._apply_route(Route.even(self.old_fleet), "initial")
+        # No wait for the start-up workers: they never listened on the clients' port (render_config's
+        # `listen`), so the first client can only reach a worker of this config.
+        self._apply_route(Route.even(self.old_fleet), "initial", old_workers=False)
         wait_serving(self.http, self.endpoints.url, f"the {OLD} fleet", timeout_s=15.0)
 
     def _plan(self) -> tuple[Plan, Topology]:
@@ -219,8 +221,9 @@ class FleetTarget:
         self._run.record.configs.append((label, config))
         return config
 
-    def _apply_route(self, route: Route, label: str) -> None:
-        """A route has not moved until no nginx worker of an older config is left.
+    def _apply_route(self, route: Route, label: str, *, old_workers: bool = True) -> None:
+        """A route has not moved until no nginx worker of an older config is left (`old_workers=False`:
+        the config before held no client's port, so none of its workers can be routing a client).
 
         After a reload an old worker goes on serving its kept-alive clients with the old upstreams, for up
         to keepalive_min_timeout and through any answer in flight. Stopping an instance the new config no
@@ -229,7 +232,7 @@ class FleetTarget:
         old ones in the same exec as the reload, then this waits for the new ones to answer.
         """
         self.generation += 1
-        limit = self.proxy.old_workers_wait_s
+        limit = self.proxy.old_workers_wait_s if old_workers else 0.0
         try:
             applied = self.engine.proxy.apply_config(self._render(route, label), old_workers_s=limit)
         except LabError as exc:  # nginx -t's verdict, or a reload the master did not take (its log said why)
