@@ -250,8 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     modes = MODES if args.mode == "both" else (args.mode,)
     try:
         with contextlib.ExitStack() as stack:
-            url, how = (
-                (args.url, "as given") if args.url else stack.enter_context(nginx_target(args.published))
+            url, how, direct = (
+                (args.url, "as given", False)
+                if args.url
+                else stack.enter_context(nginx_target(args.published))
             )
             late_ms = ProbeConfig(url=url, rate=1).late_after_s * 1000
             print(
@@ -270,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         best, measurements = sustained_rate(url, mode, rates, args.seconds, measure_fn=one)
                         print(format_table(measurements))
                         who = f"{mode}, {driver}, {clients} client{'s' if clients != 1 else ''}"
-                        judged = not args.url and not args.published and clients == RunOptions.clients
+                        # The target is set for the lab's nginx reached directly, with a run's population.
+                        judged = direct and clients == RunOptions.clients
                         print(verdict(who, best, TARGETS[mode] if judged else None, max(rates)) + "\n")
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
@@ -314,8 +317,9 @@ def stack_floor(drivers: Sequence[str], cost: Callable[[str, float], float] = _f
 
 
 @contextlib.contextmanager
-def nginx_target(published: bool = False) -> Iterator[tuple[str, str]]:
-    """The lab's proxy image serving a static 200, and how it is reached; removed afterwards.
+def nginx_target(published: bool = False) -> Iterator[tuple[str, str, bool]]:
+    """The lab's proxy image serving a static 200, how it is reached, and whether directly (not through
+    Docker's userland proxy); removed afterwards.
 
     At its address on the lab's network when the host reaches it (Linux), so that the figures are the
     probe's: through the published port every connection is relayed by Docker's userland proxy
@@ -340,10 +344,15 @@ def nginx_target(published: bool = False) -> Iterator[tuple[str, str]]:
                 direct,
                 "at its address on the lab's network, past Docker's userland proxy, as a run sends "
                 "(--published: through the port)",
+                True,
             )
         else:
             why = "--published" if published else "its network address is not reachable from here"
-            yield endpoints.url, f"through its published port ({why}): Docker's userland proxy takes CPU too"
+            yield (
+                endpoints.url,
+                f"through its published port ({why}): Docker's userland proxy takes CPU too",
+                False,
+            )
     finally:
         engine.cleanup()
 
