@@ -60,7 +60,8 @@ def plan_cmd(
         raise LabError(f"the plan is impossible: {exc}") from None
     out.print(f"# {chosen.name}: {chosen.summary}", markup=False, soft_wrap=True)
     out.print(f"# initial: {describe(initial)}", markup=False, soft_wrap=True)
-    # Generations as the runner numbers them: 0 is the static config the proxy starts on, 1 the initial route.
+    # Generations as the runner numbers them: 0 is the admin-only config the proxy starts on, 1 the
+    # initial route.
     generation = 1
     if configs:
         config = render_config(initial, settings, generation=generation, title="initial")

@@ -87,8 +87,8 @@ class Proxy(Protocol):
 
     def start(self, config: str, port: int | None, prefer: int | None = None) -> ProxyEndpoints:
         """Start nginx with `config`, published on `port` (None: `prefer` if it is free when bound, else
-        any free port). The target starts it on a static config and loads the first real one through
-        `apply_config`, so every config it routes with has passed `nginx -t`."""
+        any free port). The target starts it on an admin-only config (no client's port) and loads the
+        first real one through `apply_config`, so every config it routes with has passed `nginx -t`."""
 
     def logs(self, lines: int = 20) -> str:
         """The proxy's last log lines, for error messages."""

@@ -289,8 +289,11 @@ def verdict(who: str, best: float | None, target: float | None, highest: float) 
         line += " (the highest rate tried: --rates to climb further)"
     if target is None:
         return line
-    met = best is not None and best >= target
-    return f"{line}; target {target:,.0f} req/s: {'met' if met else 'NOT met'}"
+    if best is not None and best >= target:
+        return f"{line}; target {target:,.0f} req/s: met"
+    if highest < target:  # the ladder stopped short of the target: no verdict on a rate never tried
+        return f"{line}; target {target:,.0f} req/s: not tried"
+    return f"{line}; target {target:,.0f} req/s: NOT met"
 
 
 def _floor_cost(driver: str, pause_s: float) -> float:

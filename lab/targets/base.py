@@ -39,8 +39,8 @@ def note_once(record: RunRecord, hook: EventHook, note: str) -> None:
 
 
 def wait_serving(http: httpx.Client, url: str, what: str, timeout_s: float) -> None:
-    """Until the proxy answers through an upstream: its start-up config answers 200 by itself too, and
-    only an answer that went through an upstream carries X-Lab-Upstream."""
+    """Until the proxy answers through an upstream: only an answer that went through an upstream carries
+    X-Lab-Upstream (a config of your own, or an older one, may answer by itself)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

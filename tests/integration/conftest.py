@@ -120,8 +120,9 @@ def wait_for_200(url: str, timeout_s: float = 15.0) -> httpx.Response:
         time.sleep(0.05)
 
 
-# The longest items first (measured 2 December 2026, alone): the workshop (about 200 s), the swarm tests
-# (about 160 s; serial, so in a session of their own under make test), the plugin's docs example (66 s).
+# The longest items first (measured 2 December 2026, alone): the workshop (about 200 s; 95 s in two
+# lanes on 3 December), the swarm tests (about 160 s; serial, so in a session of their own under make
+# test), the plugin's docs example (66 s).
 # Side by side on two workers (make integration JOBS=2), one long item started last would leave the other
 # worker idle for its length.
 LONGEST_FIRST = ("test_workshop.py::", "test_swarm.py::", "test_plugin.py::test_the_docs_example")

@@ -61,6 +61,12 @@ def test_the_verdict_says_whether_the_target_is_met() -> None:
     assert "target" not in verdict("keepalive", 6000, None, 8000)  # another URL or population: no target
 
 
+def test_a_ladder_that_stops_short_of_the_target_gives_no_verdict_on_it() -> None:
+    line = verdict("keepalive", 2000, 6000, 2000)  # --rates 1000 2000: 6,000 never tried
+    assert line.endswith("target 6,000 req/s: not tried") and "NOT met" not in line
+    assert verdict("keepalive", None, 6000, 2000).endswith("not tried")
+
+
 def test_a_ladder_passed_to_its_top_says_so() -> None:
     assert "the highest rate tried" in verdict("keepalive", 8000, 6000, 8000)
     assert "the highest rate tried" not in verdict("keepalive", 7000, 6000, 8000)
