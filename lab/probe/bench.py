@@ -283,17 +283,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def verdict(who: str, best: float | None, target: float | None, highest: float) -> str:
     """The line under a mode's table: the rate sustained and, where the run was the one the target is set
-    for (the lab's nginx, a run's default population), whether it meets the target."""
+    for (the lab's nginx, a run's default population), whether it meets the target, or that the ladder
+    stopped short of it (no verdict on a rate never tried)."""
     line = f"{who}: sustained {best:,.0f} req/s" if best else f"{who}: no rate sustained"
     if best == highest:
         line += " (the highest rate tried: --rates to climb further)"
     if target is None:
         return line
     if best is not None and best >= target:
-        return f"{line}; target {target:,.0f} req/s: met"
-    if highest < target:  # the ladder stopped short of the target: no verdict on a rate never tried
-        return f"{line}; target {target:,.0f} req/s: not tried"
-    return f"{line}; target {target:,.0f} req/s: NOT met"
+        outcome = "met"
+    elif highest < target:
+        outcome = "not tried"
+    else:
+        outcome = "NOT met"
+    return f"{line}; target {target:,.0f} req/s: {outcome}"
 
 
 def _floor_cost(driver: str, pause_s: float) -> float:
