@@ -21,17 +21,25 @@ publish fixed ports (8088, 8089): nothing else may hold them meanwhile.
 `--jobs N` runs the exercises in N lanes side by side after the index's commands (the set-up), each
 exercise's commands in order in one lane: the exercises do not depend on each other. `make test` runs it
 with 2 (tests/integration/test_workshop.py); `make workshop-check` in order, as a reader would.
+
+Each command runs in a process group of its own. One that runs past TIMEOUT_S gets SIGINT (a `lab` cleans
+up on it, as on Ctrl-C), GRACE_S to end, then SIGKILL to its whole group. A Ctrl-C of the check is passed
+on the same way to every running command, and no further command starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +51,9 @@ FENCE = re.compile(r"^```(\S*)\s*$")
 EXIT_MARK = re.compile(r"\s+#\s*exit\s+(\d+(?:\s+or\s+\d+)*)\s*$")
 COMPOSE_SUBCOMMANDS = {"up", "down", "ps", "exec", "stop", "start", "restart", "logs", "config", "top"}
 TIMEOUT_S = 300
+# What a command gets, after SIGINT (a timeout, Ctrl-C), to remove its runs as `lab` does on Ctrl-C
+# before its whole process group is killed.
+GRACE_S = 30
 
 
 @dataclass(frozen=True)
@@ -332,38 +343,111 @@ class Lane:
     failures: list[str] = field(default_factory=list)
 
 
+class Children:
+    """The commands running now, each in a process group of its own, so that a timeout or a Ctrl-C
+    reaches the `lab` under its `bash` (and under a pipe) too, not `bash` alone. A Ctrl-C sets `stopped`
+    too: no lane starts another command after the clean-up has begun."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+
+    def run(self, argv: list[str], captured: bool, cwd: Path, env: dict[str, str]) -> tuple[int, bytes]:
+        """Run to its end, or for TIMEOUT_S (then exit -1); its exit code and, if captured, its output."""
+        with self._lock:
+            if self.stopped.is_set():
+                raise Stopped
+            stdout = subprocess.PIPE if captured else None
+            stderr = subprocess.STDOUT if captured else None
+            process = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, start_new_session=True
+            )
+            self._running.add(process)
+        try:
+            try:
+                output, _ = process.communicate(timeout=TIMEOUT_S)
+                return process.returncode, output or b""
+            except subprocess.TimeoutExpired:
+                return -1, self._end(process)
+            except BaseException:  # Ctrl-C with one lane: the main thread waited here
+                self._end(process)
+                raise
+        finally:
+            with self._lock:
+                self._running.discard(process)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: no command starts any more, and each running one gets SIGINT, as from a terminal."""
+        with self._lock:
+            self.stopped.set()
+            running = list(self._running)
+        for process in running:
+            _signal_group(process, signal.SIGINT)
+
+    def kill(self) -> None:
+        """What is still running GRACE_S after `interrupt`: SIGKILL to each whole group."""
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            _signal_group(process, signal.SIGKILL)
+
+    @staticmethod
+    def _end(process: subprocess.Popen[bytes]) -> bytes:
+        """SIGINT to its group, GRACE_S to clean up, then SIGKILL to what is left of the group."""
+        _signal_group(process, signal.SIGINT)
+        try:
+            output, _ = process.communicate(timeout=GRACE_S)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            output, _ = process.communicate()
+        _signal_group(process, signal.SIGKILL)  # what it left running in its group (`sleep &`)
+        return output or b""
+
+
+class Stopped(Exception):
+    """A Ctrl-C came: the command was not started."""
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group has ended
+        os.killpg(process.pid, sig)
+
+
 def run_commands(
-    commands: list[Command], env: dict[str, str], compose: str, lane: Lane, show: Callable[[str, bytes], None]
+    commands: list[Command],
+    env: dict[str, str],
+    compose: str,
+    lane: Lane,
+    show: Callable[[str, bytes], None],
+    children: Children,
 ) -> None:
     """One document's commands in order; the first that exits other than expected ends it, since the
-    later ones build on it. `show` gets each command's header and, when captured, its output."""
+    later ones build on it, and so does a Ctrl-C. `show` gets each command's header and, when captured,
+    its output."""
     for command in commands:
         header = f"\n$ {command.text}    ({command.where})"
         captured = show is not _stream
+        if children.stopped.is_set():
+            return
         if not captured:
             show(header, b"")
         t0 = time.monotonic()
-        output = b""
         try:
-            done = subprocess.run(
-                ["bash", "-c", spelled(command.text, compose)],
-                cwd=ROOT,
-                env=env,
-                timeout=TIMEOUT_S,
-                stdout=subprocess.PIPE if captured else None,
-                stderr=subprocess.STDOUT if captured else None,
+            code, output = children.run(
+                ["bash", "-c", spelled(command.text, compose)], captured, cwd=ROOT, env=env
             )
-            code, output = done.returncode, done.stdout or b""
-        except subprocess.TimeoutExpired as exc:
-            code, output = -1, exc.stdout or b""
+        except Stopped:
+            return
         elapsed = time.monotonic() - t0
         lane.timings.append((command, elapsed, code))
         if captured:
             show(header, output)
         if code not in command.exits:
             want = " or ".join(map(str, sorted(command.exits)))
-            lane.failures.append(f"{command.where}: exit {code}, expected {want}: $ {command.text}")
-            show(f"FAILED: exit {code}, expected {want}", b"")
+            failure = f"{command.where}: exit {code}, expected {want}: $ {command.text}"
+            lane.failures.append(failure)
+            show(f"FAILED: {failure}" if captured else f"FAILED: exit {code}, expected {want}", b"")
             return
 
 
@@ -375,9 +459,8 @@ def run_all(commands: list[Command], bin_dir: Path, jobs: int = 1) -> int:
     """Run every command as written. With `jobs` > 1 the index's commands (the set-up) run first, alone,
     then the exercises in `jobs` lanes side by side, each exercise's commands in order in one lane
     (they are independent of each other: each starts and removes its own runs and compose projects, on
-    ports of its own), the heaviest first; each command's output is printed whole once it has ended."""
-    import os
-
+    ports of its own), the heaviest first; each command's output is printed whole once it has ended.
+    Ctrl-C reaches every running command, starts no other, and the compose projects still come down."""
     compose = compose_program()
     if compose != "docker compose":
         print(f"note: Compose v2 is not installed: `docker compose` runs as `{compose}`", flush=True)
@@ -393,13 +476,14 @@ def run_all(commands: list[Command], bin_dir: Path, jobs: int = 1) -> int:
     for command in commands:
         by_document.setdefault(command.file, []).append(command)
     lanes: list[Lane] = []
+    children = Children()
     started = time.monotonic()
     try:
         if jobs <= 1:
             lane = Lane()
             lanes.append(lane)
             for document in by_document.values():
-                run_commands(document, env, compose, lane, _stream)
+                run_commands(document, env, compose, lane, _stream, children)
                 if lane.failures:
                     break
         else:
@@ -407,7 +491,7 @@ def run_all(commands: list[Command], bin_dir: Path, jobs: int = 1) -> int:
             lane = Lane()
             lanes.append(lane)
             for document in setup:
-                run_commands(document, env, compose, lane, _stream)
+                run_commands(document, env, compose, lane, _stream, children)
             if not lane.failures:
                 _in_lanes(
                     [d for path, d in by_document.items() if path.name != "README.md"],
@@ -415,6 +499,7 @@ def run_all(commands: list[Command], bin_dir: Path, jobs: int = 1) -> int:
                     env,
                     compose,
                     lanes,
+                    children,
                 )
     finally:
         for file in compose_files:
@@ -445,12 +530,13 @@ def _in_lanes(
     env: dict[str, str],
     compose: str,
     lanes: list[Lane],
+    children: Children,
     show: Callable[[str, bytes], None] | None = None,
 ) -> None:
     """The documents in `jobs` lanes, each lane taking the next document when it has ended one, the ones
-    that start the most runs first, so that the longest is not left for last."""
+    that start the most runs first, so that the longest is not left for last. A Ctrl-C (in the main
+    thread, which waits here) goes on to every running command; the lanes end as their commands do."""
     import queue
-    import threading
 
     todo: queue.Queue[list[Command]] = queue.Queue()
     for document in sorted(documents, key=lambda d: -sum(runs_started(c) for c in d)):
@@ -466,26 +552,40 @@ def _in_lanes(
 
     show = show or whole
 
-    def lane_work(lane: Lane) -> None:
-        while True:
-            try:
-                document = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                run_commands(document, env, compose, lane, show)
-            except Exception as exc:  # a lane's thread must not end unseen, its documents unrun
-                lane.failures.append(f"{document[0].where}: the check failed: {exc!r}")
+    def lane_work(lane: Lane, ended: threading.Event) -> None:
+        try:
+            while not children.stopped.is_set():
+                try:
+                    document = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    run_commands(document, env, compose, lane, show, children)
+                except Exception as exc:  # a lane's thread must not end unseen, its documents unrun
+                    lane.failures.append(f"{document[0].where}: the check failed: {exc!r}")
+        finally:
+            ended.set()
 
-    workers = []
+    # Waited for through events, not Thread.join: on Python 3.11 a join that a Ctrl-C interrupts takes
+    # the thread for ended, and the next join returns at once while its command still runs.
+    ends = []
     for _ in range(min(jobs, len(documents))):
         lane = Lane()
         lanes.append(lane)
-        workers.append(threading.Thread(target=lane_work, args=(lane,)))
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+        ends.append(threading.Event())
+        threading.Thread(target=lane_work, args=(lane, ends[-1]), daemon=True).start()
+    try:
+        for ended in ends:
+            ended.wait()
+    except BaseException:
+        children.interrupt()
+        deadline = time.monotonic() + GRACE_S
+        for ended in ends:  # each lane ends once its command has cleaned up
+            ended.wait(max(0.0, deadline - time.monotonic()))
+        children.kill()
+        for ended in ends:
+            ended.wait()
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

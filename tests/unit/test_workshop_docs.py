@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -167,25 +171,124 @@ def test_runs_started_counts_a_comparisons_runs(tmp_path: Path) -> None:
     assert [wc.runs_started(c) for c in commands] == [0, 1, 6, 3]
 
 
-def test_lanes_run_each_document_in_order_and_a_failure_ends_only_its_document(tmp_path: Path) -> None:
+def _document(tmp_path: Path, name: str, lines: list[str]) -> list:
+    """A document of console commands, one per line, in a folder of its own."""
+    (tmp_path / name).mkdir()
+    return one("```console\n" + "".join(f"$ {line}\n" for line in lines) + "```\n", tmp_path / name)
+
+
+def _meet(tmp_path: Path, me: str, other: str) -> str:
+    """A command that says it has started and waits up to 5 s for `other` to say so: it exits 0 only if
+    the two run at the same time."""
+    return (
+        f"touch {tmp_path}/{me}-up; for i in $(seq 500); do [ -e {tmp_path}/{other}-up ] && break; "
+        f"sleep 0.01; done; [ -e {tmp_path}/{other}-up ]"
+    )
+
+
+def test_lanes_run_documents_side_by_side_each_in_order_and_a_failure_ends_only_its_document(
+    tmp_path: Path,
+) -> None:
     log = tmp_path / "log"
-    docs = []
-    for name, lines in (("a", ["a1", "a2", "a3"]), ("b", ["b1", "exit 3", "b3"]), ("c", ["c1"])):
-        text = "".join(
-            f"$ {line if line.startswith('exit') else f'echo {line} >> {log}'}\n" for line in lines
-        )
-        (tmp_path / name).mkdir()
-        docs.append(one(f"```console\n{text}```\n", tmp_path / name))
+    docs = [
+        _document(tmp_path, "a", [_meet(tmp_path, "a", "b"), f"echo a2 >> {log}", f"echo a3 >> {log}"]),
+        _document(tmp_path, "b", [_meet(tmp_path, "b", "a"), "exit 3", f"echo b3 >> {log}"]),
+        _document(tmp_path, "c", [f"echo c1 >> {log}"]),
+    ]
     lanes: list = []
     shown: list[str] = []
     wc._in_lanes(
-        docs, 2, {"PATH": "/usr/bin:/bin"}, "docker compose", lanes, show=lambda h, o: shown.append(h)
+        docs,
+        2,
+        {"PATH": "/usr/bin:/bin"},
+        "docker compose",
+        lanes,
+        wc.Children(),
+        show=lambda h, o: shown.append(h),
     )
     written = log.read_text().split()
-    assert [w for w in written if w.startswith("a")] == ["a1", "a2", "a3"]  # in order, whatever the lanes
-    assert "b3" not in written and {"b1", "c1"} <= set(written)  # b stopped at its failure; c still ran
+    # a's and b's first commands met: the two lanes ran side by side, not one after the other
+    assert [code for lane in lanes for _, _, code in lane.timings if code != 3] == [0] * 5
+    assert [w for w in written if w.startswith("a")] == ["a2", "a3"]  # in order, whatever the lanes
+    assert "b3" not in written and "c1" in written  # b stopped at its failure; c still ran
     assert len(lanes) == 2 and sum(len(lane.timings) for lane in lanes) == 6
-    assert [f for lane in lanes for f in lane.failures] == [
-        f"{docs[1][1].where}: exit 3, expected 0: $ exit 3"
+    failure = f"{docs[1][1].where}: exit 3, expected 0: $ exit 3"
+    assert [f for lane in lanes for f in lane.failures] == [failure]
+    assert f"FAILED: {failure}" in shown  # a lane's failure names its command among the others' output
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, ended but not yet reaped by init, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# A lab-like command: on SIGINT it cleans up and exits 130; the `sleep` it started in the background
+# ignores SIGINT, as a non-interactive shell's background jobs do, and holds the output pipe open.
+def _lab_like(tmp_path: Path, name: str) -> str:
+    return (
+        f"trap 'echo cleaned > {tmp_path}/{name}-cleaned; exit 130' INT; sleep 60 & "
+        f"echo $! > {tmp_path}/{name}-pid; touch {tmp_path}/{name}-up; wait"
+    )
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+
+
+@needs_proc
+def test_a_command_past_its_timeout_gets_sigint_then_its_whole_group_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wc, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(wc, "GRACE_S", 1)
+    code, _ = wc.Children().run(
+        ["bash", "-c", _lab_like(tmp_path, "x")], True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}
+    )
+    assert code == -1
+    assert (tmp_path / "x-cleaned").read_text() == "cleaned\n"  # it was given its Ctrl-C first
+    pid = int((tmp_path / "x-pid").read_text())
+    for _ in range(100):  # init reaps it a moment after the kill
+        if not _alive(pid):
+            break
+        time.sleep(0.02)
+    assert not _alive(pid)  # what it started went too, not bash alone
+
+
+@needs_proc
+def test_ctrl_c_reaches_every_lanes_command_and_starts_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wc, "GRACE_S", 1)
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("a Ctrl-C is raised in the main thread")
+    log = tmp_path / "log"
+    docs = [
+        _document(tmp_path, "a", [_lab_like(tmp_path, "a"), f"echo a2 >> {log}"]),
+        _document(tmp_path, "b", [_lab_like(tmp_path, "b"), f"echo b2 >> {log}"]),
+        _document(tmp_path, "c", [f"echo c1 >> {log}"]),
     ]
-    assert any(h.startswith("FAILED: exit 3") for h in shown)
+
+    def press_ctrl_c() -> None:
+        for _ in range(500):
+            if (tmp_path / "a-up").exists() and (tmp_path / "b-up").exists():
+                break
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the main thread's join
+
+    lanes: list = []
+    children = wc.Children()
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the test runner set
+    try:
+        threading.Thread(target=press_ctrl_c, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            wc._in_lanes(
+                docs, 2, {"PATH": "/usr/bin:/bin"}, "docker compose", lanes, children, lambda h, o: None
+            )
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert children.stopped.is_set()
+    assert (tmp_path / "a-cleaned").exists() and (tmp_path / "b-cleaned").exists()
+    assert not log.exists()  # neither a's nor b's next command, nor c, was started
+    assert [code for lane in lanes for _, _, code in lane.timings] == [130, 130]
