@@ -272,13 +272,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         best, measurements = sustained_rate(url, mode, rates, args.seconds, measure_fn=one)
                         print(format_table(measurements))
                         who = f"{mode}, {driver}, {clients} client{'s' if clients != 1 else ''}"
-                        # The target is set for the lab's nginx reached directly, with a run's population.
-                        judged = direct and clients == RunOptions.clients
-                        print(verdict(who, best, TARGETS[mode] if judged else None, max(rates)) + "\n")
+                        target = target_for(mode, driver=driver, clients=clients, direct=direct)
+                        print(verdict(who, best, target, max(rates)) + "\n")
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return exc.exit_code
     return 0
+
+
+def target_for(mode: str, *, driver: str, clients: int, direct: bool) -> float | None:
+    """The target a measurement is judged by, or None: it is set for the lab's nginx reached directly (not
+    through Docker's userland proxy), a run's default population and the probe's default driver, the
+    probe a run uses; another driver is measured to compare, not judged."""
+    if direct and clients == RunOptions.clients and driver == DRIVERS[0]:
+        return TARGETS[mode]
+    return None
 
 
 def verdict(who: str, best: float | None, target: float | None, highest: float) -> str:

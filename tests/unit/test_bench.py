@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from lab.probe.bench import DEFAULT_RATES, TARGETS, Measurement, format_table, sustained_rate, verdict
+from lab.options import RunOptions
+from lab.probe.bench import (
+    DEFAULT_RATES,
+    TARGETS,
+    Measurement,
+    format_table,
+    sustained_rate,
+    target_for,
+    verdict,
+)
+from lab.probe.config import DRIVERS
 
 
 def fake(rate: float, ok: bool, late: int = 0) -> Measurement:
@@ -76,3 +86,13 @@ def test_each_modes_default_ladder_climbs_past_its_target() -> None:
     for mode, target in TARGETS.items():
         ladder = DEFAULT_RATES[mode]
         assert list(ladder) == sorted(ladder) and target in ladder and max(ladder) > target
+
+
+def test_only_the_run_the_target_is_set_for_is_judged() -> None:
+    usual = {"driver": DRIVERS[0], "clients": RunOptions.clients, "direct": True}
+    assert target_for("keepalive", **usual) == TARGETS["keepalive"]
+    assert target_for("fresh", **usual) == TARGETS["fresh"]
+    assert target_for("keepalive", **{**usual, "direct": False}) is None  # through Docker's userland proxy
+    assert target_for("keepalive", **{**usual, "clients": RunOptions.clients + 1}) is None
+    for other in DRIVERS[1:]:
+        assert target_for("keepalive", **{**usual, "driver": other}) is None
