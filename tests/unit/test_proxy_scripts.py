@@ -102,18 +102,25 @@ def test_a_rejected_config_is_neither_copied_nor_reloaded(title: str, tmp_path: 
     assert (code, out) == (3, "") and not copied.exists() and not reloaded.exists()
 
 
-def test_without_a_wait_the_reload_neither_waits_nor_counts(title: str) -> None:
+def test_without_a_wait_the_reload_neither_waits_for_the_old_workers_nor_counts(title: str) -> None:
     with worker(title, 30):
-        code, out, took = run(without_nginx(reload_script(0.0, title), "true"))
+        code, out, took = run(without_nginx(reload_script(0.0, title), new_worker(title)))
     assert (code, out) == (0, "") and took < NEW_WORKER_S
     assert old_workers(out) == (None, None)
+
+
+def test_without_a_wait_a_reload_the_master_did_not_take_still_exits_5(title: str) -> None:
+    # Swarm's first reload waits for no old worker; a refused one must still not pass for one that took.
+    with worker(title, 30):
+        code, out, took = run(without_nginx(reload_script(0.0, title), "true"))
+    assert (code, out) == (5, "") and NEW_WORKER_S - 0.1 <= took < NEW_WORKER_S + 2.5
 
 
 def test_the_config_rides_in_the_script_byte_for_byte_before_the_check(title: str, tmp_path: Path) -> None:
     candidate, checked = tmp_path / "candidate.conf", tmp_path / "checked.conf"
     config = 'events {}\n# it\'s $HOME, `date`, \\n, "quoted", %s and %%\nhttp { }\n'
     script = reload_script(0.0, title, config=config).replace(CANDIDATE_PATH, str(candidate), 1)
-    code, out, _ = run(without_nginx(script, "true", check=f"cp {candidate} {checked} && true"))
+    code, out, _ = run(without_nginx(script, new_worker(title), check=f"cp {candidate} {checked} && true"))
     assert (code, out) == (0, "") and checked.read_text() == config
 
 
@@ -121,7 +128,7 @@ def test_an_empty_config_replaces_the_last_candidate(title: str, tmp_path: Path)
     candidate, checked = tmp_path / "candidate.conf", tmp_path / "checked.conf"
     candidate.write_text("events {}\n")  # an earlier config's
     script = reload_script(0.0, title, config="").replace(CANDIDATE_PATH, str(candidate), 1)
-    code, _, _ = run(without_nginx(script, "true", check=f"cp {candidate} {checked} && true"))
+    code, _, _ = run(without_nginx(script, new_worker(title), check=f"cp {candidate} {checked} && true"))
     assert code == 0 and checked.read_text() == ""
 
 

@@ -41,8 +41,8 @@ def worker_pids_script(title: str = WORKER_TITLE) -> str:
 
 def reload_script(old_workers_s: float, title: str = WORKER_TITLE, config: str | None = None) -> str:
     """Write `config` as the candidate (when given; else it was uploaded), check it, make it live with a
-    graceful reload and, for up to `old_workers_s`, wait until every nginx worker that ran before the
-    reload has exited; then say how many ran before and how many are left.
+    graceful reload and, for up to `old_workers_s` (when more than 0), wait until every nginx worker that
+    ran before the reload has exited; then say how many ran before and how many are left.
 
     One exec for all of it: an exec is three round trips to the engine and a process start (about 70 ms
     here), and so is an upload; carrying the config in the script saves one. The workers are told apart
@@ -63,14 +63,15 @@ def reload_script(old_workers_s: float, title: str = WORKER_TITLE, config: str |
         f"nginx -t -q -e stderr -c {CANDIDATE_PATH} 2>&1 || exit 3; "
         f"cp {CANDIDATE_PATH} {CONFIG_PATH} && nginx -s reload 2>&1 || exit 4"
     )
+    new = f'until [ -n "$({workers} | grep -vxF "$old")" ]; do sleep 0.02; done'
+    # Without a wait for the old workers too: a refused reload must not pass for one that took.
+    script = f"{script}; timeout {NEW_WORKER_S:.2f} sh -c {shlex.quote(new)} || exit 5"
     if old_workers_s <= 0:
         return script
     alive = f"for p in $old; do {titled} /proc/$p/cmdline 2>/dev/null && echo $p; done"
-    new = f'until [ -n "$({workers} | grep -vxF "$old")" ]; do sleep 0.02; done'
     gone = f'while [ -n "$({alive})" ]; do sleep 0.02; done'
     return (
-        f"{script}; timeout {NEW_WORKER_S:.2f} sh -c {shlex.quote(new)} || exit 5; "
-        f"timeout {max(old_workers_s, 0.05):.2f} sh -c {shlex.quote(gone)}; "
+        f"{script}; timeout {max(old_workers_s, 0.05):.2f} sh -c {shlex.quote(gone)}; "
         f'echo "old workers: $(echo "$old" | grep -c .) before, $({alive} | wc -l) left"'
     )
 
