@@ -349,6 +349,11 @@ class Children:
     too: no lane starts another command after the clean-up has begun."""
 
     def __init__(self) -> None:
+        # The lab's own guard for its clean-up, imported now: at a Ctrl-C the import (0.6 s) would be
+        # the window a second Ctrl-C falls into.
+        from lab.pipeline import _sigint_ignored
+
+        self._sigint_ignored = _sigint_ignored
         self.stopped = threading.Event()
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
@@ -369,40 +374,47 @@ class Children:
                 output, _ = process.communicate(timeout=TIMEOUT_S)
                 return process.returncode, output or b""
             except subprocess.TimeoutExpired:
-                return -1, self._end(process)
+                return -1, _end(process)
             except BaseException:  # Ctrl-C with one lane: the main thread waited here
-                self._end(process)
+                self.stop()
                 raise
         finally:
             with self._lock:
                 self._running.discard(process)
 
-    def interrupt(self) -> None:
-        """Ctrl-C: no command starts any more, and each running one gets SIGINT, as from a terminal."""
-        with self._lock:
-            self.stopped.set()
-            running = list(self._running)
-        for process in running:
-            _signal_group(process, signal.SIGINT)
+    def stop(self) -> None:
+        """Ctrl-C: no command starts any more; each running one gets SIGINT, as from a terminal, and
+        GRACE_S to clean up, then SIGKILL to its whole group. A second Ctrl-C does not cut this short:
+        the commands are in sessions of their own, out of the terminal's reach, so it would leave them
+        running."""
+        with self._sigint_ignored():
+            with self._lock:
+                self.stopped.set()
+                running = list(self._running)
+            for process in running:
+                _signal_group(process, signal.SIGINT)
+            deadline = time.monotonic() + GRACE_S
+            for process in running:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(max(0.0, deadline - time.monotonic()))
+            for process in running:
+                _signal_group(process, signal.SIGKILL)
 
-    def kill(self) -> None:
-        """What is still running GRACE_S after `interrupt`: SIGKILL to each whole group."""
-        with self._lock:
-            running = list(self._running)
-        for process in running:
-            _signal_group(process, signal.SIGKILL)
 
-    @staticmethod
-    def _end(process: subprocess.Popen[bytes]) -> bytes:
-        """SIGINT to its group, GRACE_S to clean up, then SIGKILL to what is left of the group."""
-        _signal_group(process, signal.SIGINT)
+def _end(process: subprocess.Popen[bytes]) -> bytes:
+    """A command past its timeout: SIGINT to its group, GRACE_S to clean up (its output still read), then
+    SIGKILL to what is left of the group (`sleep &`); what it said."""
+    _signal_group(process, signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=GRACE_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
         try:
-            output, _ = process.communicate(timeout=GRACE_S)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
-            output, _ = process.communicate()
-        _signal_group(process, signal.SIGKILL)  # what it left running in its group (`sleep &`)
-        return output or b""
+            output, _ = process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # held open from outside its group (`lab measure`'s command)
+            output = b""
+    _signal_group(process, signal.SIGKILL)
+    return output or b""
 
 
 class Stopped(Exception):
@@ -578,13 +590,9 @@ def _in_lanes(
         for ended in ends:
             ended.wait()
     except BaseException:
-        children.interrupt()
-        deadline = time.monotonic() + GRACE_S
-        for ended in ends:  # each lane ends once its command has cleaned up
-            ended.wait(max(0.0, deadline - time.monotonic()))
-        children.kill()
-        for ended in ends:
-            ended.wait()
+        children.stop()
+        for ended in ends:  # each lane ends as its command does, once stopped; a few seconds at most
+            ended.wait(5)
         raise
 
 

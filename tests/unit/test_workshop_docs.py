@@ -225,13 +225,24 @@ def _alive(pid: int) -> bool:
         return False
 
 
-# A lab-like command: on SIGINT it cleans up and exits 130; the `sleep` it started in the background
-# ignores SIGINT, as a non-interactive shell's background jobs do, and holds the output pipe open.
-def _lab_like(tmp_path: Path, name: str) -> str:
+# A lab-like command: on SIGINT it cleans up (for `cleanup_s`) and exits 130; the `sleep` it started in
+# the background ignores SIGINT, as a non-interactive shell's background jobs do, and holds the output
+# pipe open.
+def _lab_like(tmp_path: Path, name: str, cleanup_s: float = 0) -> str:
     return (
-        f"trap 'echo cleaned > {tmp_path}/{name}-cleaned; exit 130' INT; sleep 60 & "
+        f"trap 'sleep {cleanup_s}; echo cleaned > {tmp_path}/{name}-cleaned; exit 130' INT; sleep 60 & "
         f"echo $! > {tmp_path}/{name}-pid; touch {tmp_path}/{name}-up; wait"
     )
+
+
+def _gone(tmp_path: Path, name: str) -> bool:
+    """Whether the background `sleep` of `_lab_like` has ended, given a moment for init to reap it."""
+    pid = int((tmp_path / f"{name}-pid").read_text())
+    for _ in range(100):
+        if not _alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
@@ -241,32 +252,28 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 def test_a_command_past_its_timeout_gets_sigint_then_its_whole_group_is_killed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(wc, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(wc, "TIMEOUT_S", 2)  # time enough to set its trap, even on a busy machine
     monkeypatch.setattr(wc, "GRACE_S", 1)
     code, _ = wc.Children().run(
         ["bash", "-c", _lab_like(tmp_path, "x")], True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}
     )
     assert code == -1
     assert (tmp_path / "x-cleaned").read_text() == "cleaned\n"  # it was given its Ctrl-C first
-    pid = int((tmp_path / "x-pid").read_text())
-    for _ in range(100):  # init reaps it a moment after the kill
-        if not _alive(pid):
-            break
-        time.sleep(0.02)
-    assert not _alive(pid)  # what it started went too, not bash alone
+    assert _gone(tmp_path, "x")  # what it started went too, not bash alone
 
 
 @needs_proc
-def test_ctrl_c_reaches_every_lanes_command_and_starts_no_other(
+def test_ctrl_c_reaches_every_lanes_command_starts_no_other_and_a_second_one_cuts_nothing_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wc, "GRACE_S", 1)
+    monkeypatch.setattr(wc, "TIMEOUT_S", 10)  # a broken stop fails the test instead of hanging it
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("a Ctrl-C is raised in the main thread")
     log = tmp_path / "log"
     docs = [
-        _document(tmp_path, "a", [_lab_like(tmp_path, "a"), f"echo a2 >> {log}"]),
-        _document(tmp_path, "b", [_lab_like(tmp_path, "b"), f"echo b2 >> {log}"]),
+        _document(tmp_path, "a", [_lab_like(tmp_path, "a", cleanup_s=0.6), f"echo a2 >> {log}"]),
+        _document(tmp_path, "b", [_lab_like(tmp_path, "b", cleanup_s=0.6), f"echo b2 >> {log}"]),
         _document(tmp_path, "c", [f"echo c1 >> {log}"]),
     ]
 
@@ -275,7 +282,9 @@ def test_ctrl_c_reaches_every_lanes_command_and_starts_no_other(
             if (tmp_path / "a-up").exists() and (tmp_path / "b-up").exists():
                 break
             time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the main thread's join
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the main thread's wait
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)  # impatient, while the commands still clean up
 
     lanes: list = []
     children = wc.Children()
@@ -292,3 +301,4 @@ def test_ctrl_c_reaches_every_lanes_command_and_starts_no_other(
     assert (tmp_path / "a-cleaned").exists() and (tmp_path / "b-cleaned").exists()
     assert not log.exists()  # neither a's nor b's next command, nor c, was started
     assert [code for lane in lanes for _, _, code in lane.timings] == [130, 130]
+    assert _gone(tmp_path, "a") and _gone(tmp_path, "b")  # the second Ctrl-C left no group running
