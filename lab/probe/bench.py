@@ -290,9 +290,8 @@ def target_for(mode: str, *, driver: str, clients: int, direct: bool) -> float |
 
 
 def verdict(who: str, best: float | None, target: float | None, highest: float) -> str:
-    """The line under a mode's table: the rate sustained and, where the run was the one the target is set
-    for (the lab's nginx, a run's default population), whether it meets the target, or that the ladder
-    stopped short of it (no verdict on a rate never tried)."""
+    """The line under a mode's table: the rate sustained and, given a `target` (`target_for`), whether it
+    meets the target, or that the ladder stopped short of it (no verdict on a rate never tried)."""
     line = f"{who}: sustained {best:,.0f} req/s" if best else f"{who}: no rate sustained"
     if best == highest:
         line += " (the highest rate tried: --rates to climb further)"

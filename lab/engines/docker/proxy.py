@@ -41,8 +41,9 @@ def worker_pids_script(title: str = WORKER_TITLE) -> str:
 
 def reload_script(old_workers_s: float, title: str = WORKER_TITLE, config: str | None = None) -> str:
     """Write `config` as the candidate (when given; else it was uploaded), check it, make it live with a
-    graceful reload and, for up to `old_workers_s` (when more than 0), wait until every nginx worker that
-    ran before the reload has exited; then say how many ran before and how many are left.
+    graceful reload, check that a worker of the new config appeared and, for up to `old_workers_s` (when
+    more than 0), wait until every nginx worker that ran before the reload has exited, then say how many
+    ran before and how many are left.
 
     One exec for all of it: an exec is three round trips to the engine and a process start (about 70 ms
     here), and so is an upload; carrying the config in the script saves one. The workers are told apart
