@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import math
 import secrets
-import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from lab.output import report, run_folder
 from lab.probe.config import ProbeConfig
 from lab.probe.process import ProbeProcess
 from lab.record import RunRecord
+from lab.signals import sigint_ignored
 from lab.targets.base import EventHook, Probe, Target, no_hook
 
 ProbeFactory = Callable[[ProbeConfig], Probe]
@@ -61,20 +61,6 @@ def probe_config(url: str, options: RunOptions) -> ProbeConfig:
         testers=options.testers,
         mix=options.mix,
     )
-
-
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Clean-up must not be cut short by a second Ctrl-C."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to protect
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class Run:
@@ -150,7 +136,7 @@ class Run:
             self.feed.set_phase("cleanup")
             if early is not None:  # launched, never started: the setup failed
                 early.close()
-            with _sigint_ignored():
+            with sigint_ignored():
                 try:
                     if probe is not None:
                         self._stop_probe(probe)
@@ -281,11 +267,11 @@ def run_once(
         except KeyboardInterrupt:
             interrupted = True
         except BaseException:
-            with contextlib.suppress(Exception), _sigint_ignored():
+            with contextlib.suppress(Exception), sigint_ignored():
                 run.finish()
             raise
         # The folder is what a Ctrl-C leaves the user: it must be whole, and the removal must end.
-        with _sigint_ignored():
+        with sigint_ignored():
             record, folder = run.record, None
             try:
                 analysis = analyse(record, target)

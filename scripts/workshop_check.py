@@ -45,6 +45,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.signals import sigint_ignored
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "workshop"
 FENCE = re.compile(r"^```(\S*)\s*$")
@@ -349,11 +351,6 @@ class Children:
     too: no lane starts another command after the clean-up has begun."""
 
     def __init__(self) -> None:
-        # The lab's own guard for its clean-up, imported now: at a Ctrl-C the import (0.6 s) would be
-        # the window a second Ctrl-C falls into.
-        from lab.pipeline import _sigint_ignored
-
-        self._sigint_ignored = _sigint_ignored
         self.stopped = threading.Event()
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
@@ -387,7 +384,7 @@ class Children:
         GRACE_S to clean up, then SIGKILL to its whole group. A second Ctrl-C does not cut this short:
         the commands are in sessions of their own, out of the terminal's reach, so it would leave them
         running."""
-        with self._sigint_ignored():
+        with sigint_ignored():
             with self._lock:
                 self.stopped.set()
                 running = list(self._running)
