@@ -375,10 +375,37 @@ def parse_url(url: str) -> str:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise BadInput(f"{url!r} is not a URL: {exc}") from None
+        raise BadInput(f"{_masked(url)!r} is not a URL: {exc}") from None
+    shown = _masked(url)  # a password is not echoed
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise BadInput(f"{url!r} is not an http or https URL (e.g. http://127.0.0.1:8089/)")
+        raise BadInput(f"{shown!r} is not an http or https URL (e.g. http://127.0.0.1:8089/)")
+    if any(c.isspace() for c in url):
+        raise BadInput(f"{shown!r} is not a URL: it holds a space (write it as %20)")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise BadInput(f"{shown!r}: port {parsed.port} is not a TCP port (1 to 65535)")
     return url
+
+
+def _masked(url: str) -> str:
+    """The URL with its password, if it holds one, as `***`."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url)
+
+
+def split_credentials(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`http://user:secret@host/` as the URL without them and the Basic `Authorization` header they
+    stand for. The probe sends through httpx's transport, which applies no credentials of a URL's, and
+    the URL is written to the journal and report, where a header's secret is redacted and a URL's is not."""
+    import base64
+    from urllib.parse import unquote
+
+    import httpx
+
+    parsed = httpx.URL(url)
+    if not parsed.userinfo:
+        return url, ()
+    user, _, password = parsed.userinfo.decode("ascii").partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+    return str(parsed.copy_with(username=None, password=None)), (("Authorization", f"Basic {token}"),)
 
 
 def parse_headers(values: list[str] | None) -> tuple[tuple[str, str], ...]:
@@ -444,8 +471,11 @@ def measure_options(
     check_population(clients, testers)
     if not version_header.strip() or not _TOKEN.fullmatch(version_header):
         raise BadInput(f"--version-header {version_header!r} is not a header name")
+    url, credentials = split_credentials(parse_url(url))
+    if credentials and any(name.lower() == "authorization" for name, _ in headers):
+        raise BadInput("the URL holds credentials and --header gives an Authorization too: give one")
     request = RequestOptions(
-        headers=headers,
+        headers=(*headers, *credentials),
         insecure=insecure,
         ok=parse_ok(ok),
         version_header=version_header,
@@ -459,7 +489,7 @@ def measure_options(
         settle_s=settle if settle is not None else (RunOptions.settle_s if argv else 0.0),
         probe_timeout_s=timeout,
         request=request,
-        measure=MeasureOptions(parse_url(url), argv, duration, old),
+        measure=MeasureOptions(url, argv, duration, old),
         clients=clients,
         testers=testers,
     )

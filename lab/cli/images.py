@@ -107,7 +107,7 @@ def push_cmd(
     registry: Annotated[
         str,
         typer.Argument(
-            help="A registry every node of your swarm can pull from, HOST[:PORT][/PATH], e.g. "
+            help="A registry every node of your swarm can pull from, HOST\\[:PORT]\\[/PATH], e.g. "
             "registry.example:5000 or 127.0.0.1:5000.",
             show_default=False,
         ),

@@ -203,7 +203,8 @@ def summary_rows(j: dict[str, Any], samples: Sequence[Sample]) -> list[tuple[str
 def print_summary(console: Console, record: RunRecord, analysis: Analysis, out_dir: Path | None) -> None:
     measure = record.config.measure
     title = f"{record.config.strategy}: {record.status}" + (f" ({measure.url})" if measure else "")
-    table = Table(title=title, show_header=False, title_justify="left")
+    # A URL may hold brackets (`/[/x]`): shown as written, never read as markup.
+    table = Table(title=escape(title), show_header=False, title_justify="left")
     table.add_column("figure", style="bold")
     table.add_column("value")
     rows = summary_rows(journal(record, analysis), record.samples)

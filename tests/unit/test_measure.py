@@ -27,6 +27,7 @@ from lab.options import (
     MeasureOptions,
     RequestOptions,
     RunOptions,
+    measure_options,
     ok_text,
     parse_headers,
     parse_ok,
@@ -131,6 +132,37 @@ def test_a_url_must_be_http_or_https(url: str) -> None:
     with pytest.raises(BadInput):
         parse_url(url)
     assert parse_url("https://shop.example:8443/health?x=1") == "https://shop.example:8443/health?x=1"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:99999/", "port 99999 is not a TCP port"),
+        ("http://127.0.0.1:0/", "port 0 is not a TCP port"),
+        ("http://exa mple.com/", "holds a space"),
+    ],
+)
+def test_a_url_that_names_no_reachable_place_is_bad_input_not_a_refused_connection(
+    url: str, said: str
+) -> None:
+    with pytest.raises(BadInput, match=said):
+        parse_url(url)
+
+
+def test_credentials_in_the_url_become_a_redacted_authorization_header() -> None:
+    options = measure_options("http://ann:s%40cret@shop.test:8080/health")
+    assert options.measure is not None and options.measure.url == "http://shop.test:8080/health"
+    # base64 of "ann:s@cret": the percent-encoding undone, as a browser does
+    assert options.request.headers == (("Authorization", "Basic YW5uOnNAY3JldA=="),)
+    assert options.request.shown_headers() == [["Authorization", "<redacted>"]]
+
+
+def test_credentials_twice_and_a_password_in_an_error_are_refused_without_echoing_it() -> None:
+    with pytest.raises(BadInput, match="give one"):
+        measure_options("http://ann:pw@shop.test/", headers=(("Authorization", "Bearer x"),))
+    with pytest.raises(BadInput) as bad:
+        parse_url("http://ann:topsecret@shop.test:70000/")
+    assert "topsecret" not in str(bad.value) and "ann:***@" in str(bad.value)
 
 
 def test_headers_are_name_colon_value() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from rich.console import Console
 
 from lab.analysis.summary import Analysis, summarize
 from lab.model import ErrorClass, Event, Sample
-from lab.options import RunOptions
+from lab.options import MeasureOptions, RunOptions
 from lab.output import journal, report, terminal
 from lab.record import RunRecord
 
@@ -297,3 +298,12 @@ def test_capacity_over_time_in_the_summary_and_the_journal(tmp_path: Path) -> No
     journal = json.loads((tmp_path / "r" / "journal.json").read_text())
     assert [p["in_service"] for p in journal["capacity"]] == [2, 1, 1, 1, 2]
     assert journal["capacity"][0]["at_s"] == 1.0
+
+
+def test_print_summary_shows_a_measured_url_with_brackets_as_written(record: RunRecord) -> None:
+    url = "http://127.0.0.1:8089/[/x]?[bold]y[/bold]"
+    record.config = replace(record.config, strategy="measure", measure=MeasureOptions(url, ("true",)))
+    buf = io.StringIO()
+    analysis = summarize(record.samples, record.events, target_rate=RATE)
+    terminal.print_summary(Console(file=buf, width=200, color_system=None), record, analysis, None)
+    assert f"measure: completed ({url})" in buf.getvalue()
