@@ -127,7 +127,28 @@ V2EnvOpt = Annotated[
     ),
 ]
 ScenarioOpt = Annotated[str, typer.Option(help="A named release for v2: see `lab scenarios`.")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Folder under which the run folders are written.")]
+
+
+def _out_folder(value: Path) -> Path:
+    """A folder the run folders can be written under, checked before anything runs: a run's folder is
+    written at its end, and a mistake found only then would lose what was measured."""
+    import tempfile
+
+    existing = value
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInput(f"--out {value}: {existing} is a file, not a folder")
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        raise BadInput(f"--out {value}: cannot write in {existing} ({exc.strerror or exc})") from None
+    return value
+
+
+OutOpt = Annotated[
+    Path, typer.Option("--out", callback=_out_folder, help="Folder under which the run folders are written.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
 LiveOpt = Annotated[
     bool,

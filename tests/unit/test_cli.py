@@ -32,6 +32,7 @@ from lab.record import RunRecord
 from lab.targets.fleet.nginx import ProxySettings, render_config
 from lab.targets.fleet.plan import Topology
 
+URL_NOWHERE = "http://127.0.0.1:9/"  # never contacted: the input is refused first
 NO_DOCKER = "tcp://127.0.0.1:1"  # nothing listens there: any Docker call fails at once
 STEP_LINE = re.compile(r"^ {0,2}(\d+)  (\S.*)$")
 CONFIG_START = "# Rendered by deploy lab: "
@@ -767,3 +768,20 @@ def test_plain_status_lines_when_not_a_terminal_or_asked(
     assert len(lines) >= 2, text
     assert re.search(r"failed 3 \(refused 3\)", text)
     assert "step 1 (2/~7)  route v1 50% v2 50%" in text
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "blue-green"], ["compare", "in-place"], ["measure", URL_NOWHERE]]
+)
+def test_an_out_folder_that_cannot_be_written_is_refused_before_anything_runs(
+    tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)  # were the check gone, no engine would be reached
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for out, said in [(afile, "is a file, not a folder"), (afile / "x", "is a file, not a folder")]:
+        result = CliRunner().invoke(app, [*command, "--out", str(out)])
+        assert isinstance(result.exception, BadInput) and said in str(result.exception), result.output
+    result = CliRunner().invoke(app, [*command, "--out", "/proc/lab-out"])  # /proc takes no folder
+    assert isinstance(result.exception, BadInput) and "cannot write in /proc" in str(result.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # the check leaves nothing behind
