@@ -175,12 +175,20 @@ def _scalar(key: str, value: Any, kind: type) -> Any:
     raise ValueError(f"parameter {key}={value!r} is not a valid {kind.__name__}")
 
 
+# The longest wait a parameter may ask for (a bake, a window, a drain, a timeout): an hour is far past any
+# lab run, and a bound keeps a typo (`bake_s=3e9`) from being a run that never ends, or one that fails
+# with an overflow once its fleet is up.
+MAX_WAIT_S = 3600.0
+
+
 def _checked(key: str, raw: Any, converted: Any) -> Any:
     if isinstance(converted, int | float) and not isinstance(converted, bool):
         if not math.isfinite(converted):
             raise ValueError(f"parameter {key}={raw!r} must be a finite number")
         if converted < 0:
             raise ValueError(f"parameter {key}={raw!r} must not be negative")
+        if key.endswith("_s") and converted > MAX_WAIT_S:
+            raise ValueError(f"parameter {key}={raw!r} must be at most {MAX_WAIT_S:g} s (an hour)")
         # A share of traffic: 0% would send a step no traffic at all, so it proves nothing.
         if "percent" in key and not 0 < converted <= 100:
             raise ValueError(f"parameter {key}={raw!r} must be a percentage above 0 and at most 100")

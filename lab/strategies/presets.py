@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from lab.model import Instance
-from lab.strategies.base import Batch, Plan, PlanFactory
+from lab.strategies.base import MAX_WAIT_S, Batch, Plan, PlanFactory
 from lab.strategies.blue_green import blue_green
 from lab.strategies.blue_green_all_at_once import blue_green_all_at_once
 from lab.strategies.blue_green_canary import blue_green_canary
@@ -40,6 +40,11 @@ def preset(factory: PlanFactory, seconds: Mapping[str, float], **fixed: Any) -> 
     def plan(old: tuple[Instance, ...], new: tuple[Instance, ...], *, time_scale: float = TIME_SCALE) -> Plan:
         if time_scale <= 0:
             raise ValueError(f"parameter time_scale={time_scale:g} must be above 0")
+        longest = max(seconds.values(), default=0.0) * time_scale
+        if longest > MAX_WAIT_S:
+            raise ValueError(
+                f"parameter time_scale={time_scale:g} makes a wait of {longest:g} s: at most {MAX_WAIT_S:g} s"
+            )
         return factory(old, new, **fixed, **{key: s * time_scale for key, s in seconds.items()})
 
     return plan

@@ -375,6 +375,29 @@ def test_coerce_rejects_negative_or_non_finite_values(strategy: Strategy, key: s
         strategy.coerce({key: value})
 
 
+WAIT_PARAMS = [p for p in NUMERIC_PARAMS if str(p.values[1]).endswith("_s")]
+
+
+def test_there_are_waits_to_bound() -> None:
+    assert len(WAIT_PARAMS) >= 10  # bakes, windows, drains, intervals, swarm's delays and timeouts
+
+
+@pytest.mark.parametrize(("strategy", "key"), WAIT_PARAMS)
+def test_a_wait_is_at_most_an_hour(strategy: Strategy, key: str) -> None:
+    # 1e300 once passed: the run then failed with an overflow in its sleep, its fleet already up.
+    for value in ["3600.001", "1e300", 1e9]:
+        with pytest.raises(ValueError, match=f"{key}=.*at most 3600 s"):
+            strategy.coerce({key: value})
+    assert strategy.coerce({key: "3600"}) == {key: 3600.0}
+
+
+def test_a_presets_time_scale_may_not_make_a_wait_over_an_hour() -> None:
+    preset = strategies.get("codedeploy-canary10-5min")  # waits 300 s nominal
+    assert preset.coerce({"time_scale": "12"}) == {"time_scale": 12.0}  # 3,600 s
+    with pytest.raises(ValueError, match="time_scale=13 makes a wait of 3900 s"):
+        preset.coerce({"time_scale": "13"})
+
+
 @pytest.mark.parametrize(("strategy", "key"), FLOAT_PARAMS)
 def test_coerce_turns_a_string_into_the_float_of_the_default(strategy: Strategy, key: str) -> None:
     # An error rate is a fraction (0 to 1); every other float here is a duration or a limit.
