@@ -111,3 +111,25 @@ def test_a_swarm_run_without_the_image_here_or_in_a_registry_says_how_to_get_it(
     assert "lab images push REGISTRY" in str(raised.value)
     # A name with no registry host ("shop:3") is never looked up in one: Docker Hub is not asked.
     assert images.registry_asked == ["localhost:5000/shop:1", "localhost:5000/shop:2"]
+
+
+@pytest.mark.parametrize(
+    ("host", "cause"),
+    [
+        ("unix://{tmp}/no-engine.sock", "No such file or directory"),
+        ("tcp://127.0.0.1:1", "Connection refused"),
+    ],
+)
+def test_no_engine_is_one_line_naming_where_the_lab_looked_and_the_innermost_cause(
+    host: str, cause: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab.engines.docker.client import connect
+    from lab.errors import DockerUnavailable
+
+    where = host.format(tmp=tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", where)
+    with pytest.raises(DockerUnavailable) as caught:
+        connect()
+    message = str(caught.value)
+    assert message.startswith(f"Docker is not reachable at {where} (") and cause in message
+    assert "\n" not in message and "Connection aborted" not in message  # not the wrappers' dump

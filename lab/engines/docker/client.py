@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -21,15 +22,35 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost exception's first line: `[Errno 111] Connection refused`, not the five wrappers."""
+    seen = [exc]
+    while (nxt := seen[-1].__cause__ or seen[-1].__context__) is not None and nxt not in seen:
+        seen.append(nxt)
+    return first_line(seen[-1])
+
+
+def unreachable(exc: BaseException) -> str:
+    """Why there is no engine, in one line that names where the lab looked."""
+    where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
+    return f"Docker is not reachable at {where} ({root_cause(exc)}): is the engine running?"
+
+
 def connect() -> docker.DockerClient:
     """A client for the local engine, or one clear line saying why there is none."""
+    problem = None
     try:
         client = docker.from_env(timeout=60)
         client.ping()
     # DockerException, or requests' ConnectionError underneath it: either way there is no engine to use.
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DockerUnavailable(f"Docker is not reachable ({reason}): is the engine running?") from None
+        problem = unreachable(exc)
+    if problem is not None:  # outside the except: one line, not a chain
+        raise DockerUnavailable(problem)
     return client
 
 

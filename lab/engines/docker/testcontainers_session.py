@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,25 +21,13 @@ import docker
 import docker.errors
 
 from lab.engines.base import LABEL
-from lab.engines.docker.client import remove_labelled
+from lab.engines.docker.client import first_line, remove_labelled, unreachable
 from lab.engines.docker.images import all_images, ensure_images
 from lab.engines.docker.local import DockerEngine
 from lab.engines.docker.swarm import SwarmEngine
 from lab.errors import DockerUnavailable, LabError
 
 Say = Callable[[str], None]
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost exception's first line: `[Errno 111] Connection refused`, not the five wrappers."""
-    seen = [exc]
-    while (nxt := seen[-1].__cause__ or seen[-1].__context__) is not None and nxt not in seen:
-        seen.append(nxt)
-    return _first_line(seen[-1])
 
 
 def session_id() -> str:
@@ -69,8 +56,7 @@ class SessionEngine:
             client = DockerClient().client
             client.ping()
         except Exception as exc:  # docker's, requests' or a socket's: either way there is no engine
-            where = os.environ.get("DOCKER_HOST") or "the default socket"
-            problem = f"Docker is not reachable at {where} ({_root_cause(exc)}): is the engine running?"
+            problem = unreachable(exc)
         if problem is not None:  # outside the except: one line, not a chain
             raise DockerUnavailable(problem)
         self.client, self.labels = client, {LABEL_SESSION_ID: SESSION_ID}
@@ -114,7 +100,7 @@ class SessionEngine:
             except docker.errors.BuildError as exc:
                 raise LabError(f"building {path / dockerfile} failed: {exc.msg}") from None
             except docker.errors.APIError as exc:
-                reason = _first_line(Exception(exc.explanation or exc))
+                reason = first_line(Exception(exc.explanation or exc))
                 raise LabError(f"building {path / dockerfile} failed: {reason}") from None
             self.built[key] = image
         return str(self.built[key].tag)
@@ -144,10 +130,10 @@ class SessionEngine:
             except docker.errors.ImageNotFound:
                 pass
             except docker.errors.APIError as exc:
-                reason = _first_line(Exception(exc.explanation or exc))
+                reason = first_line(Exception(exc.explanation or exc))
                 say(f"left {image.tag} in place: {reason}")
             except Exception as exc:  # the next image must still go
-                say(f"could not remove {image.tag}: {_first_line(exc)}")
+                say(f"could not remove {image.tag}: {first_line(exc)}")
             finally:
                 with contextlib.suppress(Exception):
                     image.get_docker_client().client.close()
