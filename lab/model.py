@@ -37,6 +37,20 @@ def fleet(version: str, size: int, first_slot: int = 1) -> tuple[Instance, ...]:
 # What nginx can carry in an unquoted proxy_pass URI: RFC 3986 path and query characters, without the
 # ones nginx reads itself (`;`, `$`, quotes, braces, whitespace).
 _HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~!&()*+,=:@%/?-]*")
+# An image reference as the engine parses one (distribution/reference's grammar): an optional registry
+# host[:port]/, lowercase path components, then :tag and/or @digest. Checked here so that a typo is bad
+# input before a fleet starts, not the engine's error in the middle of a run.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+# A first component is a registry only with a dot, a port or as localhost (else Docker Hub's path).
+_DOMAIN = (
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})+(?::[0-9]+)?|{_DOMAIN_COMPONENT}:[0-9]+|localhost"
+    r"|\[[a-fA-F0-9:]+\](?::[0-9]+)?)"
+)
+_IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
 
 
 @dataclass(frozen=True)
@@ -57,8 +71,11 @@ class AppSpec:
         return ("get", "post", "slow", "stream") if self.image is None else ("get",)
 
     def __post_init__(self) -> None:
-        if self.image is not None and (not self.image.strip() or any(c.isspace() for c in self.image)):
-            raise ValueError(f"image {self.image!r} is not an image name")
+        if self.image is not None and not _IMAGE_REFERENCE.fullmatch(self.image):
+            raise ValueError(
+                f"image {self.image!r} is not an image reference: [HOST[:PORT]/]NAME[:TAG][@DIGEST], "
+                "the name in lowercase (e.g. shop:1.4 or 127.0.0.1:5000/team/shop:1.4)"
+            )
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise ValueError(f"port must be a whole number from 1 to 65535, got {self.port!r}")
         if not _HEALTH_PATH.fullmatch(self.health_path):

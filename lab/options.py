@@ -250,11 +250,23 @@ class RunOptions:
     registry: str | None = None  # swarm: the lab's app images by this registry's names (lab images push)
 
 
-def _env(values: Mapping[str, str] | None, option: str) -> dict[str, str]:
+def _env(values: Mapping[str, str] | None, option: str, app: AppSpec) -> dict[str, str]:
     env = dict(values or {})
+    for key in env:
+        if not key or any(c.isspace() or c == "=" for c in key):
+            raise BadInput(f"{option} {key!r}: a variable's name holds no space and no '='")
     reserved = sorted(set(env) & set(RESERVED_ENV))
     if reserved:
         raise BadInput(f"{option} cannot set {', '.join(reserved)}: the lab sets it")
+    if app.image is None and env:
+        # The sample app's knobs, checked as the app will check them: a bad value is bad input now, not
+        # a fleet whose every instance exits at start (imported only here: it loads http.server).
+        from sample_app.app import Settings, SettingsError
+
+        try:
+            Settings.from_env(env, default_instance="check")
+        except SettingsError as exc:
+            raise BadInput(f"{option}: {exc}") from None
     return env
 
 
@@ -345,8 +357,8 @@ def run_options(
         fleet_size=fleet_size,
         rate=rate,
         mode=mode,
-        v1_env=_env(v1_env, "--v1-env"),
-        v2_env={**release.v2_env, **_env(v2_env, "--v2-env")},
+        v1_env=_env(v1_env, "--v1-env", v1_app),
+        v2_env={**release.v2_env, **_env(v2_env, "--v2-env", v2_app)},
         v1_app=v1_app,
         v2_app=v2_app,
         scenario=release.name,

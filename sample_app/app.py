@@ -275,6 +275,7 @@ def stream_headers(settings: Settings) -> dict[str, str]:
 def respond(path: str, state: State, settings: Settings, rng: random.Random, method: str = "GET") -> Response:
     """The status, headers and body for a GET (or a POST) of `path` (a path without the query string)."""
     who = {"version": settings.version, "instance": settings.instance}
+    payload: dict[str, object]
     if method == "POST":
         if path != "/write":
             status, payload = 404, {"error": "not found", **who}
@@ -291,7 +292,7 @@ def respond(path: str, state: State, settings: Settings, rng: random.Random, met
         elif settings.fail_rate > 0 and rng.random() < settings.fail_rate:
             status, payload = 500, {"error": "injected failure", **who}
         else:
-            status, payload = 200, who
+            status, payload = 200, {**who}
     else:
         status, payload = 404, {"error": "not found", **who}
     body = (json.dumps(payload, separators=(",", ":")) + "\n").encode()

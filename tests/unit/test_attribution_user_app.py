@@ -14,6 +14,7 @@ from lab import strategies
 from lab.cli.inputs import app_spec, run_config
 from lab.errors import BadInput
 from lab.model import AppSpec, Route, fleet
+from lab.options import run_options
 from lab.targets.fleet.nginx import render_config
 
 V1, V2 = fleet("v1", 2), fleet("v2", 2)
@@ -37,13 +38,40 @@ SHOP = {
         ({"health_path": "/ready; return 200"}, "must start with /"),
         ({"health_path": "/$host"}, "must start with /"),
         ({"health_path": "/a b"}, "must start with /"),
-        ({"image": ""}, "is not an image name"),
-        ({"image": "my app"}, "is not an image name"),
+        ({"image": ""}, "is not an image reference"),
+        ({"image": "my app"}, "is not an image reference"),
+        # What Docker's reference grammar refuses, refused before a fleet starts: a name in capitals, an
+        # empty tag or name, a leading separator, a capital first path part that is no registry.
+        ({"image": "NGINX"}, "'NGINX' is not an image reference"),
+        ({"image": "nginx::"}, "is not an image reference"),
+        ({"image": ":latest"}, "is not an image reference"),
+        ({"image": "-nginx"}, "is not an image reference"),
+        ({"image": "shop:"}, "is not an image reference"),
+        ({"image": "Team/shop"}, "is not an image reference"),
+        ({"image": "shop@sha256:xyz"}, "is not an image reference"),
     ],
 )
 def test_an_app_spec_refuses_what_nginx_or_docker_could_not_take(fields: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("?", r"\?").replace("$", r"\$")):
         AppSpec(**fields)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "nginx",
+        "shop:1.4",
+        "deploylab/app:v1",
+        "team/shop_api:v1.2-rc.1",
+        "127.0.0.1:5000/team/shop:1.4",
+        "localhost/shop",
+        "Registry.Example:5000/shop",
+        "[::1]:5000/shop:1",
+        "registry.example/shop@sha256:" + "a" * 64,
+    ],
+)
+def test_an_app_spec_takes_every_form_of_image_reference(image: str) -> None:
+    assert AppSpec(image=image).image == image
 
 
 def test_the_default_app_spec_is_the_sample_app() -> None:
@@ -100,7 +128,7 @@ def test_app_options_build_the_spec_with_the_sample_apps_defaults() -> None:
         (("v1", "shop:1", 0, None), "--v1-port must be from 1 up to 65535, got 0"),
         (("v2", "shop:2", 70000, None), "--v2-port must be from 1 up to 65535, got 70000"),
         (("v2", "shop:2", None, "ready"), "--v2-health-path: health path 'ready' must start with /"),
-        (("v1", "my shop", None, None), "--v1-image: image 'my shop' is not an image name"),
+        (("v1", "my shop", None, None), "--v1-image: image 'my shop' is not an image reference"),
     ],
 )
 def test_bad_app_options_are_bad_input_naming_the_option(args: tuple, message: str) -> None:
@@ -151,3 +179,29 @@ def test_lab_run_turns_a_bad_app_option_into_one_line_and_exit_2(tmp_path: Path)
         "lab: error: --v2-port describes your own image: give --v2-image too (the sample app listens on "
         "8080 and answers /healthz)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"APP_FAIL_RATE": "abc"}, "--v2-env: APP_FAIL_RATE='abc' is invalid: must be a number from 0 to 1"),
+        ({"APP_FAIL_RATE": "5"}, "--v2-env: APP_FAIL_RATE='5' is invalid"),
+        ({"APP_BOOT_DELAY_S": "-3"}, "--v2-env: APP_BOOT_DELAY_S='-3' is invalid"),
+        ({"APP_FAIL_AT_START": "maybe"}, "--v2-env: APP_FAIL_AT_START='maybe' is invalid"),
+        ({"BAD KEY": "1"}, "--v2-env 'BAD KEY': a variable's name holds no space"),
+    ],
+)
+def test_the_sample_apps_knobs_are_checked_as_the_app_checks_them(env: dict, message: str) -> None:
+    # Before: accepted, and every v2 instance exited at start with the app's own error in its log.
+    with pytest.raises(BadInput) as caught:
+        run_options("blue-green", {}, v2_env=env)
+    assert str(caught.value).startswith(message)
+
+
+def test_an_image_of_your_own_reads_any_value_and_the_sample_app_takes_good_ones() -> None:
+    mine = run_options("blue-green", {}, v2_env={"APP_FAIL_RATE": "abc"}, v2_app=AppSpec(image="shop:2"))
+    assert mine.v2_env == {"APP_FAIL_RATE": "abc"}  # not the sample app: its knobs mean nothing there
+    good = run_options("blue-green", {}, v2_env={"APP_FAIL_RATE": "0.2", "APP_FAIL_AT_START": "1"})
+    assert good.v2_env == {"APP_FAIL_RATE": "0.2", "APP_FAIL_AT_START": "1"}
+    with pytest.raises(BadInput, match="--v1-env: APP_LATENCY_MS='fast'"):
+        run_options("blue-green", {}, v1_env={"APP_LATENCY_MS": "fast"})

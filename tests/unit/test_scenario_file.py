@@ -248,7 +248,11 @@ MISTAKES = [
         '[versions.v2]\nhealth_path = "/ready"\n',
         "versions.v2.health_path: describes your own image",
     ),
-    ("s.toml", '[versions.v1]\nimage = "my app"\n', "versions.v1.image: image 'my app' is not an image name"),
+    (
+        "s.toml",
+        '[versions.v1]\nimage = "my app"\n',
+        "versions.v1.image: image 'my app' is not an image reference",
+    ),
     (
         "s.toml",
         '[versions.v1]\nimage = "a:1"\nport = 70000\n',
