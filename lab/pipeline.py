@@ -195,7 +195,8 @@ class Run:
                 f"{unsent:,} ticks were not sent (client saturation): server failures while they were due "
                 "are not counted, so failures may be undercounted"
             )
-        if still := still_failing(record.samples):
+        # Only after a step: before one, nothing was deployed that probing longer would see recover.
+        if record.events and (still := still_failing(record.samples)):
             record.notes.append(
                 f"clients were still failing when the probe stopped (the last {still:,} requests sent "
                 "failed): the last downtime window is cut short, the outage lasted at least that long; "

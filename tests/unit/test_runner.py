@@ -504,6 +504,35 @@ def test_unsent_ticks_are_noted_as_client_saturation(lab_: Harness) -> None:
     assert note.startswith("3 ticks were not sent (client saturation)")
 
 
+def failing_to_the_end(harness: Harness) -> None:
+    harness.probe_samples.append(Sample(0, 1000.0, 1000.0, 1000.01, 200, "v1", "app-v1-1"))
+    harness.probe_samples.extend(
+        Sample(i, 1000.0 + i, 1000.0 + i, 1000.01 + i, 502, error=ErrorClass.HTTP_5XX) for i in range(1, 4)
+    )
+
+
+def test_failures_to_the_end_of_a_deployment_say_to_probe_longer(lab_: Harness) -> None:
+    failing_to_the_end(lab_)
+    record = lab_.run()
+    assert record.events
+    assert any(n.startswith("clients were still failing when the probe stopped") for n in record.notes)
+
+
+def test_failures_before_anything_was_deployed_do_not_say_to_probe_longer_after_it(lab_: Harness) -> None:
+    # `lab measure` against a URL that never answered well: the run fails after its baseline, and
+    # "probe longer after the deployment (--settle)" would send the user after the wrong setting.
+    failing_to_the_end(lab_)
+    runner = lab_.runner()
+
+    def no_good_baseline(run: Any) -> None:
+        raise LabError("the URL never answered well in the baseline; nothing was deployed")
+
+    runner.target.after_baseline = no_good_baseline  # type: ignore[method-assign]
+    record = runner.execute()
+    assert record.status == "failed" and not record.events
+    assert not any("still failing" in n for n in record.notes)
+
+
 @pytest.mark.parametrize(
     ("rate", "timeout_s", "workers"),
     [(200, 2.0, 500), (1000, 0.5, 625), (10, 2.0, 64), (200, 0.1, 64), (5000, 2.0, 1024)],
