@@ -22,6 +22,10 @@ def images_cmd(
 ) -> None:
     """Build the app (v1, v2) and proxy images; say which base path was taken."""
     if ctx.invoked_subcommand:
+        given = [f"--{name}" for name, value in (("rebuild", rebuild), ("base", base != "auto")) if value]
+        if given:  # they build; export, import and push build nothing: refused, not ignored
+            raise BadInput(f"{' and '.join(given)} {'are' if len(given) > 1 else 'is'} for `lab images` "
+                           f"alone: `lab images {ctx.invoked_subcommand}` builds nothing")
         return
     if base not in BASES:
         raise BadInput(f"--base must be one of {', '.join(BASES)}, got {base!r}")

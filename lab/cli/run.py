@@ -62,9 +62,12 @@ if TYPE_CHECKING:  # the run's modules load lazily: `lab plan` and `lab strategi
 def run_cmd(
     ctx: typer.Context,
     strategy: Annotated[
-        str,
-        typer.Argument(help="Strategy name, see `lab strategies` (optional with a --config that names one)."),
-    ],
+        str | None,
+        typer.Argument(
+            help="Strategy name, see `lab strategies` (optional with a --config that names one).",
+            show_default=False,
+        ),
+    ] = None,
     fleet_size: FleetOpt = RunOptions.fleet_size,
     rate: RateOpt = RunOptions.rate,
     mode: ModeOpt = RunOptions.mode,
@@ -131,6 +134,8 @@ nothing.
     from lab.experiments import Budgets, verdict
     from lab.output import journal, terminal
 
+    if strategy is None:
+        raise BadInput("give a STRATEGY (`lab strategies` lists them), or a --config that names one")
     chosen = _strategy(strategy)
     repeat_count(repeat)
     if repeat > 1 and keep:

@@ -785,3 +785,19 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_anything_runs(
     result = CliRunner().invoke(app, [*command, "--out", "/proc/lab-out"])  # /proc takes no folder
     assert isinstance(result.exception, BadInput) and "cannot write in /proc" in str(result.exception)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # the check leaves nothing behind
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--base", "official", "export", "x.tar"], "--base is for `lab images` alone: `lab images export`"),
+        (["--rebuild", "push", "127.0.0.1:5000"], "--rebuild is for `lab images` alone"),
+        (["--rebuild", "--base", "debootstrap", "import", "x.tar"], "--rebuild and --base are for"),
+    ],
+)
+def test_build_options_before_a_subcommand_that_builds_nothing_are_refused_not_ignored(
+    args: list[str], said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)  # were they ignored, no engine would be reached
+    result = CliRunner().invoke(app, ["images", *args])
+    assert isinstance(result.exception, BadInput) and said in str(result.exception)

@@ -207,7 +207,8 @@ def test_a_file_without_a_strategy_needs_one_on_the_command_line(
     path = tmp_path / "fleet.yaml"
     path.write_text("fleet:\n  size: 5\n")
     result = invoke("run", "--config", path, "--out", tmp_path)
-    assert result.exit_code == 2 and "missing argument 'strategy'" in result.stderr.lower()
+    assert isinstance(result.exception, BadInput) and result.exception.exit_code == 2
+    assert "give a STRATEGY" in str(result.exception) and "--config that names one" in str(result.exception)
     config = ran(invoke("run", "red-black", "--config", path, "--out", tmp_path))
     assert config.strategy == "red-black" and config.fleet_size == 5
 
