@@ -102,9 +102,13 @@ given on the command line win; the file's strategy, params and budgets are not u
     for spec in names or default_comparison(engine):
         name, *pairs = spec.split(":")
         chosen = _strategy(name)
+        try:
+            params = _params(chosen, pairs)
+        except BadInput as exc:  # several specs: say which one
+            raise BadInput(f"{spec}: {exc}") from None
         config = run_config(
             chosen,
-            _params(chosen, pairs),
+            params,
             fleet_size=fleet_size,
             rate=rate,
             mode=mode,

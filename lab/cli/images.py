@@ -125,8 +125,9 @@ def push_cmd(
     def log(line: str) -> None:
         err.print(line, markup=False, soft_wrap=True)
 
-    for name, digest in push_images(connect(), registry_name(registry), log=log):
-        out.print(f"pushed {name} ({digest})", markup=False, soft_wrap=True)
+    name = registry_name(registry)  # bad input before the engine is asked anything
+    for image, digest in push_images(connect(), name, log=log):
+        out.print(f"pushed {image} ({digest})", markup=False, soft_wrap=True)
 
 
 def registry_name(text: str) -> str:
@@ -143,4 +144,7 @@ def registry_name(text: str) -> str:
         raise BadInput(
             f"registry {text!r} is not HOST[:PORT][/PATH] (a host with a dot or a port, e.g. 127.0.0.1:5000)"
         )
+    port = name.split("/")[0].partition(":")[2]
+    if port and not 1 <= int(port) <= 65535:
+        raise BadInput(f"registry {text!r}: port {port} is not a TCP port (1 to 65535)")
     return name

@@ -23,6 +23,9 @@ def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
         key, sep, val = value.partition("=")
         if not sep or not key.strip():
             raise BadInput(f"{what} {value!r} is not KEY=VALUE")
+        if key.strip() in pairs and pairs[key.strip()] != val:
+            # Which one was meant? A file's value under the command line's is a choice; two here a slip.
+            raise BadInput(f"{what} {key.strip()} given twice: {pairs[key.strip()]!r} and {val!r}")
         pairs[key.strip()] = val
     return pairs
 
@@ -88,7 +91,10 @@ def _env_with_file(
     loaded = ctx.meta.get(SCENARIO_FILE)
     if loaded is None or param.name is None:
         return value
-    return [*loaded.env_pairs(param.name.removesuffix("_env")), *(value or [])] or None
+    given = {pair.partition("=")[0].strip() for pair in value or []}
+    pairs = loaded.env_pairs(param.name.removesuffix("_env"))
+    from_file = [p for p in pairs if p.partition("=")[0] not in given]  # the command line's win
+    return [*from_file, *(value or [])] or None
 
 
 def file_params(ctx: typer.Context, strategy: strategies.Strategy) -> dict[str, Any]:
@@ -218,6 +224,8 @@ def app_spec(
         AppSpec(image=image)
     except ValueError as exc:
         raise BadInput(f"{flag}-image: {exc}") from None
+    if health_path is not None and not health_path.strip():
+        raise BadInput(f"{flag}-health-path is empty: give the path that answers 200 when ready (/healthz)")
     try:
         AppSpec(health_path=health_path or "/healthz")
     except ValueError as exc:

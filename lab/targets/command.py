@@ -38,6 +38,8 @@ def check_command(command: tuple[str, ...]) -> None:
     if not command:
         return
     program = command[0]
+    if not program.strip():
+        raise BadInput("the deploy command is empty: give a program after --, e.g. -- ./deploy.sh")
     if os.sep in program:
         if not os.path.isfile(program):
             raise BadInput(f"command not found: {program}")

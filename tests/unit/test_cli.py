@@ -801,3 +801,23 @@ def test_build_options_before_a_subcommand_that_builds_nothing_are_refused_not_i
     monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)  # were they ignored, no engine would be reached
     result = CliRunner().invoke(app, ["images", *args])
     assert isinstance(result.exception, BadInput) and said in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "blue-green", "-p", "overlap_s=1", "-p", "overlap_s=2"], "parameter overlap_s given twice"),
+        (["run", "blue-green", "--v2-env", "A=1", "--v2-env", "A=2"], "--v2-env A given twice: '1' and '2'"),
+        (["compare", "rolling:batch=1:batch=2"], "rolling:batch=1:batch=2: parameter batch given twice"),
+        (["compare", "in-place", "rolling:batch=0"], "rolling:batch=0: parameter batch"),
+        (["run", "blue-green", "--v2-image", "shop:2", "--v2-health-path", ""], "--v2-health-path is empty"),
+        (["images", "push", "127.0.0.1:99999"], "port 99999 is not a TCP port"),
+        (["images", "push", "foo"], "registry 'foo' is not HOST[:PORT][/PATH]"),
+    ],
+)
+def test_slips_are_named_before_the_engine_is_asked_anything(
+    args: list[str], said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)  # an engine asked first would answer "not reachable"
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, BadInput) and said in str(result.exception), result.exception

@@ -205,6 +205,7 @@ def test_a_command_that_cannot_start_is_bad_input(tmp_path: Path) -> None:
         (["measure", URL, "--timeout", "0"], "--timeout must be above 0 up to 60"),
         (["measure", URL, "--", "no-such-deploy-tool"], "command not found: no-such-deploy-tool"),
         (["measure", URL, "--version-header", "X Bad"], "is not a header name"),
+        (["measure", URL, "--", ""], "the deploy command is empty"),
     ],
 )
 def test_measure_refuses_bad_input_before_probing(args: list[str], message: str) -> None:
