@@ -24,6 +24,7 @@ def report_cmd(
 ) -> None:
     """Rebuild report.html, timeline.svg and timeline.png from a run folder's journal.json and samples.csv,
     or compare.html (and every run's report) in a comparison's folder."""
+    from lab.output import compare
     from lab.output import html as html_report
     from lab.output.run_folder import is_run, read_journal
 
@@ -35,6 +36,7 @@ def report_cmd(
         if folder.is_dir() and not (folder / "journal.json").exists():
             raise BadInput(f"{folder} holds neither journal.json (a run) nor compare.json (a comparison)")
         read_journal(folder)  # raises the error that fits: no such folder, not a folder, unreadable journal
+    compare.read_document(folder / "compare.json")  # a bad one stops us before any run's report is rewritten
     failed = []
     for run in sorted(p for p in folder.iterdir() if is_run(p)):
         try:

@@ -152,14 +152,15 @@ def _aggregates_table(strategies: list[dict[str, Any]]) -> dict[str, Any]:
     return {"headers": headers, "rows": rows}
 
 
-def compare_tables(document: Any, title: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The tables and sentences of compare.json: a list of rows (one run each), or a document with every
-    run's rows under `runs`, aggregates under `strategies` and sentences (`line`) under any other list."""
+def compare_tables(
+    document: list[dict[str, Any]] | dict[str, Any], title: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The tables and sentences of compare.json (as compare.read_document checked it): a list of rows (one
+    run each), or a document with every run's rows under `runs`, aggregates under `strategies` and
+    sentences (`line`) under any other list."""
 
     if isinstance(document, list):
         return [{"caption": "", **_table(compare.table(document, title))}], []
-    if not isinstance(document, dict):
-        raise BadInput("compare.json holds neither rows nor a comparison document")
     tables = []
     if document.get("strategies"):
         tables.append(
@@ -168,7 +169,7 @@ def compare_tables(document: Any, title: str) -> tuple[list[dict[str, Any]], lis
                 **_aggregates_table(document["strategies"]),
             }
         )
-    tables.append({"caption": "every run", **_table(compare.table(document.get("runs", []), title))})
+    tables.append({"caption": "every run", **_table(compare.table(document["runs"], title))})
     lines = [
         item["line"]
         for key, value in document.items()
@@ -187,19 +188,21 @@ def _inline_svg(run: Path, n: int) -> Markup | None:
     return Markup(path.read_text().replace('id="timeline"', f'id="timeline-{n}"', 1))
 
 
+def _compare_title(txt: Path) -> str:
+    # compare.txt only lends the page its title: one that cannot be read costs the title, not the page.
+    try:
+        first = txt.read_text().strip().splitlines()[:1]
+    except (OSError, UnicodeDecodeError):
+        first = []
+    return first[0].strip() if first else "comparison"
+
+
 def write_compare_report(folder: Path, title: str | None = None) -> Path:
     """compare.html from compare.json and the run folders beside it. `title` defaults to compare.txt's
     first line, so a rebuilt page keeps the table's title."""
-    path = folder / "compare.json"
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInput(f"{folder} holds no compare.json: not a comparison folder") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"{path} is not readable JSON: {exc}") from None
+    document = compare.read_document(folder / "compare.json")
     if title is None:
-        txt = folder / "compare.txt"
-        title = txt.read_text().splitlines()[0].strip() if txt.is_file() and txt.read_text() else "comparison"
+        title = _compare_title(folder / "compare.txt")
     tables, lines = compare_tables(document, title)
     runs = []
     for n, run in enumerate(sorted(p for p in folder.iterdir() if is_run(p)), start=1):

@@ -20,17 +20,26 @@ from lab.record import RunRecord
 
 # Columns whose Sample field has another name; columns that are no Sample field (latency_ms) are derived.
 _FIELD = {"scheduled_s": "scheduled", "sent_s": "sent", "finished_s": "finished"}
-_PARSE: dict[str, Any] = {
-    "seq": int,
-    "scheduled": float,
-    "sent": float,
-    "finished": float,
-    "status": int,
-    "error": ErrorClass,
-    "late": lambda text: text in ("1", "true", "True"),
-    "client": int,
+# How a cell becomes a field's value, and what it must look like (for the error).
+_PARSE: dict[str, tuple[Any, str]] = {
+    "seq": (int, "an integer"),
+    "scheduled": (float, "a number"),
+    "sent": (float, "a number"),
+    "finished": (float, "a number"),
+    "status": (int, "an integer"),
+    "error": (ErrorClass, "one of " + ", ".join(e.value for e in ErrorClass)),
+    "late": (lambda text: text in ("1", "true", "True"), ""),
+    "client": (int, "an integer"),
 }
 _SAMPLE_FIELDS = {f.name for f in dataclasses.fields(Sample)}
+# The Sample fields with no default: every samples.csv the lab wrote has their columns (an old one may lack
+# the later ones, which take their default). A header without them is not the lab's.
+_REQUIRED_COLUMNS = [
+    {v: k for k, v in _FIELD.items()}.get(f.name, f.name)
+    for f in dataclasses.fields(Sample)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+]
+_NEVER_EMPTY = {"seq", "scheduled"}  # docs/schema.md: every other cell may be empty
 
 
 @dataclass(frozen=True)
@@ -78,8 +87,9 @@ def read_journal(folder: Path) -> dict[str, Any]:
 
 
 def read_samples(path: Path) -> list[Sample]:
-    """samples.csv back into Samples, times relative to the run's start. Columns the file lacks take the
-    field's default; columns the code no longer knows are ignored."""
+    """samples.csv back into Samples, times relative to the run's start. Columns an old file lacks take the
+    field's default (those of fields with none must be there); columns the code no longer knows are
+    ignored."""
     if not path.is_file():
         raise BadInput(f"{path.parent} holds no samples.csv")
     samples = []
@@ -88,11 +98,24 @@ def read_samples(path: Path) -> list[Sample]:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None:
                 raise BadInput(f"{path} is empty: not even its header row")
+            _check_header(path, list(reader.fieldnames))
             for line, row in enumerate(reader, start=2):
                 samples.append(_sample(row, len(reader.fieldnames), f"{path}, line {line}"))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise BadInput(f"{path} is not a samples file ({exc})") from None
     return samples
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    if missing := [c for c in _REQUIRED_COLUMNS if c not in names]:
+        header = ",".join(names)
+        header = header if len(header) <= 60 else header[:57] + "..."
+        raise BadInput(
+            f"{path} is not a lab samples file: its header row {header!r} has no {', '.join(missing)}"
+        )
+    # csv keeps the last of two cells of one name: which one the lab meant cannot be told.
+    if twice := sorted({n for n in names if names.count(n) > 1 and _FIELD.get(n, n) in _SAMPLE_FIELDS}):
+        raise BadInput(f"{path} is not a lab samples file: its header row names {', '.join(twice)} twice")
 
 
 def _sample(row: dict[Any, Any], columns: int, where: str) -> Sample:
@@ -102,18 +125,22 @@ def _sample(row: dict[Any, Any], columns: int, where: str) -> Sample:
         cells = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
         raise BadInput(f"{where}: not a sample ({cells} cells, the header names {columns})")
     fields: dict[str, Any] = {}
-    try:
-        for column, text in row.items():
-            name = _FIELD.get(column, column)
-            if name not in _SAMPLE_FIELDS:
-                continue
-            fields[name] = None if text == "" else _PARSE.get(name, str)(text)
-        fields["late"] = bool(fields.get("late"))
-        fields["client"] = fields.get("client") or 0  # a file from before clients: one client
-        fields["kind"] = fields.get("kind") or "get"
-        return Sample(**fields)
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"{where}: not a sample ({exc})") from None
+    for column, text in row.items():
+        name = _FIELD.get(column, column)
+        if name not in _SAMPLE_FIELDS:
+            continue
+        if text == "" and name in _NEVER_EMPTY:
+            raise BadInput(f"{where}: not a sample ({column} is empty)")
+        parse, what = _PARSE.get(name, (str, ""))
+        try:
+            fields[name] = None if text == "" else parse(text)
+        except ValueError:
+            cell = text if len(text) <= 30 else text[:27] + "..."
+            raise BadInput(f"{where}: not a sample ({column} {cell!r} is not {what})") from None
+    fields["late"] = bool(fields.get("late"))
+    fields["client"] = fields.get("client") or 0  # a file from before clients: one client
+    fields["kind"] = fields.get("kind") or "get"
+    return Sample(**fields)
 
 
 def _events(journal: dict[str, Any]) -> list[Event]:
@@ -142,6 +169,14 @@ def load(folder: Path) -> SavedRun:
             f"{folder / 'journal.json'} is not a lab journal: bad step or capacity ({exc})"
         ) from None
     samples = read_samples(folder / "samples.csv")
+    # A run that failed at set-up measured nothing: a header alone is its samples.csv. A journal that
+    # counts requests with no row to show for them is a samples file that lost its rows.
+    analysis = journal["analysis"]
+    scheduled = analysis.get("requests_scheduled") if isinstance(analysis, dict) else None
+    if not samples and isinstance(scheduled, int) and scheduled > 0:
+        raise BadInput(
+            f"{folder / 'samples.csv'} holds no samples, but journal.json counts {scheduled:,} requests"
+        )
     configs_dir = folder / "configs"
     configs = (
         [(p.name, p.read_text()) for p in sorted(configs_dir.glob("*.conf"))] if configs_dir.is_dir() else []
