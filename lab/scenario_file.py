@@ -107,7 +107,11 @@ def fmt_of(path: Path) -> str:
 
 def load(path: str | Path) -> ScenarioFile:
     """Read and check a scenario file; any problem is BadInput naming the file and the field."""
+    if not str(path).strip():
+        raise BadInput("--config is empty: give a scenario file (.toml, .yaml or .yml)")
     path = Path(path)
+    if path.is_dir():  # before its extension: a folder has none, and that would be the wrong complaint
+        raise BadInput(f"{path}: is a directory, not a scenario file")
     fmt = fmt_of(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -179,6 +183,13 @@ def _yaml_loader() -> type:
                     )
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
+
+    # YAML 1.2 reads `rate: 1e3` as a number; PyYAML (YAML 1.1) wants a dot in it and reads a string.
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
 
     return Loader
 

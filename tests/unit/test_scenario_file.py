@@ -311,6 +311,22 @@ def test_a_missing_file_a_folder_and_an_unknown_extension(tmp_path: Path) -> Non
         assert str(caught.value).endswith(message)
 
 
+def test_a_folder_without_an_extension_is_a_folder_and_an_empty_name_says_so(tmp_path: Path) -> None:
+    (tmp_path / "cfg").mkdir()
+    with pytest.raises(BadInput, match="cfg: is a directory, not a scenario file$"):
+        load(tmp_path / "cfg")  # was "no extension", the wrong complaint
+    with pytest.raises(BadInput, match="^--config is empty"):
+        load("")
+
+
+def test_yaml_reads_a_number_with_an_exponent_as_a_number(tmp_path: Path) -> None:
+    # YAML 1.2 and TOML read 1e3 as a number; PyYAML alone read the string "1e3" and refused it.
+    loaded = load(write(tmp_path, "s.yaml", "strategy: canary\nprobe:\n  rate: 1e3\nparams:\n  bake_s: 2.5e0\n"))
+    assert loaded.options["rate"] == 1000.0 and loaded.params["bake_s"] == 2.5
+    with pytest.raises(BadInput, match="rate"):
+        load(write(tmp_path, "q.yaml", 'probe:\n  rate: "1e3"\n'))  # quoted, it is still a string
+
+
 def test_the_command_line_and_files_share_one_set_of_bounds() -> None:
     assert BOUNDS["fleet_size"].problem(16) is None and BOUNDS["fleet_size"].problem(17)
     assert BOUNDS["rate"].problem(0) == "must be above 0 up to 5000, got 0"
