@@ -321,7 +321,8 @@ def test_a_folder_without_an_extension_is_a_folder_and_an_empty_name_says_so(tmp
 
 def test_yaml_reads_a_number_with_an_exponent_as_a_number(tmp_path: Path) -> None:
     # YAML 1.2 and TOML read 1e3 as a number; PyYAML alone read the string "1e3" and refused it.
-    loaded = load(write(tmp_path, "s.yaml", "strategy: canary\nprobe:\n  rate: 1e3\nparams:\n  bake_s: 2.5e0\n"))
+    text = "strategy: canary\nprobe:\n  rate: 1e3\nparams:\n  bake_s: 2.5e0\n"
+    loaded = load(write(tmp_path, "s.yaml", text))
     assert loaded.options["rate"] == 1000.0 and loaded.params["bake_s"] == 2.5
     with pytest.raises(BadInput, match="rate"):
         load(write(tmp_path, "q.yaml", 'probe:\n  rate: "1e3"\n'))  # quoted, it is still a string
