@@ -40,17 +40,23 @@ _HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~!&()*+,=:@%/?-]*")
 # An image reference as the engine parses one (distribution/reference's grammar): an optional registry
 # host[:port]/, lowercase path components, then :tag and/or @digest. Checked here so that a typo is bad
 # input before a fleet starts, not the engine's error in the middle of a run.
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-# A first component is a registry only with a dot, a port or as localhost (else Docker Hub's path).
-_DOMAIN = (
-    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})+(?::[0-9]+)?|{_DOMAIN_COMPONENT}:[0-9]+|localhost"
-    r"|\[[a-fA-F0-9:]+\](?::[0-9]+)?)"
+_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_REGISTRY = re.compile(rf"(?:{_COMPONENT}(?:\.{_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?", re.ASCII)
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(
+    rf"{_PATH}(?:/{_PATH})*(?::[\w][\w.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
 )
-_IMAGE_REFERENCE = re.compile(
-    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
-    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
-)
+
+
+def is_image_reference(text: str) -> bool:
+    """As Docker splits a name: the first part is a registry when it holds a dot or a port, is
+    localhost, or has a capital (Docker Hub's names have none); the rest is the repository and tag."""
+    first, slash, rest = text.partition("/")
+    if slash and (any(c in first for c in ".:") or first == "localhost" or first != first.lower()):
+        return bool(_REGISTRY.fullmatch(first) and _REPOSITORY.fullmatch(rest))
+    return bool(_REPOSITORY.fullmatch(text))
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class AppSpec:
         return ("get", "post", "slow", "stream") if self.image is None else ("get",)
 
     def __post_init__(self) -> None:
-        if self.image is not None and not _IMAGE_REFERENCE.fullmatch(self.image):
+        if self.image is not None and not is_image_reference(self.image):
             raise ValueError(
                 f"image {self.image!r} is not an image reference: [HOST[:PORT]/]NAME[:TAG][@DIGEST], "
                 "the name in lowercase (e.g. shop:1.4 or 127.0.0.1:5000/team/shop:1.4)"

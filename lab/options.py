@@ -387,7 +387,8 @@ def parse_url(url: str) -> str:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise BadInput(f"{_masked(url)!r} is not a URL: {exc}") from None
+        reason = str(exc) if _masked(url) == url else "not a valid URL"  # httpx's may quote the password
+        raise BadInput(f"{_masked(url)!r} is not a URL: {reason}") from None
     shown = _masked(url)  # a password is not echoed
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise BadInput(f"{shown!r} is not an http or https URL (e.g. http://127.0.0.1:8089/)")
@@ -399,8 +400,14 @@ def parse_url(url: str) -> str:
 
 
 def _masked(url: str) -> str:
-    """The URL with its password, if it holds one, as `***`."""
-    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url)
+    """The URL with its password, if it holds one, as `***`: everything between the user's `:` and the
+    authority's last `@` (a password may hold an unescaped `@` or `/`)."""
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@", 0, len(rest) if "?" not in rest else rest.index("?"))
+    if not sep or at < 0:
+        return url
+    user = rest[:at].partition(":")[0]
+    return f"{scheme}://{user}:***@{rest[at + 1:]}" if ":" in rest[:at] else url
 
 
 def split_credentials(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -485,7 +492,7 @@ def measure_options(
         raise BadInput(f"--version-header {version_header!r} is not a header name")
     url, credentials = split_credentials(parse_url(url))
     if credentials and any(name.lower() == "authorization" for name, _ in headers):
-        raise BadInput("the URL holds credentials and --header gives an Authorization too: give one")
+        raise BadInput("the URL holds credentials and an Authorization header is given too: give one")
     request = RequestOptions(
         headers=(*headers, *credentials),
         insecure=insecure,

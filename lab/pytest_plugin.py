@@ -199,7 +199,9 @@ class LabSession:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:80]
+    """A folder's name as a path component of an image reference: lowercase letters and digits joined by
+    dashes, as Docker's grammar takes them (`MyShop` or `_shop` would be refused as a tag)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80].strip("-")
 
 
 # -- what a test holds -----------------------------------------------------------------------------

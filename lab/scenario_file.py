@@ -184,13 +184,6 @@ def _yaml_loader() -> type:
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
-    # YAML 1.2 reads `rate: 1e3` as a number; PyYAML (YAML 1.1) wants a dot in it and reads a string.
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-        list("-+0123456789"),
-    )
-
     return Loader
 
 
@@ -342,8 +335,13 @@ def _typed(where: str, value: Any, kind: type) -> Any:
             return value
         raise _Problem(where, f"expected a string, got {_shown(value)}")
     if isinstance(value, bool) or not isinstance(value, int | float):
+        # PyYAML reads YAML 1.1, where 1e3 (no dot, no sign) is text; reading it as a number everywhere would
+        # also turn an env value like a short commit id (5e1234) into one, so the message says how instead.
+        hint = ""
+        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", value):
+            hint = " (text, not a number: no quotes; in YAML an exponent needs a dot and a sign, 1.0e+3)"
         raise _Problem(
-            where, f"expected {'a whole number' if kind is int else 'a number'}, got {_shown(value)}"
+            where, f"expected {'a whole number' if kind is int else 'a number'}, got {_shown(value)}{hint}"
         )
     if kind is int:
         if isinstance(value, float):

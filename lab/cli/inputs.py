@@ -66,7 +66,7 @@ ModeOpt = Annotated[
 SCENARIO_FILE = "lab.scenario_file"
 
 
-def _read_config(ctx: typer.Context, value: Path | None) -> Path | None:
+def _read_config(ctx: typer.Context, value: str | None) -> str | None:
     from lab.scenario_file import load
 
     if value is None:
@@ -110,7 +110,7 @@ def file_params(ctx: typer.Context, strategy: strategies.Strategy) -> dict[str, 
 
 
 ConfigOpt = Annotated[
-    Path | None,
+    str | None,  # not a Path: typer would make "" the current folder, and the mistake a confusing one
     typer.Option(
         "--config",
         is_eager=True,

@@ -142,7 +142,7 @@ answer, a command not found), 3 budget exceeded, 5 the command failed, 130 inter
         keep=False,
         quiet=as_json,
         live=live,
-        title=f"measure {url}",
+        title=f"measure {options.measure.url if options.measure else url}",  # without credentials
         run_id=secrets.token_hex(3),
         on_interrupt=show,
         phases=MEASURE_PHASES,

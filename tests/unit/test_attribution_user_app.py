@@ -41,13 +41,14 @@ SHOP = {
         ({"image": ""}, "is not an image reference"),
         ({"image": "my app"}, "is not an image reference"),
         # What Docker's reference grammar refuses, refused before a fleet starts: a name in capitals, an
-        # empty tag or name, a leading separator, a capital first path part that is no registry.
+        # empty tag or name, a leading separator, a registry with an underscore, a tag beyond ASCII.
         ({"image": "NGINX"}, "'NGINX' is not an image reference"),
         ({"image": "nginx::"}, "is not an image reference"),
         ({"image": ":latest"}, "is not an image reference"),
         ({"image": "-nginx"}, "is not an image reference"),
         ({"image": "shop:"}, "is not an image reference"),
-        ({"image": "Team/shop"}, "is not an image reference"),
+        ({"image": "my_host.com/shop"}, "is not an image reference"),
+        ({"image": "shop:Tag_\u00dc"}, "is not an image reference"),
         ({"image": "shop@sha256:xyz"}, "is not an image reference"),
     ],
 )
@@ -66,6 +67,7 @@ def test_an_app_spec_refuses_what_nginx_or_docker_could_not_take(fields: dict, m
         "127.0.0.1:5000/team/shop:1.4",
         "localhost/shop",
         "Registry.Example:5000/shop",
+        "MyRegistry/shop:1",  # a capital makes the first part a registry, as Docker splits it
         "[::1]:5000/shop:1",
         "registry.example/shop@sha256:" + "a" * 64,
     ],

@@ -821,3 +821,9 @@ def test_slips_are_named_before_the_engine_is_asked_anything(
     monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)  # an engine asked first would answer "not reachable"
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, BadInput) and said in str(result.exception), result.exception
+
+
+def test_an_empty_config_is_said_to_be_empty_not_a_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)
+    result = CliRunner().invoke(app, ["run", "--config", ""])
+    assert isinstance(result.exception, BadInput) and str(result.exception).startswith("--config is empty")

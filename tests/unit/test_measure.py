@@ -163,6 +163,12 @@ def test_credentials_twice_and_a_password_in_an_error_are_refused_without_echoin
     with pytest.raises(BadInput) as bad:
         parse_url("http://ann:topsecret@shop.test:70000/")
     assert "topsecret" not in str(bad.value) and "ann:***@" in str(bad.value)
+    # A password with an unescaped @ or / is masked whole, and httpx's own reason (it may quote it) is not
+    # repeated.
+    for url in ["http://ann:top@secret@shop.test:70000/", "http://ann:top/secret@shop.test:x/"]:
+        with pytest.raises(BadInput) as bad:
+            parse_url(url)
+        assert "top" not in str(bad.value) and "secret" not in str(bad.value), str(bad.value)
 
 
 def test_headers_are_name_colon_value() -> None:

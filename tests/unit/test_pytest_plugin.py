@@ -316,3 +316,12 @@ def test_a_parsed_parameter_goes_into_the_journal_as_written(tmp_path: Path) -> 
     written = journal(record, r.analysis)
     assert written["input"]["params"] == {"batch": "25%", "drain_s": 1.0}
     assert json.loads(json.dumps(written))["input"]["params"]["batch"] == "25%"
+
+
+@pytest.mark.parametrize("folder", ["MyShop", "_shop", "shop..v2", "Shop Front (v2)", "---"])
+def test_a_folders_tag_is_an_image_reference_docker_takes(folder: str) -> None:
+    from lab.model import is_image_reference
+    from lab.pytest_plugin import _slug
+
+    slug = _slug(folder) or "app"  # image_tag's stand-in for a name with nothing left
+    assert is_image_reference(f"deploylab-pytest/{slug}:0123456789ab-0123456789ab"), slug

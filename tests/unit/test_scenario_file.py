@@ -319,13 +319,15 @@ def test_a_folder_without_an_extension_is_a_folder_and_an_empty_name_says_so(tmp
         load("")
 
 
-def test_yaml_reads_a_number_with_an_exponent_as_a_number(tmp_path: Path) -> None:
-    # YAML 1.2 and TOML read 1e3 as a number; PyYAML alone read the string "1e3" and refused it.
-    text = "strategy: canary\nprobe:\n  rate: 1e3\nparams:\n  bake_s: 2.5e0\n"
-    loaded = load(write(tmp_path, "s.yaml", text))
-    assert loaded.options["rate"] == 1000.0 and loaded.params["bake_s"] == 2.5
-    with pytest.raises(BadInput, match="rate"):
-        load(write(tmp_path, "q.yaml", 'probe:\n  rate: "1e3"\n'))  # quoted, it is still a string
+def test_a_number_read_as_text_says_how_to_write_it_and_env_values_stay_as_written(tmp_path: Path) -> None:
+    # PyYAML (YAML 1.1) reads 1e3 as text. It stays text: an env value such as a short commit id, 5e1234,
+    # must come back as written (a --save-config file writes it bare); the error says how to write a number.
+    said = r"rate: expected a number, got .1e3. \(text, not a number: no quotes; .*1\.0e\+3\)"
+    with pytest.raises(BadInput, match=said):
+        load(write(tmp_path, "s.yaml", "probe:\n  rate: 1e3\n"))
+    text = "probe:\n  rate: 1.0e+3\nversions:\n  v2:\n    env: {SHA: 5e1234}\n"
+    loaded = load(write(tmp_path, "e.yaml", text))
+    assert loaded.options["rate"] == 1000.0 and loaded.env["v2"] == {"SHA": "5e1234"}
 
 
 def test_the_command_line_and_files_share_one_set_of_bounds() -> None:
