@@ -180,7 +180,7 @@ class LabSession:
 
     def image_tag(self, path: Path, dockerfile: str, buildargs: Mapping[str, str]) -> str:
         """The folder, Dockerfile and build args, and this session's id: each session tags its own."""
-        return self.engine.image_tag(path, dockerfile, buildargs, _slug(path.name))
+        return self.engine.image_tag(path, dockerfile, buildargs, _image_slug(path.name))
 
     def build(self, path: Path, dockerfile: str, buildargs: Mapping[str, str]) -> str:
         """Build an image from a Dockerfile, once per session; the tag to run it by."""
@@ -199,6 +199,11 @@ class LabSession:
 
 
 def _slug(text: str) -> str:
+    """A test's name as a folder name: the run folders of `test_x[a b]` under `test_x-a-b`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:80]
+
+
+def _image_slug(text: str) -> str:
     """A folder's name as a path component of an image reference: lowercase letters and digits joined by
     dashes, as Docker's grammar takes them (`MyShop` or `_shop` would be refused as a tag)."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80].strip("-")

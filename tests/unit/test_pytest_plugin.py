@@ -321,7 +321,15 @@ def test_a_parsed_parameter_goes_into_the_journal_as_written(tmp_path: Path) -> 
 @pytest.mark.parametrize("folder", ["MyShop", "_shop", "shop..v2", "Shop Front (v2)", "---"])
 def test_a_folders_tag_is_an_image_reference_docker_takes(folder: str) -> None:
     from lab.model import is_image_reference
+    from lab.pytest_plugin import _image_slug
+
+    slug = _image_slug(folder) or "app"  # image_tag's stand-in for a name with nothing left
+    assert is_image_reference(f"deploylab-pytest/{slug}:0123456789ab-0123456789ab"), slug
+
+
+def test_a_tests_run_folder_keeps_its_name_as_written() -> None:
+    # The docs and the integration test find a test's runs under its own name (test_rolling_drops_nothing).
     from lab.pytest_plugin import _slug
 
-    slug = _slug(folder) or "app"  # image_tag's stand-in for a name with nothing left
-    assert is_image_reference(f"deploylab-pytest/{slug}:0123456789ab-0123456789ab"), slug
+    assert _slug("test_rolling_drops_nothing") == "test_rolling_drops_nothing"
+    assert _slug("test_x[keepalive mode]") == "test_x-keepalive-mode"
