@@ -17,7 +17,8 @@ def report_cmd(
     folder: Annotated[
         Path,
         typer.Argument(
-            help="A run folder (with journal.json) or a `lab compare` folder (with compare.json).",
+            help="A run folder (with journal.json) or a `lab compare` folder (with compare.json), or one of "
+            "those files.",
             show_default=False,
         ),
     ],
@@ -28,6 +29,8 @@ def report_cmd(
     from lab.output import html as html_report
     from lab.output.run_folder import is_run, read_journal
 
+    if folder.is_file() and folder.name in ("journal.json", "compare.json", "samples.csv"):
+        folder = folder.parent  # a file of the folder given: the folder is meant
     if is_run(folder):
         path = html_report.write_run_report(folder)
         out.print(f"report: {path} (timeline.svg and timeline.png beside it)", markup=False, soft_wrap=True)

@@ -169,14 +169,15 @@ def load(folder: Path) -> SavedRun:
             f"{folder / 'journal.json'} is not a lab journal: bad step or capacity ({exc})"
         ) from None
     samples = read_samples(folder / "samples.csv")
-    # A run that failed at set-up measured nothing: a header alone is its samples.csv. A journal that
-    # counts requests with no row to show for them is a samples file that lost its rows.
+    # The journal counts every sample the run wrote (a run that failed at set-up: none, and a header alone
+    # is its samples.csv). Another count is a samples file cut short, or one from another run: a report
+    # drawn from it would show figures the journal does not hold.
     analysis = journal["analysis"]
     scheduled = analysis.get("requests_scheduled") if isinstance(analysis, dict) else None
-    if not samples and isinstance(scheduled, int) and scheduled > 0:
-        raise BadInput(
-            f"{folder / 'samples.csv'} holds no samples, but journal.json counts {scheduled:,} requests"
-        )
+    if isinstance(scheduled, int) and len(samples) != scheduled:
+        held = f"{len(samples):,} samples" if samples else "no samples"
+        csv = folder / "samples.csv"
+        raise BadInput(f"{csv} holds {held}, but journal.json counts {scheduled:,} requests")
     configs_dir = folder / "configs"
     configs = (
         [(p.name, p.read_text()) for p in sorted(configs_dir.glob("*.conf"))] if configs_dir.is_dir() else []

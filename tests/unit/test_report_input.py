@@ -253,3 +253,20 @@ def test_a_header_without_rows_is_a_report_when_the_run_measured_nothing(tmp_pat
     result = CliRunner().invoke(app, ["report", str(folder)])
     assert result.exit_code == 0, (result.stdout, result.exception)
     assert "Nothing was measured" in (folder / "report.html").read_text()
+
+
+def test_a_samples_csv_cut_short_is_refused_not_drawn(tmp_path: Path) -> None:
+    folder = run_folder(tmp_path)
+    lines = (folder / "samples.csv").read_text().splitlines()
+    (folder / "samples.csv").write_text("\n".join(lines[:-50]) + "\n")  # a copy that stopped at a row's end
+    said = f"{folder / 'samples.csv'} holds 150 samples, but journal.json counts 200 requests"
+    assert refused(folder) == said
+
+
+@pytest.mark.parametrize("name", ["journal.json", "samples.csv"])
+def test_a_file_of_the_run_folder_stands_for_its_folder(tmp_path: Path, name: str) -> None:
+    folder = run_folder(tmp_path)
+    (folder / "report.html").unlink()
+    result = CliRunner().invoke(app, ["report", str(folder / name)])
+    assert result.exit_code == 0, (result.stdout, result.exception)
+    assert (folder / "report.html").is_file()
