@@ -384,12 +384,12 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token: what a 
 def parse_url(url: str) -> str:
     import httpx
 
+    shown = _masked(url)  # a password is not echoed
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        reason = str(exc) if _masked(url) == url else "not a valid URL"  # httpx's may quote the password
-        raise BadInput(f"{_masked(url)!r} is not a URL: {reason}") from None
-    shown = _masked(url)  # a password is not echoed
+        reason = str(exc) if shown == url else "not a valid URL"  # httpx's may quote the password
+        raise BadInput(f"{shown!r} is not a URL: {reason}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise BadInput(f"{shown!r} is not an http or https URL (e.g. http://127.0.0.1:8089/)")
     if any(c.isspace() for c in url):

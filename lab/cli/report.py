@@ -39,14 +39,14 @@ def report_cmd(
         if folder.is_dir() and not (folder / "journal.json").exists():
             raise BadInput(f"{folder} holds neither journal.json (a run) nor compare.json (a comparison)")
         read_journal(folder)  # raises the error that fits: no such folder, not a folder, unreadable journal
-    compare.read_document(folder / "compare.json")  # a bad one stops us before any run's report is rewritten
+    document = compare.read_document(folder / "compare.json")  # a bad one: no run's report is rewritten
     failed = []
     for run in sorted(p for p in folder.iterdir() if is_run(p)):
         try:
             html_report.write_run_report(run)
         except LabError as exc:  # one bad run must not keep the others' reports from being rebuilt
             failed.append(f"{run.name}: {exc}")
-    path = html_report.write_compare_report(folder)
+    path = html_report.write_compare_report(folder, document=document)
     out.print(f"report: {path}", markup=False, soft_wrap=True)
     if failed:
         raise LabError(f"{len(failed)} run report(s) not rebuilt: " + "; ".join(failed))

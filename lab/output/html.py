@@ -197,10 +197,14 @@ def _compare_title(txt: Path) -> str:
     return first[0].strip() if first else "comparison"
 
 
-def write_compare_report(folder: Path, title: str | None = None) -> Path:
+def write_compare_report(
+    folder: Path, title: str | None = None, document: list[dict[str, Any]] | dict[str, Any] | None = None
+) -> Path:
     """compare.html from compare.json and the run folders beside it. `title` defaults to compare.txt's
-    first line, so a rebuilt page keeps the table's title."""
-    document = compare.read_document(folder / "compare.json")
+    first line, so a rebuilt page keeps the table's title; `document` is compare.json as the caller
+    already read and checked it (compare.read_document), else it is read here."""
+    if document is None:
+        document = compare.read_document(folder / "compare.json")
     if title is None:
         title = _compare_title(folder / "compare.txt")
     tables, lines = compare_tables(document, title)
